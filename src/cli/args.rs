@@ -1,0 +1,43 @@
+//! Argument types shared by several commands.
+
+use std::io::Read;
+
+use crate::error::{Error, Result};
+use crate::input::{self, MAX_JSON_BYTES};
+
+/// Reads a JSON-object argument: inline text, `@path` for a file, or `-` for stdin.
+/// `stdin_used` makes sure only one argument reads stdin.
+pub fn json_object(
+    what: &str,
+    raw: Option<&str>,
+    stdin: &mut dyn Read,
+    stdin_used: &mut bool,
+) -> Result<Option<serde_json::Value>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = if raw == "-" {
+        if *stdin_used {
+            return Err(Error::usage(format!(
+                "{what}: only one argument can read standard input (-)"
+            )));
+        }
+        *stdin_used = true;
+        read_limited(what, stdin, "standard input")?
+    } else if let Some(path) = raw.strip_prefix('@') {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::usage(format!("{what}: cannot read {path}: {e}")))?;
+        read_limited(what, &mut std::io::BufReader::new(file), path)?
+    } else {
+        raw.to_string()
+    };
+    input::parse_json_object(what, &text).map(Some)
+}
+
+/// Reads at most one byte over the limit, so an endless stream cannot exhaust memory.
+fn read_limited(what: &str, reader: &mut dyn Read, source: &str) -> Result<String> {
+    let mut buf = Vec::new();
+    reader
+        .take(MAX_JSON_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::usage(format!("{what}: cannot read {source}: {e}")))?;
+    String::from_utf8(buf).map_err(|_| Error::usage(format!("{what}: {source} is not UTF-8")))
+}

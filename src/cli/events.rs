@@ -1,0 +1,68 @@
+//! emit-event.
+
+use std::io::Read;
+
+use clap::Args;
+use uuid::Uuid;
+
+use super::args::json_object;
+use super::output;
+use super::Ctx;
+use crate::error::Result;
+use crate::events;
+
+/// Record a fact other agents and operators can react to
+///
+/// Prints the event as JSON. With --dedupe-key, at most one event per (namespace, topic,
+/// key) is ever stored: emitting it again prints the first one with "deduped": true.
+/// Listeners on the events_inserted channel are notified.
+#[derive(Debug, Args)]
+#[command(after_help = EMIT_EXAMPLES)]
+pub struct EmitEventArgs {
+    /// Namespace
+    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
+    namespace: String,
+
+    /// Dotted topic, e.g. security.review.completed
+    #[arg(long)]
+    topic: String,
+
+    /// Agent emitting the event
+    #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
+    source_agent: Option<String>,
+
+    /// Job the fact came from
+    #[arg(long, value_name = "UUID")]
+    source_job_id: Option<Uuid>,
+
+    /// At most one event per (namespace, topic, key)
+    #[arg(long, value_name = "KEY")]
+    dedupe_key: Option<String>,
+
+    /// The fact: JSON object, @FILE or - for stdin
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    payload: String,
+}
+
+const EMIT_EXAMPLES: &str = "\
+Examples:
+  agentbus emit-event --topic security.review.completed --source-agent security \\
+      --source-job-id \"$AGENTBUS_JOB_ID\" \\
+      --payload '{\"risk\":\"low\",\"summary\":\"No blocking issues found.\"}'
+  agentbus emit-event --topic deploy.finished --dedupe-key deploy:v1.4.2 --payload @deploy.json";
+
+pub fn emit(ctx: &mut Ctx, a: EmitEventArgs, stdin: &mut dyn Read) -> Result<String> {
+    let mut stdin_used = false;
+    let payload = json_object("--payload", Some(&a.payload), stdin, &mut stdin_used)?
+        .unwrap_or_else(|| serde_json::json!({}));
+    let params = events::EmitParams {
+        namespace: a.namespace,
+        topic: a.topic,
+        source_agent: a.source_agent,
+        source_job_id: a.source_job_id,
+        dedupe_key: a.dedupe_key,
+        payload,
+    };
+    let event = events::emit(ctx.db()?, &params)?;
+    output::json(&event)
+}

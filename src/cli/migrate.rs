@@ -1,0 +1,78 @@
+//! migrate.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::output::{self, Format};
+use super::Ctx;
+use crate::db::SessionSettings;
+use crate::error::Result;
+use crate::migrate::{self, MigrationState};
+
+/// Apply the database migrations this agentbus carries
+///
+/// Applies every pending migration in order, each in its own transaction, under an advisory
+/// lock (concurrent runs wait, then find nothing to do). Running it again prints "up to
+/// date". Refuses with exit 78 when an applied migration was edited afterwards, or when the
+/// database is newer than this binary. Safe to run at every deploy.
+#[derive(Debug, Args)]
+#[command(after_help = MIGRATE_EXAMPLES)]
+pub struct MigrateArgs {
+    /// List the migrations as applied or pending, and change nothing
+    #[arg(long)]
+    status: bool,
+}
+
+const MIGRATE_EXAMPLES: &str = "\
+Examples:
+  export DATABASE_URL=$(scripts/pg-local.sh)
+  agentbus migrate
+  agentbus migrate --status";
+
+pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
+    let settings = SessionSettings {
+        application_name: "agentbus/migrate".into(),
+        statement_timeout: None,
+        lock_timeout: Some(Duration::from_secs(300)),
+    };
+    let format = ctx.format();
+    let client = ctx.db_with(settings)?;
+    if a.status {
+        let lines = migrate::status(client)?;
+        return match format {
+            Format::Json => output::json(&lines),
+            Format::Table => Ok(output::table(
+                &["version", "name", "state", "applied_at", "checksum"],
+                lines.iter().map(|l| {
+                    vec![
+                        format!("{:04}", l.version),
+                        l.name.clone(),
+                        match l.state {
+                            MigrationState::Applied => "applied".into(),
+                            MigrationState::Pending => "pending".into(),
+                        },
+                        output::time_opt(l.applied_at),
+                        l.checksum.get(..12).unwrap_or(&l.checksum).to_string(),
+                    ]
+                }),
+            )),
+        };
+    }
+    let report = migrate::migrate(client)?;
+    match format {
+        Format::Json => output::json(&report),
+        Format::Table => {
+            let mut text = String::new();
+            for m in &report.applied {
+                text.push_str(&format!("applied {:04}_{}\n", m.version, m.name));
+            }
+            if report.up_to_date {
+                text.push_str(&format!("up to date (schema version {})\n", report.version));
+            } else {
+                text.push_str(&format!("schema version {}\n", report.version));
+            }
+            Ok(text)
+        }
+    }
+}

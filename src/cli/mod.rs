@@ -1,0 +1,303 @@
+//! The `agentbus` command line: clap definitions, dispatch, rendering, exit codes.
+//!
+//! This layer only parses, calls one library function, and renders. Stdout carries only
+//! the command's document (JSON, or a table on a terminal); everything else goes to stderr.
+
+mod args;
+mod events;
+mod jobs;
+pub mod man;
+mod migrate;
+mod output;
+mod standing_orders;
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+
+use crate::db::{self, DbConfig, SessionSettings};
+use crate::error::{Error, ErrorKind, Result};
+
+pub use output::Format;
+
+/// Root help text shared by `agentbus --help` and agentbus(1).
+pub(crate) const ROOT_AFTER_HELP: &str = "\
+Examples:
+  agentbus migrate
+  agentbus enqueue-job --target-agent security --subject review_new_dependency \\
+      --payload '{\"package\":\"fastapi\"}' --dedupe-key dep:fastapi:0.116.0
+  agentbus list-jobs --status queued --agent security
+  agentbus complete-job \"$AGENTBUS_JOB_ID\" --lease-token \"$AGENTBUS_LEASE_TOKEN\" --summary 'done'
+
+Exit status:
+  0   success
+  1   failure (unexpected error)
+  2   usage: bad flags, bad JSON, bad uuid, value out of range
+  3   not found: the job or run named does not exist
+  4   conflict: illegal state transition, stale lease token, lease lost
+  75  temporary: database unreachable, timeout, serialization failure; retry the same command
+  78  configuration: DATABASE_URL missing, schema not migrated, migration edited
+
+Environment:
+  DATABASE_URL           PostgreSQL connection string (else the libpq PGHOST, PGPORT,
+                         PGUSER, PGPASSWORD, PGDATABASE variables)
+  AGENTBUS_NAMESPACE     default --namespace (default: default)
+  AGENTBUS_AGENT         the calling agent: default --source-agent, recorded as the actor
+  AGENTBUS_JOB_ID        default job id of complete-job, block-job, fail-job,
+                         mark-running-job and renew-job-lease (set by the supervisor)
+  AGENTBUS_LEASE_TOKEN   default --lease-token for the job named by AGENTBUS_JOB_ID
+
+Output:
+  Commands that write print the resulting row as one JSON object (field names are the
+  column names; times are RFC 3339 UTC), so `jq -r .id` works. Commands that read print a
+  table on a terminal and JSON otherwise (--format overrides). Errors are one line on
+  stderr: `agentbus: error: <what>: <why>`.";
+
+/// A durable work ledger for fleets of AI agents, in PostgreSQL.
+///
+/// Agents call agentbus to enqueue follow-up work, emit facts, and close the job they were
+/// woken for; operators use it to migrate, inspect and list; cron scripts record standing
+/// orders. Every write is one transaction, and every state change is guarded and recorded.
+#[derive(Debug, Parser)]
+#[command(
+    name = "agentbus",
+    version,
+    max_term_width = 100,
+    after_long_help = ROOT_AFTER_HELP,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Output format: table (terminal default) or json (default when stdout is not a terminal)
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Migrate(migrate::MigrateArgs),
+    EnqueueJob(jobs::EnqueueJobArgs),
+    EmitEvent(events::EmitEventArgs),
+    MarkRunningJob(jobs::MarkRunningJobArgs),
+    CompleteJob(jobs::CompleteJobArgs),
+    BlockJob(jobs::BlockJobArgs),
+    FailJob(jobs::FailJobArgs),
+    RenewJobLease(jobs::RenewJobLeaseArgs),
+    ClaimJobs(jobs::ClaimJobsArgs),
+    RequeueExpired(jobs::RequeueExpiredArgs),
+    ShowJob(jobs::ShowJobArgs),
+    ListJobs(jobs::ListJobsArgs),
+    StartStandingOrder(standing_orders::StartStandingOrderArgs),
+    FinishStandingOrder(standing_orders::FinishStandingOrderArgs),
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Migrate(_) => "migrate",
+            Command::EnqueueJob(_) => "enqueue-job",
+            Command::EmitEvent(_) => "emit-event",
+            Command::MarkRunningJob(_) => "mark-running-job",
+            Command::CompleteJob(_) => "complete-job",
+            Command::BlockJob(_) => "block-job",
+            Command::FailJob(_) => "fail-job",
+            Command::RenewJobLease(_) => "renew-job-lease",
+            Command::ClaimJobs(_) => "claim-jobs",
+            Command::RequeueExpired(_) => "requeue-expired",
+            Command::ShowJob(_) => "show-job",
+            Command::ListJobs(_) => "list-jobs",
+            Command::StartStandingOrder(_) => "start-standing-order",
+            Command::FinishStandingOrder(_) => "finish-standing-order",
+        }
+    }
+}
+
+/// What a command needs from its surroundings: the environment, the output format, and a
+/// database connection opened on first use.
+pub struct Ctx {
+    env: Box<dyn Fn(&str) -> Option<String>>,
+    command: &'static str,
+    format: Format,
+    client: Option<postgres::Client>,
+}
+
+impl Ctx {
+    /// Reads an environment variable (empty counts as unset).
+    pub fn env(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|v| !v.is_empty())
+    }
+
+    /// The resolved output format for read commands.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The database connection, opened on first use.
+    pub fn db(&mut self) -> Result<&mut postgres::Client> {
+        self.db_with(SessionSettings::cli(self.command))
+    }
+
+    /// The database connection with specific session settings, opened on first use.
+    pub fn db_with(&mut self, settings: SessionSettings) -> Result<&mut postgres::Client> {
+        if self.client.is_none() {
+            let config = DbConfig::from_lookup(|k| self.env(k))?;
+            self.client = Some(db::connect(&config, &settings)?);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| Error::failure("database connection unavailable"))
+    }
+
+    /// Who is acting, for the history: `AGENTBUS_AGENT`, else `operator:$USER`.
+    pub fn actor(&self) -> String {
+        self.env("AGENTBUS_AGENT").unwrap_or_else(|| {
+            format!(
+                "operator:{}",
+                self.env("USER")
+                    .or_else(|| self.env("LOGNAME"))
+                    .unwrap_or_else(|| "unknown".into())
+            )
+        })
+    }
+}
+
+/// Runs the CLI with `argv`, writing to `stdout`/`stderr`, and returns the exit code.
+///
+/// `env` looks up environment variables (the binary passes `std::env::var`), `stdout_is_tty`
+/// decides the default format of read commands.
+pub fn run(
+    argv: Vec<String>,
+    env: Box<dyn Fn(&str) -> Option<String>>,
+    stdin: &mut dyn std::io::Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+    stdout_is_tty: bool,
+) -> u8 {
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(err) => return clap_error(err, &argv, stdout, stderr),
+    };
+    let format = cli.format.unwrap_or(if stdout_is_tty {
+        Format::Table
+    } else {
+        Format::Json
+    });
+    let json_errors = cli.format == Some(Format::Json);
+    let command = cli.command.name();
+    let mut ctx = Ctx {
+        env,
+        command,
+        format,
+        client: None,
+    };
+    let result = dispatch(&mut ctx, cli.command, stdin);
+    match result {
+        Ok(text) => {
+            if let Err(e) = write_all(stdout, &text) {
+                // A closed pipe (e.g. `| head`) is not worth more than a quiet failure.
+                let _ = writeln!(stderr, "agentbus: error: writing output: {e}");
+                return ErrorKind::Failure.exit_code();
+            }
+            0
+        }
+        Err(err) => {
+            report(stderr, command, &err, json_errors);
+            err.kind.exit_code()
+        }
+    }
+}
+
+fn write_all(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+fn dispatch(ctx: &mut Ctx, command: Command, stdin: &mut dyn std::io::Read) -> Result<String> {
+    match command {
+        Command::Migrate(a) => migrate::run(ctx, a),
+        Command::EnqueueJob(a) => jobs::enqueue(ctx, a, stdin),
+        Command::EmitEvent(a) => events::emit(ctx, a, stdin),
+        Command::MarkRunningJob(a) => jobs::mark_running(ctx, a, stdin),
+        Command::CompleteJob(a) => jobs::complete(ctx, a, stdin),
+        Command::BlockJob(a) => jobs::block(ctx, a, stdin),
+        Command::FailJob(a) => jobs::fail(ctx, a, stdin),
+        Command::RenewJobLease(a) => jobs::renew(ctx, a),
+        Command::ClaimJobs(a) => jobs::claim(ctx, a),
+        Command::RequeueExpired(a) => jobs::requeue(ctx, a),
+        Command::ShowJob(a) => jobs::show(ctx, a),
+        Command::ListJobs(a) => jobs::list(ctx, a),
+        Command::StartStandingOrder(a) => standing_orders::start(ctx, a),
+        Command::FinishStandingOrder(a) => standing_orders::finish(ctx, a, stdin),
+    }
+}
+
+/// Prints the one-line error (and the hint, and a JSON object with `--format json`).
+fn report(stderr: &mut dyn Write, command: &str, err: &Error, json: bool) {
+    let _ = writeln!(stderr, "agentbus: error: {command}: {}", err.message);
+    if let Some(hint) = &err.hint {
+        let _ = writeln!(stderr, "agentbus: hint: {hint}");
+    }
+    if json {
+        let doc = serde_json::json!({
+            "error": {
+                "command": command,
+                "kind": err.kind,
+                "exit_code": err.kind.exit_code(),
+                "message": err.message,
+                "hint": err.hint,
+            }
+        });
+        let _ = writeln!(stderr, "{doc}");
+    }
+}
+
+/// Help and version go to stdout with exit 0; parse errors become one error line, exit 2.
+fn clap_error(
+    err: clap::Error,
+    argv: &[String],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
+    use clap::error::ErrorKind as K;
+    match err.kind() {
+        K::DisplayHelp | K::DisplayVersion => {
+            let _ = write!(stdout, "{}", err.render());
+            0
+        }
+        K::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = write!(stderr, "{}", err.render());
+            ErrorKind::Usage.exit_code()
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            let root = <Cli as clap::CommandFactory>::command();
+            let sub = argv
+                .iter()
+                .skip(1)
+                .find(|a| root.find_subcommand(a.as_str()).is_some())
+                .map(String::as_str)
+                .unwrap_or("");
+            let _ = writeln!(stderr, "agentbus: error: {first}");
+            let _ = writeln!(
+                stderr,
+                "agentbus: hint: see `agentbus {}--help`",
+                if sub.is_empty() {
+                    String::new()
+                } else {
+                    format!("{sub} ")
+                }
+            );
+            ErrorKind::Usage.exit_code()
+        }
+    }
+}

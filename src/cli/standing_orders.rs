@@ -1,0 +1,137 @@
+//! start-standing-order, finish-standing-order.
+
+use std::io::Read;
+
+use clap::Args;
+use uuid::Uuid;
+
+use super::args::json_object;
+use super::output;
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::input::TimeArg;
+use crate::standing_orders::{self, RunStatus};
+
+/// Record that a standing-order occurrence started
+///
+/// One run exists per (namespace, agent, order, scheduled time): starting the same
+/// occurrence again prints the same run. Prints the run as JSON; keep its id to finish it.
+#[derive(Debug, Args)]
+#[command(after_help = START_EXAMPLES)]
+pub struct StartStandingOrderArgs {
+    /// Namespace
+    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
+    namespace: String,
+
+    /// Agent whose duty this is
+    #[arg(long, value_name = "AGENT")]
+    agent_id: String,
+
+    /// The standing order's name
+    #[arg(long, value_name = "NAME")]
+    order_name: String,
+
+    /// The occurrence this run is for (RFC 3339), e.g. the cron slot 2026-04-15T18:00:00Z
+    #[arg(long, value_name = "TIME")]
+    scheduled_for: String,
+
+    /// What fired it: cron, supervisor, manual
+    #[arg(long, default_value = "cron", value_name = "SOURCE")]
+    trigger_source: String,
+
+    /// OpenClaw cron job id
+    #[arg(long, value_name = "ID")]
+    cron_job_id: Option<String>,
+
+    /// OpenClaw task or run reference
+    #[arg(long, value_name = "REF")]
+    openclaw_task_ref: Option<String>,
+
+    /// OpenClaw session key
+    #[arg(long, value_name = "KEY")]
+    openclaw_session_key: Option<String>,
+}
+
+const START_EXAMPLES: &str = "\
+Examples:
+  RUN_ID=$(agentbus start-standing-order --agent-id auditor --order-name lease_reaper \\
+      --scheduled-for 2026-04-15T18:00:00Z | jq -r .id)
+  agentbus finish-standing-order \"$RUN_ID\" --status completed \\
+      --summary 'Requeued 2 expired jobs, found 0 cron gaps.' --evidence '{\"requeued\":2,\"gaps\":0}'";
+
+pub fn start(ctx: &mut Ctx, a: StartStandingOrderArgs) -> Result<String> {
+    let scheduled_for = match TimeArg::parse(&a.scheduled_for)? {
+        TimeArg::At(at) => at,
+        TimeArg::FromNow(_) => {
+            return Err(Error::usage(format!(
+                "--scheduled-for: {:?} must be an RFC 3339 time (the occurrence), e.g. 2026-04-15T18:00:00Z",
+                a.scheduled_for
+            )))
+        }
+    };
+    let params = standing_orders::StartParams {
+        namespace: a.namespace,
+        agent_id: a.agent_id,
+        order_name: a.order_name,
+        trigger_source: a.trigger_source,
+        cron_job_id: a.cron_job_id,
+        scheduled_for,
+        openclaw_task_ref: a.openclaw_task_ref,
+        openclaw_session_key: a.openclaw_session_key,
+    };
+    let run = standing_orders::start(ctx.db()?, &params)?;
+    output::json(&run)
+}
+
+/// Record how a standing-order occurrence ended
+///
+/// no_work means "ran and found nothing to do", which is different from missed ("did not
+/// run"). A started run is finished once; repeating the same status prints it unchanged, a
+/// different status exits 4.
+#[derive(Debug, Args)]
+#[command(after_help = START_EXAMPLES)]
+pub struct FinishStandingOrderArgs {
+    /// The run id printed by start-standing-order
+    #[arg(value_name = "RUN_ID")]
+    run_id: Uuid,
+
+    /// no_work, completed, blocked, failed, skipped or missed
+    #[arg(long, value_parser = parse_finished)]
+    status: RunStatus,
+
+    /// One line: what the run found or did
+    #[arg(long)]
+    summary: Option<String>,
+
+    /// Evidence: JSON object, @FILE or - for stdin
+    #[arg(long, value_name = "JSON")]
+    evidence: Option<String>,
+
+    /// OpenClaw task or run reference
+    #[arg(long, value_name = "REF")]
+    openclaw_task_ref: Option<String>,
+
+    /// OpenClaw session key
+    #[arg(long, value_name = "KEY")]
+    openclaw_session_key: Option<String>,
+}
+
+fn parse_finished(s: &str) -> std::result::Result<RunStatus, String> {
+    match s.parse::<RunStatus>() {
+        Ok(st) if st != RunStatus::Started => Ok(st),
+        _ => Err("expected one of: no_work, completed, blocked, failed, skipped, missed".into()),
+    }
+}
+
+pub fn finish(ctx: &mut Ctx, a: FinishStandingOrderArgs, stdin: &mut dyn Read) -> Result<String> {
+    let mut stdin_used = false;
+    let params = standing_orders::FinishParams {
+        status: a.status,
+        summary: a.summary,
+        evidence: json_object("--evidence", a.evidence.as_deref(), stdin, &mut stdin_used)?,
+        openclaw_task_ref: a.openclaw_task_ref,
+        openclaw_session_key: a.openclaw_session_key,
+    };
+    let run = standing_orders::finish(ctx.db()?, a.run_id, &params)?;
+    output::json(&run)
+}

@@ -1,0 +1,151 @@
+//! Connecting to PostgreSQL: where the connection settings come from, the session settings
+//! every agentbus connection carries, and the helpers commands use to run one transaction.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// How long a statement may run, and how long a lock may be waited for, in a CLI call.
+/// An agent's call must fail fast (exit 75, safe to retry) rather than hang its run.
+pub const CLI_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// See [`CLI_STATEMENT_TIMEOUT`].
+pub const CLI_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection attempt may take before the call gives up (exit 75).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where to connect, resolved from `DATABASE_URL` or the libpq `PG*` variables.
+#[derive(Clone)]
+pub struct DbConfig {
+    config: postgres::Config,
+}
+
+impl std::fmt::Debug for DbConfig {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("host", &self.config.get_hosts())
+            .field("port", &self.config.get_ports())
+            .field("user", &self.config.get_user())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DbConfig {
+    /// Parses a libpq connection string or `postgres://` URL.
+    pub fn parse(url: &str) -> Result<Self> {
+        let config: postgres::Config = url.parse().map_err(|_| {
+            // The parser's message can quote the input, which may hold a password.
+            Error::config("DATABASE_URL is not a valid PostgreSQL connection string")
+                .with_hint("expected e.g. postgresql://user@127.0.0.1:5432/agentbus")
+        })?;
+        Ok(DbConfig { config })
+    }
+
+    /// Resolves the connection from the environment, given a lookup function:
+    /// `DATABASE_URL` first; else the libpq variables `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`; else a configuration error.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        if let Some(url) = lookup("DATABASE_URL").filter(|v| !v.trim().is_empty()) {
+            return DbConfig::parse(&url);
+        }
+        let host = lookup("PGHOST");
+        let database = lookup("PGDATABASE");
+        if host.is_none() && database.is_none() {
+            return Err(Error::config("DATABASE_URL is not set").with_hint(
+                "export DATABASE_URL=postgresql://USER@HOST:5432/DB (or PGHOST/PGDATABASE); \
+                 scripts/pg-local.sh prints one for this machine",
+            ));
+        }
+        let mut config = postgres::Config::new();
+        config.host(host.as_deref().unwrap_or("localhost"));
+        if let Some(port) = lookup("PGPORT") {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| Error::config(format!("PGPORT is not a port number: {port:?}")))?;
+            config.port(port);
+        }
+        let user = lookup("PGUSER")
+            .or_else(|| lookup("USER"))
+            .unwrap_or_else(|| "postgres".to_string());
+        config.user(&user);
+        if let Some(password) = lookup("PGPASSWORD") {
+            config.password(password);
+        }
+        config.dbname(database.as_deref().unwrap_or(&user));
+        Ok(DbConfig { config })
+    }
+
+    /// The database name, for messages.
+    pub fn dbname(&self) -> Option<&str> {
+        self.config.get_dbname()
+    }
+}
+
+/// Session settings for one connection.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Shown in `pg_stat_activity.application_name`, e.g. `agentbus/complete-job`.
+    pub application_name: String,
+    /// `statement_timeout`; `None` disables it.
+    pub statement_timeout: Option<Duration>,
+    /// `lock_timeout`; `None` disables it.
+    pub lock_timeout: Option<Duration>,
+}
+
+impl SessionSettings {
+    /// The settings for a short CLI call named `command`.
+    pub fn cli(command: &str) -> Self {
+        SessionSettings {
+            application_name: format!("agentbus/{command}"),
+            statement_timeout: Some(CLI_STATEMENT_TIMEOUT),
+            lock_timeout: Some(CLI_LOCK_TIMEOUT),
+        }
+    }
+}
+
+/// Opens a connection with the session settings in the startup packet (no extra round
+/// trips): UTC time zone, timeouts, and the application name.
+pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Client> {
+    let mut config = db.config.clone();
+    config.application_name(&settings.application_name);
+    config.connect_timeout(CONNECT_TIMEOUT);
+    let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis());
+    config.options(&format!(
+        "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=60000",
+        ms(settings.statement_timeout),
+        ms(settings.lock_timeout),
+    ));
+    #[allow(clippy::disallowed_methods)] // the one sanctioned connect
+    let client = config.connect(postgres::NoTls)?;
+    Ok(client)
+}
+
+/// Sets who is acting and why for the rest of the transaction; the job history trigger
+/// records both with every status change.
+pub fn set_actor(
+    tx: &mut impl postgres::GenericClient,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "select set_config('agentbus.actor', $1, true), set_config('agentbus.reason', $2, true)",
+        &[&actor, &reason.unwrap_or("")],
+    )?;
+    Ok(())
+}
+
+/// Decodes a `to_jsonb(row)` column into a typed row.
+pub fn decode<T: serde::de::DeserializeOwned>(row: &postgres::Row, column: &str) -> Result<T> {
+    let value: serde_json::Value = row.try_get(column)?;
+    serde_json::from_value(value)
+        .map_err(|e| Error::failure(format!("unexpected row shape in column {column}: {e}")))
+}
+
+/// Decodes every row's `to_jsonb(row)` column.
+pub fn decode_all<T: serde::de::DeserializeOwned>(
+    rows: &[postgres::Row],
+    column: &str,
+) -> Result<Vec<T>> {
+    rows.iter().map(|r| decode(r, column)).collect()
+}

@@ -1,0 +1,1120 @@
+//! Jobs: enqueue, claim, the agent's closing calls, lease renewal and recovery, reads.
+//!
+//! # States
+//!
+//! ```text
+//! waiting ──(all dependencies succeeded)──> queued ──claim──> leased ──mark-running──> running
+//! awaiting_approval ──(approved)──> queued | waiting
+//! leased | running ──complete──> succeeded
+//! leased | running ──block──> blocked            (reason required)
+//! leased | running ──fail --retry-seconds N──> queued (after N s)   or dead when attempts are used up
+//! leased | running ──fail──> dead
+//! leased | running ──lease expired──> queued (backoff) | dead      (requeue_expired_jobs)
+//! waiting ──(a dependency ended dead or cancelled)──> blocked
+//! ```
+//!
+//! `succeeded`, `dead` and `cancelled` are terminal. Every transition is guarded in SQL
+//! (`... where status in (...)`) after the row is locked, and recorded in `job_history` by
+//! trigger. A call that is not legal from the job's current state is a conflict (exit 4)
+//! and writes nothing.
+//!
+//! # Fencing
+//!
+//! Each claim issues a fresh `lease_token`. The closing calls accept the token (and the
+//! attempt number); when given and not current, the call is refused as a conflict, the job
+//! is left untouched, and the stale call is appended to the presenting attempt's
+//! `stale_calls`. Repeating a successful close with the same token (for example after a
+//! timeout hid the first answer) returns the job unchanged instead of failing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::{decode, decode_all, set_actor};
+use crate::error::{Error, Result};
+use crate::input::{check_optional_text, check_required_text, SinceArg, TimeArg};
+
+/// Lifecycle state of a job (the `job_status` enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Claimable once `run_after` has passed.
+    Queued,
+    /// Claimed by a supervisor; the agent is not yet running.
+    Leased,
+    /// The agent is working on it.
+    Running,
+    /// The agent cannot proceed; `blocked_reason` says why.
+    Blocked,
+    /// Done.
+    Succeeded,
+    /// Kept for compatibility; jobs do not rest in this state (a failed attempt requeues or kills).
+    Failed,
+    /// Out of attempts, or failed without a retry.
+    Dead,
+    /// Dependencies have not all succeeded.
+    Waiting,
+    /// Held for an operator's approval.
+    AwaitingApproval,
+    /// Cancelled by an operator.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobStatus; 10] = [
+        JobStatus::Waiting,
+        JobStatus::AwaitingApproval,
+        JobStatus::Queued,
+        JobStatus::Leased,
+        JobStatus::Running,
+        JobStatus::Blocked,
+        JobStatus::Failed,
+        JobStatus::Succeeded,
+        JobStatus::Dead,
+        JobStatus::Cancelled,
+    ];
+
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Leased => "leased",
+            JobStatus::Running => "running",
+            JobStatus::Blocked => "blocked",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Dead => "dead",
+            JobStatus::Waiting => "waiting",
+            JobStatus::AwaitingApproval => "awaiting_approval",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether nothing but an operator's retry moves the job on.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Dead | JobStatus::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                Error::usage(format!(
+                    "unknown job status {s:?} (one of: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// State of one attempt (the `attempt_status` enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    /// Claimed, agent not yet running.
+    Leased,
+    /// Agent running.
+    Running,
+    /// Closed with complete-job.
+    Succeeded,
+    /// Closed with block-job.
+    Blocked,
+    /// Closed with fail-job, or failed by the supervisor.
+    Failed,
+    /// The lease ran out before the job was closed.
+    TimedOut,
+    /// Cancelled.
+    Cancelled,
+}
+
+/// A row of `jobs`. Field names are the column names.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: Uuid,
+    pub namespace: String,
+    pub parent_job_id: Option<Uuid>,
+    pub flow_key: Option<String>,
+    pub correlation_key: Option<String>,
+    pub source_agent: Option<String>,
+    pub target_agent: String,
+    pub job_type: String,
+    pub subject: String,
+    pub priority: i32,
+    pub dedupe_key: Option<String>,
+    pub payload: Value,
+    pub state: Value,
+    pub result: Value,
+    pub summary: Option<String>,
+    pub status: JobStatus,
+    pub run_after: DateTime<Utc>,
+    pub lease_owner: Option<String>,
+    pub leased_until: Option<DateTime<Utc>>,
+    pub lease_token: Option<Uuid>,
+    pub attempt_count: i32,
+    pub max_attempts: i32,
+    pub blocked_reason: Option<String>,
+    pub last_error: Option<String>,
+    pub requires_approval: bool,
+    pub openclaw_task_ref: Option<String>,
+    pub openclaw_session_key: Option<String>,
+    pub openclaw_meta: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A row of `job_attempts`.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub id: i64,
+    pub job_id: Uuid,
+    pub attempt_no: i32,
+    pub dispatcher_id: Option<String>,
+    pub status: AttemptStatus,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+    pub openclaw_task_ref: Option<String>,
+    pub openclaw_session_key: Option<String>,
+    pub response: Value,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub lease_token: Option<Uuid>,
+    pub stale_calls: Value,
+}
+
+/// A row of `job_history`: one status change.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub job_id: Uuid,
+    pub namespace: String,
+    pub from_status: Option<JobStatus>,
+    pub to_status: JobStatus,
+    pub attempt_no: i32,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What to enqueue.
+#[derive(Debug, Clone)]
+pub struct EnqueueParams {
+    /// A caller-chosen id (so a script can know it before enqueuing); generated if `None`.
+    pub id: Option<Uuid>,
+    /// Namespace (a fleet or tenant).
+    pub namespace: String,
+    /// The job that asked for this one.
+    pub parent_job_id: Option<Uuid>,
+    /// Groups the jobs of one flow.
+    pub flow_key: Option<String>,
+    /// Ties jobs to an outside thing (`opportunity:42`, a ticket).
+    pub correlation_key: Option<String>,
+    /// The agent asking.
+    pub source_agent: Option<String>,
+    /// The agent that should do it.
+    pub target_agent: String,
+    /// `reactive`, `scheduled`, `proactive`, ...
+    pub job_type: String,
+    /// What to do, in a few words.
+    pub subject: String,
+    /// 1 (lowest) to 1000 (highest).
+    pub priority: i32,
+    /// At most one active job per (namespace, target agent, dedupe key).
+    pub dedupe_key: Option<String>,
+    /// Input document (an object).
+    pub payload: Value,
+    /// Working state document (an object).
+    pub state: Value,
+    /// Not claimable before this.
+    pub run_after: Option<TimeArg>,
+    /// Attempts before the job goes dead.
+    pub max_attempts: i32,
+    /// Jobs that must succeed first.
+    pub depends_on: Vec<Uuid>,
+    /// Hold in `awaiting_approval` until an operator approves.
+    pub requires_approval: bool,
+    /// Who is enqueuing (recorded in the history).
+    pub actor: String,
+}
+
+/// The result of an enqueue: the job, and whether it already existed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enqueued {
+    /// The new job, or the existing active job with the same dedupe key.
+    #[serde(flatten)]
+    pub job: Job,
+    /// True when an active job with the same dedupe key was returned instead.
+    pub deduped: bool,
+}
+
+/// The statuses in which a dedupe key is held (must match `jobs_active_dedupe_idx`).
+const ACTIVE_STATUSES_SQL: &str =
+    "('queued', 'leased', 'running', 'blocked', 'failed', 'waiting', 'awaiting_approval')";
+
+/// Enqueues a job (one transaction). Dependencies are locked while the new job is written,
+/// so a dependency finishing at the same moment cannot leave it waiting forever.
+pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enqueued> {
+    validate_enqueue(p)?;
+    let mut tx = client.transaction()?;
+    set_actor(&mut tx, &p.actor, Some("enqueued"))?;
+
+    if let Some(id) = p.id {
+        if tx
+            .query_opt("select 1 from jobs where id = $1", &[&id])?
+            .is_some()
+        {
+            return Err(Error::conflict(format!(
+                "a job with id {id} already exists"
+            )));
+        }
+    }
+    if let Some(parent) = p.parent_job_id {
+        let row = tx
+            .query_opt("select namespace from jobs where id = $1", &[&parent])?
+            .ok_or_else(|| Error::not_found(format!("parent job {parent} not found")))?;
+        let ns: String = row.try_get(0)?;
+        if ns != p.namespace {
+            return Err(Error::usage(format!(
+                "parent job {parent} is in namespace {ns:?}, not {:?}",
+                p.namespace
+            )));
+        }
+    }
+
+    let mut deps = p.depends_on.clone();
+    deps.sort();
+    deps.dedup();
+    let (status, blocked_reason) = initial_status(&mut tx, p, &deps)?;
+
+    let (run_at, run_in) = split_time(p.run_after);
+    for _ in 0..3 {
+        let sql = format!(
+            "insert into jobs (id, namespace, parent_job_id, flow_key, correlation_key, source_agent,
+                               target_agent, job_type, subject, priority, dedupe_key, payload, state,
+                               status, run_after, max_attempts, requires_approval, blocked_reason)
+             values (coalesce($1, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                     $14::text::job_status,
+                     coalesce($15, now() + make_interval(secs => coalesce($16::float8, 0))),
+                     $17, $18, $19)
+             on conflict (namespace, target_agent, dedupe_key)
+               where dedupe_key is not null and status in {ACTIVE_STATUSES_SQL}
+             do nothing
+             returning to_jsonb(jobs.*) as row"
+        );
+        let inserted = tx.query_opt(
+            &sql,
+            &[
+                &p.id,
+                &p.namespace,
+                &p.parent_job_id,
+                &p.flow_key,
+                &p.correlation_key,
+                &p.source_agent,
+                &p.target_agent,
+                &p.job_type,
+                &p.subject,
+                &p.priority,
+                &p.dedupe_key,
+                &p.payload,
+                &p.state,
+                &status.as_str(),
+                &run_at,
+                &run_in,
+                &p.max_attempts,
+                &p.requires_approval,
+                &blocked_reason,
+            ],
+        )?;
+        if let Some(row) = inserted {
+            let job: Job = decode(&row, "row")?;
+            if !deps.is_empty() {
+                tx.execute(
+                    "insert into job_dependencies (job_id, depends_on_job_id)
+                     select $1, unnest($2::uuid[])",
+                    &[&job.id, &deps],
+                )?;
+            }
+            tx.commit()?;
+            return Ok(Enqueued {
+                job,
+                deduped: false,
+            });
+        }
+        // An active job holds the dedupe key: return it. If it finished between the insert
+        // and this read, the key is free again and the insert is retried.
+        let existing = tx.query_opt(
+            &format!(
+                "select to_jsonb(j.*) as row from jobs j
+                 where namespace = $1 and target_agent = $2 and dedupe_key = $3
+                   and status in {ACTIVE_STATUSES_SQL}"
+            ),
+            &[&p.namespace, &p.target_agent, &p.dedupe_key],
+        )?;
+        if let Some(row) = existing {
+            let job: Job = decode(&row, "row")?;
+            tx.commit()?;
+            return Ok(Enqueued { job, deduped: true });
+        }
+    }
+    Err(Error::temporary(
+        "the dedupe key kept changing hands while enqueuing",
+    ))
+}
+
+fn validate_enqueue(p: &EnqueueParams) -> Result<()> {
+    check_required_text("--namespace", &p.namespace)?;
+    check_required_text("--target-agent", &p.target_agent)?;
+    check_required_text("--job-type", &p.job_type)?;
+    check_required_text("--subject", &p.subject)?;
+    check_optional_text("--flow-key", p.flow_key.as_deref())?;
+    check_optional_text("--correlation-key", p.correlation_key.as_deref())?;
+    check_optional_text("--source-agent", p.source_agent.as_deref())?;
+    if let Some(key) = &p.dedupe_key {
+        check_required_text("--dedupe-key", key)?;
+    }
+    if !(1..=1000).contains(&p.priority) {
+        return Err(Error::usage(format!(
+            "--priority: {} is out of range (1 to 1000)",
+            p.priority
+        )));
+    }
+    if p.max_attempts < 1 {
+        return Err(Error::usage(format!(
+            "--max-attempts: {} must be at least 1",
+            p.max_attempts
+        )));
+    }
+    if let Some(id) = p.id {
+        if p.depends_on.contains(&id) {
+            return Err(Error::usage(format!("job {id} cannot depend on itself")));
+        }
+        if p.parent_job_id == Some(id) {
+            return Err(Error::usage(format!("job {id} cannot be its own parent")));
+        }
+    }
+    for (what, doc) in [("--payload", &p.payload), ("--state", &p.state)] {
+        if !doc.is_object() {
+            return Err(Error::usage(format!("{what}: expected a JSON object")));
+        }
+    }
+    Ok(())
+}
+
+/// Decides the new job's first state from its dependencies (locked `for share` so they
+/// cannot finish unseen while this transaction runs).
+fn initial_status(
+    tx: &mut postgres::Transaction<'_>,
+    p: &EnqueueParams,
+    deps: &[Uuid],
+) -> Result<(JobStatus, Option<String>)> {
+    let mut all_succeeded = true;
+    let mut ended: Option<(Uuid, JobStatus)> = None;
+    if !deps.is_empty() {
+        let rows = tx.query(
+            "select id, namespace, status::text as status from jobs
+             where id = any($1) order by id for share",
+            &[&deps],
+        )?;
+        if rows.len() != deps.len() {
+            let found: Vec<Uuid> = rows
+                .iter()
+                .filter_map(|r| r.try_get::<_, Uuid>("id").ok())
+                .collect();
+            let missing: Vec<String> = deps
+                .iter()
+                .filter(|d| !found.contains(d))
+                .map(Uuid::to_string)
+                .collect();
+            return Err(Error::not_found(format!(
+                "--depends-on: job {} not found",
+                missing.join(", ")
+            )));
+        }
+        for row in &rows {
+            let id: Uuid = row.try_get("id")?;
+            let ns: String = row.try_get("namespace")?;
+            if ns != p.namespace {
+                return Err(Error::usage(format!(
+                    "--depends-on: job {id} is in namespace {ns:?}, not {:?}",
+                    p.namespace
+                )));
+            }
+            let status: JobStatus = row.try_get::<_, String>("status")?.parse()?;
+            if status != JobStatus::Succeeded {
+                all_succeeded = false;
+            }
+            if matches!(status, JobStatus::Dead | JobStatus::Cancelled) && ended.is_none() {
+                ended = Some((id, status));
+            }
+        }
+    }
+    Ok(if p.requires_approval {
+        (JobStatus::AwaitingApproval, None)
+    } else if let Some((id, status)) = ended {
+        (
+            JobStatus::Blocked,
+            Some(format!("dependency {id} ended {status}")),
+        )
+    } else if all_succeeded {
+        (JobStatus::Queued, None)
+    } else {
+        (JobStatus::Waiting, None)
+    })
+}
+
+fn split_time(t: Option<TimeArg>) -> (Option<DateTime<Utc>>, Option<f64>) {
+    match t {
+        None => (None, None),
+        Some(TimeArg::At(at)) => (Some(at), None),
+        Some(TimeArg::FromNow(d)) => (None, Some(d.num_milliseconds() as f64 / 1000.0)),
+    }
+}
+
+/// The lease a closing call presents. Both fields optional; when given they must be current.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fence {
+    /// The token issued with the claim.
+    pub lease_token: Option<Uuid>,
+    /// The attempt number issued with the claim.
+    pub attempt: Option<i32>,
+}
+
+/// Who is calling, and as which command (recorded in history and stale-call notes).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The acting agent or operator.
+    pub actor: String,
+    /// The command name, e.g. `complete-job`.
+    pub command: &'static str,
+}
+
+/// What `complete-job` records.
+#[derive(Debug, Clone, Default)]
+pub struct CompleteParams {
+    /// Result document (an object); kept as is when `None`.
+    pub result: Option<Value>,
+    /// One-line summary of what was done.
+    pub summary: Option<String>,
+    /// OpenClaw task reference.
+    pub openclaw_task_ref: Option<String>,
+    /// OpenClaw session key.
+    pub openclaw_session_key: Option<String>,
+}
+
+/// What `block-job` records.
+#[derive(Debug, Clone, Default)]
+pub struct BlockParams {
+    /// Why the job cannot proceed (required, non-empty).
+    pub blocked_reason: String,
+    /// One-line summary.
+    pub summary: Option<String>,
+    /// Result document so far (an object).
+    pub result: Option<Value>,
+    /// OpenClaw task reference.
+    pub openclaw_task_ref: Option<String>,
+    /// OpenClaw session key.
+    pub openclaw_session_key: Option<String>,
+}
+
+/// What `fail-job` records.
+#[derive(Debug, Clone, Default)]
+pub struct FailParams {
+    /// The error (required, non-empty).
+    pub last_error: String,
+    /// One-line summary.
+    pub summary: Option<String>,
+    /// Result document so far (an object).
+    pub result: Option<Value>,
+    /// Retry after this many seconds (if attempts remain); without it the job goes dead.
+    pub retry_seconds: Option<i64>,
+}
+
+/// What `mark-running-job` records.
+#[derive(Debug, Clone, Default)]
+pub struct MarkRunningParams {
+    /// OpenClaw task reference (e.g. the hook's runId).
+    pub openclaw_task_ref: Option<String>,
+    /// OpenClaw session key.
+    pub openclaw_session_key: Option<String>,
+    /// OpenClaw metadata document (replaces the stored one when given).
+    pub openclaw_meta: Option<Value>,
+    /// One-line summary.
+    pub summary: Option<String>,
+}
+
+const LEASED_OR_RUNNING: &[JobStatus] = &[JobStatus::Leased, JobStatus::Running];
+
+/// Marks a leased job running (or updates a running job's references).
+pub fn mark_running(
+    client: &mut postgres::Client,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    p: &MarkRunningParams,
+) -> Result<Job> {
+    check_optional_text("--summary", p.summary.as_deref())?;
+    check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
+    check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
+    fenced(
+        client,
+        job_id,
+        fence,
+        caller,
+        LEASED_OR_RUNNING,
+        None,
+        Some("agent running"),
+        |tx, job| {
+            let row = tx.query_one(
+                "update jobs
+                 set status = 'running',
+                     openclaw_task_ref = coalesce($2, openclaw_task_ref),
+                     openclaw_session_key = coalesce($3, openclaw_session_key),
+                     openclaw_meta = coalesce($4, openclaw_meta),
+                     summary = coalesce($5, summary)
+                 where id = $1 and status in ('leased', 'running')
+                 returning to_jsonb(jobs.*) as row",
+                &[
+                    &job.id,
+                    &p.openclaw_task_ref,
+                    &p.openclaw_session_key,
+                    &p.openclaw_meta,
+                    &p.summary,
+                ],
+            )?;
+            tx.execute(
+                "update job_attempts
+                 set status = 'running',
+                     openclaw_task_ref = coalesce($3, openclaw_task_ref),
+                     openclaw_session_key = coalesce($4, openclaw_session_key)
+                 where job_id = $1 and attempt_no = $2 and finished_at is null",
+                &[
+                    &job.id,
+                    &job.attempt_count,
+                    &p.openclaw_task_ref,
+                    &p.openclaw_session_key,
+                ],
+            )?;
+            decode(&row, "row")
+        },
+    )
+}
+
+/// Closes a job as succeeded.
+pub fn complete(
+    client: &mut postgres::Client,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    p: &CompleteParams,
+) -> Result<Job> {
+    check_optional_text("--summary", p.summary.as_deref())?;
+    check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
+    check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
+    fenced(
+        client,
+        job_id,
+        fence,
+        caller,
+        LEASED_OR_RUNNING,
+        Some(JobStatus::Succeeded),
+        p.summary.as_deref().or(Some("completed")),
+        |tx, job| {
+            let row = tx.query_one(
+                "update jobs
+                 set status = 'succeeded',
+                     result = coalesce($2, result),
+                     summary = coalesce($3, summary),
+                     blocked_reason = null,
+                     last_error = null,
+                     lease_owner = null,
+                     leased_until = null,
+                     completed_at = now(),
+                     openclaw_task_ref = coalesce($4, openclaw_task_ref),
+                     openclaw_session_key = coalesce($5, openclaw_session_key)
+                 where id = $1 and status in ('leased', 'running')
+                 returning to_jsonb(jobs.*) as row",
+                &[
+                    &job.id,
+                    &p.result,
+                    &p.summary,
+                    &p.openclaw_task_ref,
+                    &p.openclaw_session_key,
+                ],
+            )?;
+            close_attempt(tx, job, "succeeded", p.summary.as_deref(), None)?;
+            decode(&row, "row")
+        },
+    )
+}
+
+/// Closes a job as blocked (the agent cannot proceed without something outside it).
+pub fn block(
+    client: &mut postgres::Client,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    p: &BlockParams,
+) -> Result<Job> {
+    check_required_text("--blocked-reason", &p.blocked_reason)?;
+    check_optional_text("--summary", p.summary.as_deref())?;
+    check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
+    check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
+    fenced(
+        client,
+        job_id,
+        fence,
+        caller,
+        LEASED_OR_RUNNING,
+        Some(JobStatus::Blocked),
+        Some(&p.blocked_reason),
+        |tx, job| {
+            let row = tx.query_one(
+                "update jobs
+                 set status = 'blocked',
+                     blocked_reason = $2,
+                     result = coalesce($3, result),
+                     summary = coalesce($4, summary),
+                     lease_owner = null,
+                     leased_until = null,
+                     openclaw_task_ref = coalesce($5, openclaw_task_ref),
+                     openclaw_session_key = coalesce($6, openclaw_session_key)
+                 where id = $1 and status in ('leased', 'running')
+                 returning to_jsonb(jobs.*) as row",
+                &[
+                    &job.id,
+                    &p.blocked_reason,
+                    &p.result,
+                    &p.summary,
+                    &p.openclaw_task_ref,
+                    &p.openclaw_session_key,
+                ],
+            )?;
+            close_attempt(
+                tx,
+                job,
+                "blocked",
+                p.summary.as_deref(),
+                Some(&p.blocked_reason),
+            )?;
+            decode(&row, "row")
+        },
+    )
+}
+
+/// Fails the current attempt: retries after `retry_seconds` while attempts remain,
+/// otherwise (or without `retry_seconds`) the job goes dead.
+pub fn fail(
+    client: &mut postgres::Client,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    p: &FailParams,
+) -> Result<Job> {
+    check_required_text("--last-error", &p.last_error)?;
+    check_optional_text("--summary", p.summary.as_deref())?;
+    if let Some(s) = p.retry_seconds {
+        if !(0..=31_536_000).contains(&s) {
+            return Err(Error::usage(format!(
+                "--retry-seconds: {s} is out of range (0 to 31536000, one year)"
+            )));
+        }
+    }
+    // A retry is only repeated idempotently when it would not have retried.
+    let idempotent = if p.retry_seconds.is_none() {
+        Some(JobStatus::Dead)
+    } else {
+        None
+    };
+    fenced(
+        client,
+        job_id,
+        fence,
+        caller,
+        LEASED_OR_RUNNING,
+        idempotent,
+        Some(&p.last_error),
+        |tx, job| {
+            let retry = p
+                .retry_seconds
+                .filter(|_| job.attempt_count < job.max_attempts);
+            let row = tx.query_one(
+                "update jobs
+                 set status = case when $2::int8 is null then 'dead'::job_status
+                                   else 'queued'::job_status end,
+                     last_error = $3,
+                     result = coalesce($4, result),
+                     summary = coalesce($5, summary),
+                     run_after = case when $2::int8 is null then run_after
+                                      else now() + make_interval(secs => $2::int8) end,
+                     completed_at = case when $2::int8 is null then now() else null end,
+                     lease_owner = null,
+                     leased_until = null,
+                     lease_token = case when $2::int8 is null then lease_token else null end
+                 where id = $1 and status in ('leased', 'running')
+                 returning to_jsonb(jobs.*) as row",
+                &[&job.id, &retry, &p.last_error, &p.result, &p.summary],
+            )?;
+            close_attempt(tx, job, "failed", p.summary.as_deref(), Some(&p.last_error))?;
+            decode(&row, "row")
+        },
+    )
+}
+
+/// Extends a leased or running job's lease to `lease_seconds` from now.
+pub fn renew_lease(
+    client: &mut postgres::Client,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    lease_seconds: i32,
+) -> Result<Job> {
+    if !(1..=86_400).contains(&lease_seconds) {
+        return Err(Error::usage(format!(
+            "--lease-seconds: {lease_seconds} is out of range (1 to 86400)"
+        )));
+    }
+    fenced(
+        client,
+        job_id,
+        fence,
+        caller,
+        LEASED_OR_RUNNING,
+        None,
+        None,
+        |tx, job| {
+            let row = tx.query_one(
+                "update jobs
+                 set leased_until = now() + make_interval(secs => $2)
+                 where id = $1 and status in ('leased', 'running')
+                 returning to_jsonb(jobs.*) as row",
+                &[&job.id, &f64::from(lease_seconds)],
+            )?;
+            decode(&row, "row")
+        },
+    )
+}
+
+fn close_attempt(
+    tx: &mut postgres::Transaction<'_>,
+    job: &Job,
+    status: &str,
+    summary: Option<&str>,
+    error: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "update job_attempts
+         set status = $3::text::attempt_status,
+             summary = coalesce($4, summary),
+             error = coalesce($5, error),
+             finished_at = now()
+         where job_id = $1 and attempt_no = $2 and finished_at is null",
+        &[&job.id, &job.attempt_count, &status, &summary, &error],
+    )?;
+    Ok(())
+}
+
+/// The shared shape of every fenced write: lock the job, check the fence, check the state,
+/// write, commit. A stale fence is noted on the presenting attempt and committed, then
+/// refused; an illegal state writes nothing.
+#[allow(clippy::too_many_arguments)]
+fn fenced(
+    client: &mut postgres::Client,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    allowed: &[JobStatus],
+    idempotent_when: Option<JobStatus>,
+    reason: Option<&str>,
+    write: impl FnOnce(&mut postgres::Transaction<'_>, &Job) -> Result<Job>,
+) -> Result<Job> {
+    let mut tx = client.transaction()?;
+    let row = tx
+        .query_opt(
+            "select to_jsonb(j.*) as row from jobs j where id = $1 for update",
+            &[&job_id],
+        )?
+        .ok_or_else(|| Error::not_found(format!("job {job_id} not found")))?;
+    let job: Job = decode(&row, "row")?;
+
+    if let Some(stale) = stale_fence(&job, fence) {
+        tx.execute(
+            "update job_attempts
+             set stale_calls = stale_calls || jsonb_build_array(jsonb_build_object(
+                   'command', $3::text, 'actor', $4::text, 'at', now(),
+                   'job_status', $5::text, 'job_attempt', $6::int))
+             where job_id = $1
+               and (lease_token = $2 or ($2 is null and attempt_no = $7))",
+            &[
+                &job.id,
+                &fence.lease_token,
+                &caller.command,
+                &caller.actor,
+                &job.status.as_str(),
+                &job.attempt_count,
+                &fence.attempt,
+            ],
+        )?;
+        tx.commit()?;
+        return Err(Error::conflict(stale).with_hint(
+            "this worker no longer owns the job; stop working on it (the call was recorded, the job left unchanged)",
+        ));
+    }
+
+    if !allowed.contains(&job.status) {
+        // Repeating a close that already happened under this very lease is not an error.
+        if idempotent_when == Some(job.status) && fence.lease_token.is_some() {
+            return Ok(job);
+        }
+        let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        return Err(Error::conflict(format!(
+            "job {} is {}; only {} jobs can be changed this way",
+            job.id,
+            job.status,
+            allowed.join(" or ")
+        )));
+    }
+
+    set_actor(&mut tx, &caller.actor, reason)?;
+    let out = write(&mut tx, &job)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+fn stale_fence(job: &Job, fence: Fence) -> Option<String> {
+    if let Some(token) = fence.lease_token {
+        if job.lease_token != Some(token) {
+            return Some(format!(
+                "stale lease token: job {} is {} at attempt {}{}; token {} is not its current lease",
+                job.id,
+                job.status,
+                job.attempt_count,
+                job.lease_owner
+                    .as_deref()
+                    .map(|o| format!(", leased by {o}"))
+                    .unwrap_or_default(),
+                token
+            ));
+        }
+    }
+    if let Some(attempt) = fence.attempt {
+        if attempt != job.attempt_count {
+            return Some(format!(
+                "stale attempt: job {} is at attempt {}, not {}",
+                job.id, job.attempt_count, attempt
+            ));
+        }
+    }
+    None
+}
+
+/// What to claim.
+#[derive(Debug, Clone)]
+pub struct ClaimParams {
+    /// Namespace to claim from.
+    pub namespace: String,
+    /// Who holds the leases (a supervisor id).
+    pub lease_owner: String,
+    /// Lease length.
+    pub lease_seconds: i32,
+    /// At most this many jobs.
+    pub limit: i32,
+    /// Only this agent's jobs.
+    pub target_agent: Option<String>,
+}
+
+/// Claims up to `limit` ready jobs fairly across agents (see `claim_jobs` in
+/// `sql/0001_core.sql`). Each comes back `leased` with a fresh lease token.
+pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Result<Vec<Job>> {
+    check_required_text("--lease-owner", &p.lease_owner)?;
+    if !(1..=86_400).contains(&p.lease_seconds) {
+        return Err(Error::usage(format!(
+            "--lease-seconds: {} is out of range (1 to 86400)",
+            p.lease_seconds
+        )));
+    }
+    if !(1..=10_000).contains(&p.limit) {
+        return Err(Error::usage(format!(
+            "--limit: {} is out of range (1 to 10000)",
+            p.limit
+        )));
+    }
+    let rows = client.query(
+        "select to_jsonb(c.*) as row from claim_jobs($1, $2, $3, $4, $5) c",
+        &[
+            &p.namespace,
+            &p.lease_owner,
+            &p.lease_seconds,
+            &p.limit,
+            &p.target_agent,
+        ],
+    )?;
+    decode_all(&rows, "row")
+}
+
+/// Recovers up to `limit` jobs whose lease expired (see `requeue_expired_jobs`).
+pub fn requeue_expired(
+    client: &mut impl postgres::GenericClient,
+    namespace: &str,
+    limit: i32,
+) -> Result<Vec<Job>> {
+    if !(1..=100_000).contains(&limit) {
+        return Err(Error::usage(format!(
+            "--limit: {limit} is out of range (1 to 100000)"
+        )));
+    }
+    let rows = client.query(
+        "select to_jsonb(r.*) as row from requeue_expired_jobs($1, $2) r",
+        &[&namespace, &limit],
+    )?;
+    decode_all(&rows, "row")
+}
+
+/// A job one job depends on, or that depends on it.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobLink {
+    pub id: Uuid,
+    pub status: JobStatus,
+    pub target_agent: String,
+    pub subject: String,
+}
+
+/// A job with everything `show-job` prints about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobDetail {
+    /// The job row.
+    #[serde(flatten)]
+    pub job: Job,
+    /// Jobs it waits for.
+    pub depends_on: Vec<JobLink>,
+    /// Jobs waiting for it.
+    pub dependents: Vec<JobLink>,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<Attempt>,
+    /// Every status change, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Reads one job.
+pub fn get(client: &mut impl postgres::GenericClient, job_id: Uuid) -> Result<Job> {
+    let row = client
+        .query_opt(
+            "select to_jsonb(j.*) as row from jobs j where id = $1",
+            &[&job_id],
+        )?
+        .ok_or_else(|| Error::not_found(format!("job {job_id} not found")))?;
+    decode(&row, "row")
+}
+
+/// Reads one job with its dependencies, attempts and history.
+pub fn show(client: &mut impl postgres::GenericClient, job_id: Uuid) -> Result<JobDetail> {
+    let job = get(client, job_id)?;
+    let links =
+        "select jsonb_build_object('id', j.id, 'status', j.status, 'target_agent', j.target_agent,
+                                           'subject', j.subject) as row
+                 from job_dependencies d join jobs j on j.id = ";
+    let depends_on = client.query(
+        &format!("{links} d.depends_on_job_id where d.job_id = $1 order by j.created_at"),
+        &[&job_id],
+    )?;
+    let dependents = client.query(
+        &format!("{links} d.job_id where d.depends_on_job_id = $1 order by j.created_at"),
+        &[&job_id],
+    )?;
+    let attempts = client.query(
+        "select to_jsonb(a.*) as row from job_attempts a where job_id = $1 order by attempt_no",
+        &[&job_id],
+    )?;
+    let history = client.query(
+        "select to_jsonb(h.*) as row from job_history h where job_id = $1 order by id",
+        &[&job_id],
+    )?;
+    Ok(JobDetail {
+        job,
+        depends_on: decode_all(&depends_on, "row")?,
+        dependents: decode_all(&dependents, "row")?,
+        attempts: decode_all(&attempts, "row")?,
+        history: decode_all(&history, "row")?,
+    })
+}
+
+/// Filters for `list-jobs`.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    /// Namespace.
+    pub namespace: String,
+    /// Only jobs for this agent.
+    pub target_agent: Option<String>,
+    /// Only jobs enqueued by this agent.
+    pub source_agent: Option<String>,
+    /// Only jobs in these states (any, when empty).
+    pub statuses: Vec<JobStatus>,
+    /// Only jobs of this type.
+    pub job_type: Option<String>,
+    /// Only jobs created in this window.
+    pub since: Option<SinceArg>,
+    /// At most this many (newest first).
+    pub limit: i64,
+}
+
+/// Lists jobs, newest first.
+pub fn list(client: &mut impl postgres::GenericClient, p: &ListParams) -> Result<Vec<Job>> {
+    if !(1..=100_000).contains(&p.limit) {
+        return Err(Error::usage(format!(
+            "--limit: {} is out of range (1 to 100000)",
+            p.limit
+        )));
+    }
+    let statuses: Option<Vec<&str>> = if p.statuses.is_empty() {
+        None
+    } else {
+        Some(p.statuses.iter().map(|s| s.as_str()).collect())
+    };
+    let (since_at, since_secs) = match p.since {
+        None => (None, None),
+        Some(SinceArg::At(at)) => (Some(at), None),
+        Some(SinceArg::Ago(d)) => (None, Some(d.num_seconds() as f64)),
+    };
+    let rows = client.query(
+        "select to_jsonb(j.*) as row from jobs j
+         where namespace = $1
+           and ($2::text is null or target_agent = $2)
+           and ($3::text is null or source_agent = $3)
+           and ($4::text[] is null or status::text = any($4))
+           and ($5::text is null or job_type = $5)
+           and ($6::timestamptz is null or created_at >= $6)
+           and ($7::float8 is null or created_at >= now() - make_interval(secs => $7))
+         order by created_at desc, id
+         limit $8",
+        &[
+            &p.namespace,
+            &p.target_agent,
+            &p.source_agent,
+            &statuses,
+            &p.job_type,
+            &since_at,
+            &since_secs,
+            &p.limit,
+        ],
+    )?;
+    decode_all(&rows, "row")
+}

@@ -1,0 +1,16 @@
+//! agentbus: a durable, auditable work ledger in PostgreSQL for fleets of AI agents.
+//!
+//! The library does the work and returns typed values; `src/cli` parses arguments and
+//! renders results; `src/bin/agentbus.rs` only wires the process to [`cli::run`].
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod input;
+pub mod jobs;
+pub mod migrate;
+pub mod standing_orders;
+
+pub use error::{Error, ErrorKind, Result};

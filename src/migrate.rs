@@ -1,0 +1,236 @@
+//! Forward-only schema migrations, embedded in the binary.
+//!
+//! Each file `sql/NNNN_name.sql` is applied once, in order, in its own transaction, while
+//! the applier holds a session advisory lock (so two `agentbus migrate` runs at once do not
+//! race: the second waits, then finds nothing to do). Every applied migration is recorded
+//! in `agentbus_migrations` with the SHA-256 of its text. A migration whose recorded
+//! checksum differs from the embedded text was edited after it was applied: migrating
+//! refuses (configuration error) rather than guess. Fix a released migration by adding a
+//! new one.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// One embedded migration.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// Its number (the `NNNN` of the file name).
+    pub version: i32,
+    /// Its name (the rest of the file name).
+    pub name: &'static str,
+    /// The SQL text.
+    pub sql: &'static str,
+}
+
+impl Migration {
+    /// Hex SHA-256 of the SQL text.
+    pub fn checksum(&self) -> String {
+        hex(&Sha256::digest(self.sql.as_bytes()))
+    }
+}
+
+/// Every migration this binary knows, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "core",
+    sql: include_str!("../sql/0001_core.sql"),
+}];
+
+/// The key of the advisory lock held while migrating ("agentbus" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6167_656e_7462_7573;
+
+/// Whether a migration has been applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationState {
+    /// Recorded in the database with a matching checksum.
+    Applied,
+    /// Not yet applied.
+    Pending,
+}
+
+/// One line of `agentbus migrate --status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationStatus {
+    /// Migration number.
+    pub version: i32,
+    /// Migration name.
+    pub name: String,
+    /// Applied or pending.
+    pub state: MigrationState,
+    /// When it was applied.
+    pub applied_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the embedded text.
+    pub checksum: String,
+}
+
+/// What `agentbus migrate` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateReport {
+    /// The migrations applied by this run (empty when the schema was up to date).
+    pub applied: Vec<MigrationStatus>,
+    /// The schema version after this run.
+    pub version: i32,
+    /// True when nothing needed applying.
+    pub up_to_date: bool,
+}
+
+const CREATE_LEDGER: &str = "
+create table if not exists agentbus_migrations (
+  version int primary key,
+  name text not null,
+  checksum text not null,
+  applied_at timestamptz not null default now(),
+  applied_by text not null default session_user
+)";
+
+/// Applies every pending migration of [`MIGRATIONS`].
+pub fn migrate(client: &mut postgres::Client) -> Result<MigrateReport> {
+    apply(client, MIGRATIONS)
+}
+
+/// Applies every pending migration of `migrations` (tests pass edited lists).
+pub fn apply(client: &mut postgres::Client, migrations: &[Migration]) -> Result<MigrateReport> {
+    client.execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])?;
+    let outcome = apply_locked(client, migrations);
+    // Unlock even when applying failed; if the connection is gone the lock went with it.
+    let _ = client.execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]);
+    outcome
+}
+
+fn apply_locked(client: &mut postgres::Client, migrations: &[Migration]) -> Result<MigrateReport> {
+    client.batch_execute(CREATE_LEDGER)?;
+    let status = check(client, migrations)?;
+    let mut applied = Vec::new();
+    for (migration, mut line) in migrations.iter().zip(status) {
+        if line.state == MigrationState::Applied {
+            continue;
+        }
+        let mut tx = client.transaction()?;
+        tx.batch_execute(migration.sql).map_err(|e| {
+            let mut err = Error::from(e);
+            err.message = format!(
+                "migration {:04}_{} failed: {}",
+                migration.version, migration.name, err.message
+            );
+            err
+        })?;
+        let row = tx.query_one(
+            "insert into agentbus_migrations (version, name, checksum) values ($1, $2, $3)
+             returning applied_at",
+            &[&migration.version, &migration.name, &line.checksum],
+        )?;
+        tx.commit()?;
+        line.state = MigrationState::Applied;
+        line.applied_at = Some(row.try_get(0)?);
+        applied.push(line);
+    }
+    Ok(MigrateReport {
+        up_to_date: applied.is_empty(),
+        applied,
+        version: migrations.last().map_or(0, |m| m.version),
+    })
+}
+
+/// Lists every known migration as applied or pending, and refuses (configuration error)
+/// when an applied migration was edited or the database is newer than this binary.
+pub fn status(client: &mut postgres::Client) -> Result<Vec<MigrationStatus>> {
+    client.batch_execute(CREATE_LEDGER)?;
+    check(client, MIGRATIONS)
+}
+
+fn check(client: &mut postgres::Client, migrations: &[Migration]) -> Result<Vec<MigrationStatus>> {
+    let rows = client.query(
+        "select version, name, checksum, applied_at from agentbus_migrations order by version",
+        &[],
+    )?;
+    let known_max = migrations.last().map_or(0, |m| m.version);
+    let mut recorded = std::collections::BTreeMap::new();
+    for row in &rows {
+        let version: i32 = row.try_get("version")?;
+        let checksum: String = row.try_get("checksum")?;
+        let applied_at: DateTime<Utc> = row.try_get("applied_at")?;
+        if version > known_max {
+            return Err(Error::config(format!(
+                "the database schema is at migration {version}, newer than this agentbus knows ({known_max})"
+            ))
+            .with_hint("upgrade agentbus; never run an older binary against a newer schema"));
+        }
+        recorded.insert(version, (checksum, applied_at));
+    }
+    let mut out = Vec::with_capacity(migrations.len());
+    for m in migrations {
+        let checksum = m.checksum();
+        let (state, applied_at) = match recorded.get(&m.version) {
+            Some((db_checksum, applied_at)) => {
+                if *db_checksum != checksum {
+                    return Err(Error::config(format!(
+                        "migration {:04}_{} was edited after it was applied (checksum {} in the database, {} in this binary)",
+                        m.version,
+                        m.name,
+                        short(db_checksum),
+                        short(&checksum),
+                    ))
+                    .with_hint("migrations are forward-only: restore the file and add a new migration for the change"));
+                }
+                (MigrationState::Applied, Some(*applied_at))
+            }
+            None => (MigrationState::Pending, None),
+        };
+        out.push(MigrationStatus {
+            version: m.version,
+            name: m.name.to_string(),
+            state,
+            applied_at,
+            checksum,
+        });
+    }
+    Ok(out)
+}
+
+fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_contiguously_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(
+                m.version as usize,
+                i + 1,
+                "migration {} out of order",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn checksum_is_hex_sha256() {
+        let m = Migration {
+            version: 1,
+            name: "x",
+            sql: "",
+        };
+        assert_eq!(
+            m.checksum(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}
