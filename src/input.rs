@@ -109,7 +109,7 @@ impl TimeArg {
             return Ok(TimeArg::FromNow(Duration::zero()));
         }
         if let Some(rel) = t.strip_prefix('+') {
-            return parse_duration(rel).map(TimeArg::FromNow).map_err(|_| {
+            return parse_duration(rel).map(TimeArg::FromNow).ok_or_else(|| {
                 Error::usage(format!(
                     "not a relative time: {text:?} (expected e.g. +90s, +15m, +2h, +1d)"
                 ))
@@ -139,7 +139,7 @@ impl SinceArg {
     /// Parses the forms above.
     pub fn parse(text: &str) -> Result<Self> {
         let t = text.trim();
-        if let Ok(d) = parse_duration(t) {
+        if let Some(d) = parse_duration(t) {
             return Ok(SinceArg::Ago(d));
         }
         DateTime::parse_from_rfc3339(t)
@@ -152,25 +152,23 @@ impl SinceArg {
     }
 }
 
-/// Parses `90s`, `15m`, `2h`, `1d`, `1w` (one number, one unit).
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, ()> {
+/// Parses `90s`, `15m`, `2h`, `1d`, `1w` (one number, one unit); `None` if it is not one.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or(())?;
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
     let (num, unit) = t.split_at(split);
-    let n: i64 = num.parse().map_err(|_| ())?;
-    let secs = match unit {
-        "s" | "sec" | "secs" => n,
-        "m" | "min" | "mins" => n.checked_mul(60).ok_or(())?,
-        "h" | "hour" | "hours" => n.checked_mul(3600).ok_or(())?,
-        "d" | "day" | "days" => n.checked_mul(86_400).ok_or(())?,
-        "w" | "week" | "weeks" => n.checked_mul(604_800).ok_or(())?,
-        _ => return Err(()),
+    let n: i64 = num.parse().ok()?;
+    let unit_secs = match unit {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 604_800,
+        _ => return None,
     };
+    let secs = n.checked_mul(unit_secs)?;
     // Ten years is far beyond any sensible window and keeps intervals in range.
-    if secs > 10 * 366 * 86_400 {
-        return Err(());
-    }
-    Ok(Duration::seconds(secs))
+    (secs <= 10 * 366 * 86_400).then(|| Duration::seconds(secs))
 }
 
 #[cfg(test)]
@@ -217,6 +215,6 @@ mod tests {
             SinceArg::Ago(Duration::hours(2))
         );
         assert!(SinceArg::parse("2x").is_err());
-        assert!(parse_duration("99999999999999d").is_err());
+        assert!(parse_duration("99999999999999d").is_none());
     }
 }

@@ -22,7 +22,7 @@ pub struct FenceArgs {
     lease_token: Option<Uuid>,
 
     /// Attempt number issued with the claim; refused (exit 4) when it is no longer current
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     attempt: Option<i32>,
 }
 
@@ -92,7 +92,7 @@ pub struct EnqueueJobArgs {
     correlation_key: Option<String>,
 
     /// 1 (lowest) to 1000 (highest)
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=1000))]
     priority: i32,
 
     /// At most one active job per (namespace, target agent, key)
@@ -112,7 +112,7 @@ pub struct EnqueueJobArgs {
     run_after: Option<TimeArg>,
 
     /// Attempts before the job goes dead
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=1000))]
     max_attempts: i32,
 
     /// Job that must succeed first (repeatable)
@@ -351,7 +351,7 @@ pub struct FailJobArgs {
     last_error: String,
 
     /// Retry after this many seconds (while attempts remain); without it the job goes dead
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     retry_seconds: Option<i64>,
 
     /// One-line summary
@@ -397,7 +397,12 @@ pub struct RenewJobLeaseArgs {
     job_id: Uuid,
 
     /// New lease length, counted from now
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 600,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     lease_seconds: i32,
 
     #[command(flatten)]
@@ -433,11 +438,16 @@ pub struct ClaimJobsArgs {
     lease_owner: String,
 
     /// Lease length
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 600,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     lease_seconds: i32,
 
     /// At most this many jobs
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     limit: i32,
 
     /// Only this agent's jobs
@@ -475,7 +485,7 @@ pub struct RequeueExpiredArgs {
     namespace: String,
 
     /// At most this many jobs
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     limit: i32,
 }
 
@@ -540,7 +550,7 @@ pub struct ListJobsArgs {
     since: Option<SinceArg>,
 
     /// At most this many jobs
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
     limit: i64,
 }
 

@@ -20,11 +20,13 @@ pub fn pages() -> Vec<(String, String)> {
     pages
 }
 
+type Section = fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>;
+
 fn render(cmd: &clap::Command, is_root: bool) -> String {
     let man = Man::new(cmd.clone()).date("").manual("agentbus manual");
     let mut out: Vec<u8> = Vec::new();
     // Writing to a Vec cannot fail; the results are checked all the same.
-    let sections: [fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>; 4] = [
+    let sections: [Section; 4] = [
         Man::render_title,
         Man::render_name_section,
         Man::render_synopsis_section,

@@ -20,6 +20,9 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub use output::Format;
 
+/// Looks up an environment variable by name (the binary passes `std::env::var`).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
+
 /// Root help text shared by `agentbus --help` and agentbus(1).
 pub(crate) const ROOT_AFTER_HELP: &str = "\
 Examples:
@@ -117,7 +120,7 @@ impl Command {
 /// What a command needs from its surroundings: the environment, the output format, and a
 /// database connection opened on first use.
 pub struct Ctx {
-    env: Box<dyn Fn(&str) -> Option<String>>,
+    env: EnvLookup,
     command: &'static str,
     format: Format,
     client: Option<postgres::Client>,
@@ -169,7 +172,7 @@ impl Ctx {
 /// decides the default format of read commands.
 pub fn run(
     argv: Vec<String>,
-    env: Box<dyn Fn(&str) -> Option<String>>,
+    env: EnvLookup,
     stdin: &mut dyn std::io::Read,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
@@ -275,11 +278,15 @@ fn clap_error(
         }
         _ => {
             let rendered = err.render().to_string();
+            // One line: clap's message without its usage block.
             let first = rendered
                 .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ");
             let root = <Cli as clap::CommandFactory>::command();
             let sub = argv
                 .iter()

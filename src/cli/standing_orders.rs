@@ -2,13 +2,14 @@
 
 use std::io::Read;
 
+use chrono::{DateTime, Utc};
 use clap::Args;
 use uuid::Uuid;
 
 use super::args::json_object;
 use super::output;
 use super::Ctx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::input::TimeArg;
 use crate::standing_orders::{self, RunStatus};
 
@@ -32,8 +33,8 @@ pub struct StartStandingOrderArgs {
     order_name: String,
 
     /// The occurrence this run is for (RFC 3339), e.g. the cron slot 2026-04-15T18:00:00Z
-    #[arg(long, value_name = "TIME")]
-    scheduled_for: String,
+    #[arg(long, value_name = "TIME", value_parser = parse_occurrence)]
+    scheduled_for: DateTime<Utc>,
 
     /// What fired it: cron, supervisor, manual
     #[arg(long, default_value = "cron", value_name = "SOURCE")]
@@ -59,23 +60,25 @@ Examples:
   agentbus finish-standing-order \"$RUN_ID\" --status completed \\
       --summary 'Requeued 2 expired jobs, found 0 cron gaps.' --evidence '{\"requeued\":2,\"gaps\":0}'";
 
-pub fn start(ctx: &mut Ctx, a: StartStandingOrderArgs) -> Result<String> {
-    let scheduled_for = match TimeArg::parse(&a.scheduled_for)? {
-        TimeArg::At(at) => at,
-        TimeArg::FromNow(_) => {
-            return Err(Error::usage(format!(
-                "--scheduled-for: {:?} must be an RFC 3339 time (the occurrence), e.g. 2026-04-15T18:00:00Z",
-                a.scheduled_for
-            )))
+/// An occurrence is an absolute time: relative forms would make retries start new runs.
+fn parse_occurrence(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    match TimeArg::parse(s) {
+        Ok(TimeArg::At(at)) => Ok(at),
+        Ok(TimeArg::FromNow(_)) => {
+            Err("must be an RFC 3339 time (the occurrence), e.g. 2026-04-15T18:00:00Z".into())
         }
-    };
+        Err(e) => Err(e.message),
+    }
+}
+
+pub fn start(ctx: &mut Ctx, a: StartStandingOrderArgs) -> Result<String> {
     let params = standing_orders::StartParams {
         namespace: a.namespace,
         agent_id: a.agent_id,
         order_name: a.order_name,
         trigger_source: a.trigger_source,
         cron_job_id: a.cron_job_id,
-        scheduled_for,
+        scheduled_for: a.scheduled_for,
         openclaw_task_ref: a.openclaw_task_ref,
         openclaw_session_key: a.openclaw_session_key,
     };

@@ -1,0 +1,649 @@
+//! The success path of every command, through the real binary.
+
+use crate::support::{s, t, TestDb};
+
+#[test]
+fn enqueue_job_records_every_flag() {
+    let db = TestDb::new();
+    let parent = db
+        .cli(&[
+            "enqueue-job",
+            "--namespace",
+            "sales",
+            "--target-agent",
+            "coordinator",
+            "--subject",
+            "parent",
+        ])
+        .ok();
+
+    let job = db
+        .cli_with(
+            &[
+                "enqueue-job",
+                "--namespace",
+                "sales",
+                "--target-agent",
+                "writer",
+                "--subject",
+                "draft_email",
+                "--job-type",
+                "proactive",
+                "--parent-job-id",
+                &s(&parent, "id"),
+                "--flow-key",
+                "lead-42",
+                "--correlation-key",
+                "opportunity:42",
+                "--priority",
+                "700",
+                "--dedupe-key",
+                "lead-42:draft",
+                "--payload",
+                r#"{"lead":42}"#,
+                "--state",
+                r#"{"step":1}"#,
+                "--run-after",
+                "+10m",
+                "--max-attempts",
+                "3",
+            ],
+            &[("AGENTBUS_AGENT", "scout")],
+            None,
+        )
+        .ok();
+
+    assert_eq!(job["parent_job_id"], parent["id"]);
+    assert_eq!(job["flow_key"], "lead-42");
+    assert_eq!(job["correlation_key"], "opportunity:42");
+    assert_eq!(job["dedupe_key"], "lead-42:draft");
+    assert_eq!(job["namespace"], "sales");
+    assert_eq!(job["source_agent"], "scout");
+    assert_eq!(job["job_type"], "proactive");
+    assert_eq!(job["priority"], 700);
+    assert_eq!(job["payload"]["lead"], 42);
+    assert_eq!(job["state"]["step"], 1);
+    assert_eq!(job["max_attempts"], 3);
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["deduped"], false);
+    assert!(t(&job, "run_after") > t(&job, "created_at") + chrono::Duration::minutes(9));
+    assert!(
+        s(&job, "created_at").ends_with('Z'),
+        "times are RFC 3339 UTC"
+    );
+}
+
+#[test]
+fn enqueue_job_reads_payload_from_a_file_and_from_stdin() {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("agentbus-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("payload.json");
+    std::fs::write(&file, r#"{"from":"file"}"#).unwrap();
+
+    let from_file = db
+        .cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "a",
+            "--subject",
+            "s",
+            "--payload",
+            &format!("@{}", file.display()),
+        ])
+        .ok();
+    let from_stdin = db
+        .cli_with(
+            &[
+                "enqueue-job",
+                "--target-agent",
+                "a",
+                "--subject",
+                "s",
+                "--payload",
+                "-",
+            ],
+            &[],
+            Some(br#"{"from":"stdin"}"#),
+        )
+        .ok();
+
+    assert_eq!(from_file["payload"]["from"], "file");
+    assert_eq!(from_stdin["payload"]["from"], "stdin");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn enqueue_job_with_requires_approval_waits_for_an_operator() {
+    let db = TestDb::new();
+    let job = db
+        .cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "closer",
+            "--subject",
+            "send_contract",
+            "--requires-approval",
+        ])
+        .ok();
+    assert_eq!(job["status"], "awaiting_approval");
+    assert_eq!(job["requires_approval"], true);
+    let claimed = db
+        .cli(&["claim-jobs", "--lease-owner", "d1", "--limit", "10"])
+        .ok();
+    assert_eq!(
+        claimed.as_array().map(Vec::len),
+        Some(0),
+        "awaiting_approval is not claimable"
+    );
+}
+
+#[test]
+fn dedupe_returns_the_active_job_and_frees_the_key_when_it_ends() {
+    let db = TestDb::new();
+    let args = [
+        "enqueue-job",
+        "--target-agent",
+        "security",
+        "--subject",
+        "review",
+        "--dedupe-key",
+        "dep:x",
+    ];
+    let first = db.cli(&args).ok();
+    let second = db.cli(&args).ok();
+    assert_eq!(second["deduped"], true);
+    assert_eq!(second["id"], first["id"]);
+
+    let claimed = db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok();
+    let token = s(&claimed[0], "lease_token");
+    db.cli(&["complete-job", &s(&first, "id"), "--lease-token", &token])
+        .ok();
+    let third = db.cli(&args).ok();
+    assert_eq!(
+        third["deduped"], false,
+        "a finished job releases its dedupe key"
+    );
+    assert_ne!(third["id"], first["id"]);
+}
+
+#[test]
+fn a_job_runs_its_whole_life_through_the_agent_commands() {
+    let db = TestDb::new();
+    let job = db
+        .cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "security",
+            "--subject",
+            "review",
+        ])
+        .ok();
+    let id = s(&job, "id");
+
+    let claimed = db
+        .cli(&[
+            "claim-jobs",
+            "--lease-owner",
+            "dispatcher-1",
+            "--lease-seconds",
+            "600",
+            "--limit",
+            "10",
+        ])
+        .ok();
+    assert_eq!(claimed[0]["id"], job["id"]);
+    assert_eq!(claimed[0]["status"], "leased");
+    assert_eq!(claimed[0]["attempt_count"], 1);
+    let token = s(&claimed[0], "lease_token");
+    // The supervisor's environment closes the loop without flags.
+    let env = [
+        ("AGENTBUS_JOB_ID", id.as_str()),
+        ("AGENTBUS_LEASE_TOKEN", token.as_str()),
+        ("AGENTBUS_AGENT", "security"),
+    ];
+
+    let running = db
+        .cli_with(
+            &[
+                "mark-running-job",
+                "--openclaw-task-ref",
+                "run_1",
+                "--openclaw-meta",
+                r#"{"k":1}"#,
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(running["status"], "running");
+    assert_eq!(running["openclaw_task_ref"], "run_1");
+    assert_eq!(running["openclaw_meta"]["k"], 1);
+
+    let renewed = db
+        .cli_with(&["renew-job-lease", "--lease-seconds", "1200"], &env, None)
+        .ok();
+    assert!(t(&renewed, "leased_until") > t(&running, "leased_until"));
+
+    let done = db
+        .cli_with(
+            &[
+                "complete-job",
+                "--summary",
+                "no issues",
+                "--result",
+                r#"{"risk":"low"}"#,
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["result"]["risk"], "low");
+    assert!(done["completed_at"].is_string());
+
+    let shown = db.cli(&["show-job", &id, "--format", "json"]).ok();
+    assert_eq!(shown["attempts"][0]["status"], "succeeded");
+    let transitions: Vec<(String, String)> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["to_status"].as_str().unwrap().to_string(),
+                h["actor"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        transitions,
+        vec![
+            ("queued".into(), "operator:tester".into()),
+            ("leased".into(), "dispatcher-1".into()),
+            ("running".into(), "security".into()),
+            ("succeeded".into(), "security".into()),
+        ]
+    );
+}
+
+#[test]
+fn block_job_keeps_the_reason_and_closes_the_attempt() {
+    let db = TestDb::new();
+    let id = s(
+        &db.cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "devops",
+            "--subject",
+            "rotate",
+        ])
+        .ok(),
+        "id",
+    );
+    let token = s(
+        &db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok()[0],
+        "lease_token",
+    );
+
+    let blocked = db
+        .cli(&[
+            "block-job",
+            &id,
+            "--lease-token",
+            &token,
+            "--blocked-reason",
+            "needs the vault password",
+            "--summary",
+            "waiting",
+        ])
+        .ok();
+
+    assert_eq!(blocked["status"], "blocked");
+    assert_eq!(blocked["blocked_reason"], "needs the vault password");
+    let shown = db.cli(&["show-job", &id, "--format", "json"]).ok();
+    assert_eq!(shown["attempts"][0]["status"], "blocked");
+}
+
+#[test]
+fn fail_job_retries_while_attempts_remain_then_goes_dead() {
+    let db = TestDb::new();
+    let id = s(
+        &db.cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "rep",
+            "--subject",
+            "send",
+            "--max-attempts",
+            "2",
+        ])
+        .ok(),
+        "id",
+    );
+
+    let token = s(
+        &db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok()[0],
+        "lease_token",
+    );
+    let retried = db
+        .cli(&[
+            "fail-job",
+            &id,
+            "--lease-token",
+            &token,
+            "--last-error",
+            "503",
+            "--retry-seconds",
+            "0",
+        ])
+        .ok();
+    assert_eq!(retried["status"], "queued");
+    assert_eq!(retried["last_error"], "503");
+    assert!(retried["lease_token"].is_null());
+
+    let token = s(
+        &db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok()[0],
+        "lease_token",
+    );
+    let dead = db
+        .cli(&[
+            "fail-job",
+            &id,
+            "--lease-token",
+            &token,
+            "--last-error",
+            "503 again",
+            "--retry-seconds",
+            "0",
+        ])
+        .ok();
+    assert_eq!(dead["status"], "dead", "attempt 2 of 2 used: no retry");
+    assert_eq!(dead["attempt_count"], 2);
+
+    let shown = db.cli(&["show-job", &id, "--format", "json"]).ok();
+    let attempts: Vec<&str> = shown["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(attempts, ["failed", "failed"]);
+}
+
+#[test]
+fn fail_job_without_retry_seconds_is_dead_at_once() {
+    let db = TestDb::new();
+    let id = s(
+        &db.cli(&["enqueue-job", "--target-agent", "rep", "--subject", "send"])
+            .ok(),
+        "id",
+    );
+    db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok();
+    let dead = db
+        .cli(&["fail-job", &id, "--last-error", "malformed lead"])
+        .ok();
+    assert_eq!(dead["status"], "dead");
+}
+
+#[test]
+fn requeue_expired_times_out_the_attempt_and_requeues_with_backoff() {
+    let db = TestDb::new();
+    let id = s(
+        &db.cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "a",
+            "--subject",
+            "s",
+            "--max-attempts",
+            "2",
+        ])
+        .ok(),
+        "id",
+    );
+    db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok();
+    db.client()
+        .execute(
+            "update jobs set leased_until = now() - interval '1 second' where id = $1::text::uuid",
+            &[&id],
+        )
+        .unwrap();
+
+    let requeued = db.cli(&["requeue-expired"]).ok();
+
+    assert_eq!(requeued[0]["id"].as_str(), Some(id.as_str()));
+    assert_eq!(requeued[0]["status"], "queued");
+    assert!(
+        t(&requeued[0], "run_after") > t(&requeued[0], "updated_at"),
+        "retried after a backoff"
+    );
+    let shown = db.cli(&["show-job", &id, "--format", "json"]).ok();
+    assert_eq!(shown["attempts"][0]["status"], "timed_out");
+
+    // The second expiry uses the last attempt: dead, not queued.
+    db.client()
+        .execute(
+            "update jobs set run_after = now() where id = $1::text::uuid",
+            &[&id],
+        )
+        .unwrap();
+    db.cli(&["claim-jobs", "--lease-owner", "d2"]).ok();
+    db.client()
+        .execute(
+            "update jobs set leased_until = now() - interval '1 second' where id = $1::text::uuid",
+            &[&id],
+        )
+        .unwrap();
+    let dead = db.cli(&["requeue-expired"]).ok();
+    assert_eq!(dead[0]["status"], "dead");
+}
+
+#[test]
+fn list_jobs_filters_by_agent_status_type_and_window() {
+    let db = TestDb::new();
+    db.cli(&[
+        "enqueue-job",
+        "--target-agent",
+        "a",
+        "--subject",
+        "one",
+        "--job-type",
+        "scheduled",
+    ])
+    .ok();
+    db.cli(&["enqueue-job", "--target-agent", "b", "--subject", "two"])
+        .ok();
+    db.cli(&[
+        "enqueue-job",
+        "--target-agent",
+        "b",
+        "--subject",
+        "three",
+        "--requires-approval",
+    ])
+    .ok();
+
+    let by_agent = db.cli(&["list-jobs", "--agent", "b"]).ok();
+    let by_status = db
+        .cli(&["list-jobs", "--status", "queued,awaiting_approval"])
+        .ok();
+    let by_type = db.cli(&["list-jobs", "--type", "scheduled"]).ok();
+    let recent = db.cli(&["list-jobs", "--since", "1h"]).ok();
+    let future = db
+        .cli(&["list-jobs", "--since", "2999-01-01T00:00:00Z"])
+        .ok();
+    let table = db.cli(&["list-jobs", "--format", "table"]);
+
+    assert_eq!(by_agent.as_array().unwrap().len(), 2);
+    assert_eq!(by_status.as_array().unwrap().len(), 3);
+    assert_eq!(by_type.as_array().unwrap().len(), 1);
+    assert_eq!(recent.as_array().unwrap().len(), 3);
+    assert_eq!(future.as_array().unwrap().len(), 0);
+    assert_eq!(table.code, 0);
+    assert!(
+        table.stdout.contains("awaiting_approval") && table.stdout.contains("subject"),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn emit_event_records_and_dedupes() {
+    let db = TestDb::new();
+    let job = db
+        .cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "security",
+            "--subject",
+            "s",
+        ])
+        .ok();
+    let args = [
+        "emit-event",
+        "--topic",
+        "security.review.completed",
+        "--source-agent",
+        "security",
+        "--source-job-id",
+        job["id"].as_str().unwrap(),
+        "--dedupe-key",
+        "review:1",
+        "--payload",
+        r#"{"risk":"low","summary":"No blocking issues found."}"#,
+    ];
+    let first = db.cli(&args).ok();
+    let again = db.cli(&args).ok();
+    assert_eq!(first["topic"], "security.review.completed");
+    assert_eq!(first["payload"]["risk"], "low");
+    assert_eq!(first["deduped"], false);
+    assert_eq!(again["deduped"], true);
+    assert_eq!(again["id"], first["id"]);
+}
+
+#[test]
+fn the_seed_standing_order_example_works_as_written() {
+    let db = TestDb::new();
+    // RUN_ID=$(agentbus start-standing-order ... | jq -r .id); agentbus finish-standing-order "$RUN_ID" ...
+    let script = r#"
+        set -e
+        RUN_ID=$(agentbus start-standing-order --agent-id auditor --order-name lease_reaper \
+                   --scheduled-for 2026-04-15T18:00:00Z | jq -r .id)
+        agentbus finish-standing-order "$RUN_ID" --status completed \
+          --summary "Requeued 2 expired jobs, found 0 cron gaps." --evidence '{"requeued":2,"gaps":0}'
+    "#;
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_agentbus"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let path = format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default());
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .env("DATABASE_URL", &db.url)
+        .env("PATH", path)
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["evidence"]["requeued"], 2);
+    assert_eq!(run["scheduled_for"], "2026-04-15T18:00:00Z");
+}
+
+#[test]
+fn start_standing_order_is_idempotent_and_finish_refuses_a_different_outcome() {
+    let db = TestDb::new();
+    let args = [
+        "start-standing-order",
+        "--agent-id",
+        "auditor",
+        "--order-name",
+        "gap_scan",
+        "--scheduled-for",
+        "2026-04-15T18:00:00Z",
+    ];
+    let first = db.cli(&args).ok();
+    let again = db.cli(&args).ok();
+    assert_eq!(first["id"], again["id"]);
+    let id = s(&first, "id");
+
+    let no_work = db
+        .cli(&[
+            "finish-standing-order",
+            &id,
+            "--status",
+            "no_work",
+            "--summary",
+            "nothing to do",
+        ])
+        .ok();
+    let repeat = db
+        .cli(&["finish-standing-order", &id, "--status", "no_work"])
+        .ok();
+    let other = db.cli(&["finish-standing-order", &id, "--status", "failed"]);
+
+    assert_eq!(no_work["status"], "no_work");
+    assert_eq!(repeat["status"], "no_work");
+    other.fails(4, "already finished as no_work");
+}
+
+#[test]
+fn every_finish_status_of_the_seed_is_accepted() {
+    let db = TestDb::new();
+    for (i, status) in [
+        "no_work",
+        "completed",
+        "blocked",
+        "failed",
+        "skipped",
+        "missed",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let at = format!("2026-04-15T18:0{i}:00Z");
+        let run = db
+            .cli(&[
+                "start-standing-order",
+                "--agent-id",
+                "a",
+                "--order-name",
+                "o",
+                "--scheduled-for",
+                &at,
+            ])
+            .ok();
+        let done = db
+            .cli(&["finish-standing-order", &s(&run, "id"), "--status", status])
+            .ok();
+        assert_eq!(done["status"], *status);
+    }
+}
+
+#[test]
+fn text_with_quotes_semicolons_and_unicode_is_stored_verbatim() {
+    let db = TestDb::new();
+    let nasty = "it's \"quoted\"; drop table jobs; -- ünïcødé 🚀 \\ $1";
+    let job = db
+        .cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "a",
+            "--subject",
+            nasty,
+            "--payload",
+            r#"{"k":"'; drop table jobs; --"}"#,
+        ])
+        .ok();
+    assert_eq!(job["subject"], nasty);
+    let shown = db
+        .cli(&["show-job", &s(&job, "id"), "--format", "json"])
+        .ok();
+    assert_eq!(shown["subject"], nasty);
+    assert_eq!(shown["payload"]["k"], "'; drop table jobs; --");
+}

@@ -1,0 +1,229 @@
+//! Dependencies: waiting jobs become claimable when every dependency has succeeded, in the
+//! same transaction; a dependency that dies blocks its dependents.
+
+use std::sync::{Arc, Barrier};
+
+use crate::support::{s, TestDb};
+
+fn enqueue(db: &TestDb, subject: &str, deps: &[&str]) -> String {
+    let mut args = vec![
+        "enqueue-job",
+        "--target-agent",
+        subject,
+        "--subject",
+        subject,
+    ];
+    for d in deps {
+        args.extend(["--depends-on", d]);
+    }
+    s(&db.cli(&args).ok(), "id")
+}
+
+fn status(db: &TestDb, id: &str) -> String {
+    s(
+        &db.cli(&["show-job", id, "--format", "json"]).ok(),
+        "status",
+    )
+}
+
+/// Claims exactly the given job (it must be the only claimable one for its agent).
+fn claim_one(db: &TestDb, agent: &str) -> (String, String) {
+    let got = db
+        .cli(&["claim-jobs", "--lease-owner", "d", "--target-agent", agent])
+        .ok();
+    let job = &got.as_array().expect("array")[0];
+    (s(job, "id"), s(job, "lease_token"))
+}
+
+#[test]
+fn a_diamond_runs_in_dependency_order() {
+    let db = TestDb::new();
+    let a = enqueue(&db, "a", &[]);
+    let b = enqueue(&db, "b", &[&a]);
+    let c = enqueue(&db, "c", &[&a]);
+    let d = enqueue(&db, "d", &[&b, &c]);
+    assert_eq!(
+        [status(&db, &b), status(&db, &c), status(&db, &d)],
+        ["waiting", "waiting", "waiting"]
+    );
+    let all = db
+        .cli(&["claim-jobs", "--lease-owner", "d", "--limit", "10"])
+        .ok();
+    assert_eq!(all.as_array().unwrap().len(), 1, "only A is ready");
+
+    let token_a = s(&all[0], "lease_token");
+    db.cli(&["complete-job", &a, "--lease-token", &token_a])
+        .ok();
+    assert_eq!(
+        [status(&db, &b), status(&db, &c), status(&db, &d)],
+        ["queued", "queued", "waiting"]
+    );
+
+    let (_, tb) = claim_one(&db, "b");
+    let (_, tc) = claim_one(&db, "c");
+    db.cli(&["complete-job", &b, "--lease-token", &tb]).ok();
+    assert_eq!(status(&db, &d), "waiting", "C has not succeeded yet");
+    db.cli(&["complete-job", &c, "--lease-token", &tc]).ok();
+    assert_eq!(status(&db, &d), "queued");
+
+    let shown = db.cli(&["show-job", &d, "--format", "json"]).ok();
+    assert_eq!(shown["depends_on"].as_array().unwrap().len(), 2);
+    let history: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to_status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["waiting", "queued"]);
+}
+
+#[test]
+fn a_dead_dependency_blocks_its_dependents_with_a_reason_naming_it() {
+    let db = TestDb::new();
+    let a = enqueue(&db, "a", &[]);
+    let b = enqueue(&db, "b", &[&a]);
+    let d = enqueue(&db, "d", &[&b]);
+    let (_, ta) = claim_one(&db, "a");
+    db.cli(&["complete-job", &a, "--lease-token", &ta]).ok();
+    let (_, tb) = claim_one(&db, "b");
+
+    db.cli(&[
+        "fail-job",
+        &b,
+        "--lease-token",
+        &tb,
+        "--last-error",
+        "unrecoverable",
+    ])
+    .ok();
+
+    let shown = db.cli(&["show-job", &d, "--format", "json"]).ok();
+    assert_eq!(shown["status"], "blocked");
+    assert!(
+        s(&shown, "blocked_reason").contains(&b),
+        "{}",
+        shown["blocked_reason"]
+    );
+    assert!(s(&shown, "blocked_reason").contains("dead"));
+}
+
+#[test]
+fn depending_on_finished_jobs_decides_the_first_state() {
+    let db = TestDb::new();
+    let done = db.insert_job_in("succeeded").to_string();
+    let dead = db.insert_job_in("dead").to_string();
+    let ready = db
+        .cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "x",
+            "--subject",
+            "s",
+            "--depends-on",
+            &done,
+        ])
+        .ok();
+    let blocked = db
+        .cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "x",
+            "--subject",
+            "s",
+            "--depends-on",
+            &done,
+            "--depends-on",
+            &dead,
+        ])
+        .ok();
+    assert_eq!(ready["status"], "queued");
+    assert_eq!(blocked["status"], "blocked");
+    assert!(s(&blocked, "blocked_reason").contains(&dead));
+}
+
+#[test]
+fn two_dependencies_succeeding_at_the_same_moment_release_the_dependent() {
+    // Repeated, because the hazard is a race between the two completing transactions.
+    for _ in 0..10 {
+        let db = TestDb::new();
+        let b = enqueue(&db, "b", &[]);
+        let c = enqueue(&db, "c", &[]);
+        let d = enqueue(&db, "d", &[&b, &c]);
+        let (_, tb) = claim_one(&db, "b");
+        let (_, tc) = claim_one(&db, "c");
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = [(b.clone(), tb), (c.clone(), tc)]
+            .into_iter()
+            .map(|(id, token)| {
+                let url = db.url.clone();
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    let mut client = crate::support::connect(&url);
+                    let fence = agentbus::jobs::Fence {
+                        lease_token: Some(token.parse().unwrap()),
+                        attempt: None,
+                    };
+                    let caller = agentbus::jobs::Caller {
+                        actor: "t".into(),
+                        command: "complete-job",
+                    };
+                    barrier.wait();
+                    agentbus::jobs::complete(
+                        &mut client,
+                        id.parse().unwrap(),
+                        fence,
+                        &caller,
+                        &Default::default(),
+                    )
+                    .expect("complete")
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(status(&db, &d), "queued");
+    }
+}
+
+#[test]
+fn a_dependency_finishing_while_a_dependent_is_enqueued_is_not_lost() {
+    let db = TestDb::new();
+    for round in 0..10 {
+        let agent = format!("b{round}");
+        let b = enqueue(&db, &agent, &[]);
+        let (_, tb) = claim_one(&db, &agent);
+        let barrier = Arc::new(Barrier::new(2));
+        let url = db.url.clone();
+        let b2 = b.clone();
+        let bar = Arc::clone(&barrier);
+        let completer = std::thread::spawn(move || {
+            let mut client = crate::support::connect(&url);
+            let fence = agentbus::jobs::Fence {
+                lease_token: Some(tb.parse().unwrap()),
+                attempt: None,
+            };
+            let caller = agentbus::jobs::Caller {
+                actor: "t".into(),
+                command: "complete-job",
+            };
+            bar.wait();
+            agentbus::jobs::complete(
+                &mut client,
+                b2.parse().unwrap(),
+                fence,
+                &caller,
+                &Default::default(),
+            )
+            .expect("complete")
+        });
+        barrier.wait();
+        let d = enqueue(&db, "d", &[&b]);
+        completer.join().unwrap();
+        assert_eq!(
+            status(&db, &d),
+            "queued",
+            "round {round}: dependent left waiting"
+        );
+    }
+}

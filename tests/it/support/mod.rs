@@ -1,0 +1,366 @@
+//! Test support: one PostgreSQL database per test, cloned from a migrated template, and a
+//! runner for the real `agentbus` binary with a clean environment.
+//!
+//! `AGENTBUS_TEST_DATABASE_URL` (or `DATABASE_URL`) names a server and a role that may
+//! create databases; `scripts/test.sh` sets it from `scripts/pg-local.sh`. Without it the
+//! tests fail with that instruction rather than skip.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use agentbus::db::{self, DbConfig, SessionSettings};
+use serde_json::Value;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The maintenance URL tests create their databases from.
+pub fn admin_url() -> String {
+    std::env::var("AGENTBUS_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| {
+            panic!(
+                "set AGENTBUS_TEST_DATABASE_URL to a PostgreSQL URL whose role may create databases \
+                 (scripts/test.sh does this via scripts/pg-local.sh)"
+            )
+        })
+}
+
+/// `url` with its database name replaced by `name` (URL or key=value form).
+pub fn url_with_db(url: &str, name: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (url, None),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let host_part_end = base[scheme_end..]
+            .find('/')
+            .map_or(base.len(), |i| scheme_end + i);
+        let mut out = format!("{}/{}", &base[..host_part_end], name);
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    } else {
+        format!("{url} dbname={name}")
+    }
+}
+
+/// A connection with test settings.
+pub fn connect(url: &str) -> postgres::Client {
+    let config = DbConfig::parse(url).expect("test database URL parses");
+    db::connect(
+        &config,
+        &SessionSettings {
+            application_name: "agentbus-tests".into(),
+            statement_timeout: Some(std::time::Duration::from_secs(120)),
+            lock_timeout: Some(std::time::Duration::from_secs(60)),
+        },
+    )
+    .expect("connect to the test database")
+}
+
+fn template_name() -> String {
+    let mut sums = String::new();
+    for m in agentbus::migrate::MIGRATIONS {
+        sums.push_str(&m.checksum());
+    }
+    // Short, stable name per schema: a new migration or an edit makes a new template.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sums.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("agentbus_tpl_{h:016x}")
+}
+
+/// Creates (once, under an advisory lock) the migrated template database.
+fn ensure_template(admin: &mut postgres::Client) -> String {
+    let name = template_name();
+    admin
+        .execute("select pg_advisory_lock(727274)", &[])
+        .expect("template lock");
+    let exists = admin
+        .query_opt("select 1 from pg_database where datname = $1", &[&name])
+        .expect("look up template")
+        .is_some();
+    if !exists {
+        let building = format!("{name}_building");
+        admin
+            .batch_execute(&format!("drop database if exists {building} with (force)"))
+            .expect("drop half-built template");
+        admin
+            .batch_execute(&format!("create database {building}"))
+            .expect("create template");
+        {
+            let mut c = connect(&url_with_db(&admin_url(), &building));
+            agentbus::migrate::migrate(&mut c).expect("migrate template");
+        }
+        admin
+            .batch_execute(&format!("alter database {building} rename to {name}"))
+            .expect("publish template");
+    }
+    admin
+        .execute("select pg_advisory_unlock(727274)", &[])
+        .expect("template unlock");
+    name
+}
+
+/// A database of its own for one test, dropped when the value is dropped.
+pub struct TestDb {
+    /// Database name.
+    pub name: String,
+    /// URL of this database.
+    pub url: String,
+}
+
+impl TestDb {
+    /// A fresh, migrated database.
+    pub fn new() -> TestDb {
+        Self::create(true)
+    }
+
+    /// A fresh, empty database (for migration tests).
+    pub fn empty() -> TestDb {
+        Self::create(false)
+    }
+
+    fn create(migrated: bool) -> TestDb {
+        let admin_url = admin_url();
+        let mut admin = connect(&admin_url);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!(
+            "agentbus_t_{}_{}_{}",
+            std::process::id(),
+            n,
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..8)
+                .unwrap_or("x")
+        );
+        let sql = if migrated {
+            let tpl = ensure_template(&mut admin);
+            format!("create database {name} template {tpl}")
+        } else {
+            format!("create database {name}")
+        };
+        // Two clones of one template at the same instant can collide; try again briefly.
+        let mut tries = 0;
+        loop {
+            match admin.batch_execute(&sql) {
+                Ok(()) => break,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => panic!("create test database: {e}"),
+            }
+        }
+        TestDb {
+            url: url_with_db(&admin_url, &name),
+            name,
+        }
+    }
+
+    /// A new connection to this database.
+    pub fn client(&self) -> postgres::Client {
+        connect(&self.url)
+    }
+
+    /// Runs `agentbus ARGS` against this database.
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        self.cli_with(args, &[], None)
+    }
+
+    /// Runs `agentbus ARGS` with extra environment and optional stdin.
+    pub fn cli_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> CliOutput {
+        let mut all_env = vec![("DATABASE_URL", self.url.as_str())];
+        all_env.extend_from_slice(env);
+        run_cli(args, &all_env, stdin)
+    }
+
+    /// A JSON snapshot of every row of every ledger table, to prove "nothing written".
+    pub fn snapshot(&self) -> Value {
+        let mut c = self.client();
+        let row = c
+            .query_one(
+                "select jsonb_build_object(
+                   'jobs', (select coalesce(jsonb_agg(to_jsonb(j) order by id), '[]') from jobs j),
+                   'job_history', (select coalesce(jsonb_agg(to_jsonb(h) order by id), '[]') from job_history h),
+                   'job_attempts', (select coalesce(jsonb_agg(to_jsonb(a) order by id), '[]') from job_attempts a),
+                   'job_dependencies', (select coalesce(jsonb_agg(to_jsonb(d) order by job_id, depends_on_job_id), '[]') from job_dependencies d),
+                   'events', (select coalesce(jsonb_agg(to_jsonb(e) order by id), '[]') from events e),
+                   'standing_order_runs', (select coalesce(jsonb_agg(to_jsonb(r) order by id), '[]') from standing_order_runs r))",
+                &[],
+            )
+            .expect("snapshot");
+        row.get(0)
+    }
+
+    /// Inserts a job directly in `status` (bypassing the commands), with the fields that
+    /// state requires: leased/running jobs get a lease token, an owner and an attempt row.
+    pub fn insert_job_in(&self, status: &str) -> uuid::Uuid {
+        let mut c = self.client();
+        let row = c
+            .query_one(
+                "insert into jobs (target_agent, job_type, subject, status, attempt_count,
+                                   lease_owner, leased_until, lease_token, blocked_reason, completed_at)
+                 values ('worker', 'reactive', 'fixture', $1::text::job_status,
+                         case when $1 in ('queued', 'waiting', 'awaiting_approval') then 0 else 1 end,
+                         case when $1 in ('leased', 'running') then 'fixture-owner' end,
+                         case when $1 in ('leased', 'running') then now() + interval '10 minutes' end,
+                         case when $1 in ('leased', 'running') then gen_random_uuid() end,
+                         case when $1 = 'blocked' then 'fixture reason' end,
+                         case when $1 in ('succeeded', 'dead', 'cancelled') then now() end)
+                 returning id, lease_token",
+                &[&status],
+            )
+            .expect("insert fixture job");
+        let id: uuid::Uuid = row.get(0);
+        let token: Option<uuid::Uuid> = row.get(1);
+        if status != "queued" && status != "waiting" && status != "awaiting_approval" {
+            let attempt_status = match status {
+                "leased" | "running" | "succeeded" | "blocked" | "failed" => status,
+                "dead" => "failed",
+                _ => "cancelled",
+            };
+            c.execute(
+                "insert into job_attempts (job_id, attempt_no, dispatcher_id, status, lease_token, finished_at)
+                 values ($1, 1, 'fixture-owner', $2::text::attempt_status, $3,
+                         case when $2 in ('leased', 'running') then null else now() end)",
+                &[&id, &attempt_status, &token],
+            )
+            .expect("insert fixture attempt");
+        }
+        id
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::env::var_os("AGENTBUS_TEST_KEEP_DB").is_some() {
+            #[allow(clippy::print_stderr)] // the test harness talks to the developer
+            {
+                eprintln!("kept test database {}", self.name);
+            }
+            return;
+        }
+        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "drop database if exists {} with (force)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// Stdout parsed as JSON; panics with the whole output when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}); exit {}\nstdout:\n{}\nstderr:\n{}",
+                self.code, self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts success and returns the JSON document.
+    pub fn ok(&self) -> Value {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self.json()
+    }
+
+    /// Asserts the exit code and a one-line `agentbus: error:` message containing `needle`.
+    pub fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        let first = self.stderr.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("agentbus: error: "),
+            "first stderr line is not an agentbus error: {:?}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.to_lowercase().contains(&needle.to_lowercase()),
+            "stderr does not mention {needle:?}: {:?}",
+            self.stderr
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "stdout must be empty on error: {:?}",
+            self.stdout
+        );
+    }
+}
+
+/// Runs the binary with a cleared environment plus `env`.
+pub fn run_cli(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> CliOutput {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentbus"));
+    cmd.args(args).env_clear().env("USER", "tester");
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn agentbus");
+    if let Some(input) = stdin {
+        if let Some(mut pipe) = child.stdin.take() {
+            // The child may exit before reading everything (e.g. oversized input).
+            let _ = pipe.write_all(input);
+        }
+    }
+    let out = child.wait_with_output().expect("wait for agentbus");
+    CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `value[key]` as a string; panics with the document when absent.
+pub fn s(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {value}"))
+        .to_string()
+}
+
+/// `value[key]` as a time; panics when absent or not RFC 3339.
+pub fn t(value: &Value, key: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(&s(value, key))
+        .unwrap_or_else(|e| panic!("{key} is not RFC 3339 in {value}: {e}"))
+        .with_timezone(&chrono::Utc)
+}
