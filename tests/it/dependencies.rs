@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Barrier};
 
+use postgres::fallible_iterator::FallibleIterator;
+
 use crate::support::{s, TestDb};
 
 fn enqueue(db: &TestDb, subject: &str, deps: &[&str]) -> String {
@@ -226,4 +228,27 @@ fn a_dependency_finishing_while_a_dependent_is_enqueued_is_not_lost() {
             "round {round}: dependent left waiting"
         );
     }
+}
+
+#[test]
+fn releasing_a_dependent_notifies_jobs_ready() {
+    let db = TestDb::new();
+    let a = enqueue(&db, "a", &[]);
+    let b = enqueue(&db, "b", &[&a]);
+    let (_, ta) = claim_one(&db, "a");
+    let mut listener = db.client();
+    listener.batch_execute("listen jobs_ready").unwrap();
+
+    db.cli(&["complete-job", &a, "--lease-token", &ta]).ok();
+
+    let mut notes = listener.notifications();
+    let note = notes
+        .timeout_iter(std::time::Duration::from_secs(5))
+        .next()
+        .expect("read notifications")
+        .expect("no notification within 5 s");
+    let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
+    assert_eq!(note.channel(), "jobs_ready");
+    assert_eq!(payload["job_id"].as_str(), Some(b.as_str()));
+    assert_eq!(payload["target_agent"], "b");
 }

@@ -103,6 +103,17 @@ fn ensure_template(admin: &mut postgres::Client) -> String {
         admin
             .batch_execute(&format!("alter database {building} rename to {name}"))
             .expect("publish template");
+        // Templates of older schemas are dead weight; one still in use is left alone.
+        let old: Vec<String> = admin
+            .query(
+                "select datname from pg_database where datname like 'agentbus\\_tpl\\_%' and datname <> $1",
+                &[&name],
+            )
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .unwrap_or_default();
+        for db in old {
+            let _ = admin.batch_execute(&format!("drop database if exists {db}"));
+        }
     }
     admin
         .execute("select pg_advisory_unlock(727274)", &[])
