@@ -37,6 +37,36 @@ fn claim_one(db: &TestDb, agent: &str) -> (String, String) {
     (s(job, "id"), s(job, "lease_token"))
 }
 
+/// Completes `id` with `token` on a new connection in another thread, once `barrier` opens.
+fn complete_in_thread(
+    db: &TestDb,
+    id: String,
+    token: String,
+    barrier: Arc<Barrier>,
+) -> std::thread::JoinHandle<agentbus::jobs::Job> {
+    let url = db.url.clone();
+    std::thread::spawn(move || {
+        let mut client = crate::support::connect(&url);
+        let fence = agentbus::jobs::Fence {
+            lease_token: Some(token.parse().unwrap()),
+            attempt: None,
+        };
+        let caller = agentbus::jobs::Caller {
+            actor: "t".into(),
+            command: "complete-job",
+        };
+        barrier.wait();
+        agentbus::jobs::complete(
+            &mut client,
+            id.parse().unwrap(),
+            fence,
+            &caller,
+            &Default::default(),
+        )
+        .expect("complete")
+    })
+}
+
 #[test]
 fn a_diamond_runs_in_dependency_order() {
     let db = TestDb::new();
@@ -154,33 +184,10 @@ fn two_dependencies_succeeding_at_the_same_moment_release_the_dependent() {
         let (_, tb) = claim_one(&db, "b");
         let (_, tc) = claim_one(&db, "c");
         let barrier = Arc::new(Barrier::new(2));
-        let handles: Vec<_> = [(b.clone(), tb), (c.clone(), tc)]
-            .into_iter()
-            .map(|(id, token)| {
-                let url = db.url.clone();
-                let barrier = Arc::clone(&barrier);
-                std::thread::spawn(move || {
-                    let mut client = crate::support::connect(&url);
-                    let fence = agentbus::jobs::Fence {
-                        lease_token: Some(token.parse().unwrap()),
-                        attempt: None,
-                    };
-                    let caller = agentbus::jobs::Caller {
-                        actor: "t".into(),
-                        command: "complete-job",
-                    };
-                    barrier.wait();
-                    agentbus::jobs::complete(
-                        &mut client,
-                        id.parse().unwrap(),
-                        fence,
-                        &caller,
-                        &Default::default(),
-                    )
-                    .expect("complete")
-                })
-            })
-            .collect();
+        let handles = [
+            complete_in_thread(&db, b.clone(), tb, Arc::clone(&barrier)),
+            complete_in_thread(&db, c.clone(), tc, Arc::clone(&barrier)),
+        ];
         for h in handles {
             h.join().unwrap();
         }
@@ -196,29 +203,7 @@ fn a_dependency_finishing_while_a_dependent_is_enqueued_is_not_lost() {
         let b = enqueue(&db, &agent, &[]);
         let (_, tb) = claim_one(&db, &agent);
         let barrier = Arc::new(Barrier::new(2));
-        let url = db.url.clone();
-        let b2 = b.clone();
-        let bar = Arc::clone(&barrier);
-        let completer = std::thread::spawn(move || {
-            let mut client = crate::support::connect(&url);
-            let fence = agentbus::jobs::Fence {
-                lease_token: Some(tb.parse().unwrap()),
-                attempt: None,
-            };
-            let caller = agentbus::jobs::Caller {
-                actor: "t".into(),
-                command: "complete-job",
-            };
-            bar.wait();
-            agentbus::jobs::complete(
-                &mut client,
-                b2.parse().unwrap(),
-                fence,
-                &caller,
-                &Default::default(),
-            )
-            .expect("complete")
-        });
+        let completer = complete_in_thread(&db, b.clone(), tb, Arc::clone(&barrier));
         barrier.wait();
         let d = enqueue(&db, "d", &[&b]);
         completer.join().unwrap();
