@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! waiting ──(all dependencies succeeded)──> queued ──claim──> leased ──mark-running──> running
-//! awaiting_approval ──(approved)──> queued | waiting
+//! awaiting_approval ──(operator approves; command not built yet)──> queued | waiting
 //! leased | running ──complete──> succeeded
 //! leased | running ──block──> blocked            (reason required)
 //! leased | running ──fail --retry-seconds N──> queued (after N s)   or dead when attempts are used up
@@ -13,7 +13,8 @@
 //! waiting ──(a dependency ended dead or cancelled)──> blocked
 //! ```
 //!
-//! `succeeded`, `dead` and `cancelled` are terminal. Every transition is guarded in SQL
+//! `succeeded`, `dead` and `cancelled` are terminal (no command cancels a job yet; the
+//! operator commands approve/cancel/retry belong to the console). Every transition is guarded in SQL
 //! (`... where status in (...)`) after the row is locked, and recorded in `job_history` by
 //! trigger. A call that is not legal from the job's current state is a conflict (exit 4)
 //! and writes nothing.
