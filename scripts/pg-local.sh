@@ -3,7 +3,7 @@
 #
 #   export DATABASE_URL=$(scripts/pg-local.sh)      # find or start one, print the URL
 #   scripts/pg-local.sh --private                   # skip the first two choices (below)
-#   scripts/pg-local.sh status                      # say which one would be used
+#   scripts/pg-local.sh status                      # report each choice; changes nothing
 #   scripts/pg-local.sh stop                        # stop the private cluster, if we started it
 #
 # Choices, in order:
@@ -136,6 +136,26 @@ stop_private() {
   fi
 }
 
+# Says what each choice would give, without creating or starting anything.
+report_status() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    if answers "$DATABASE_URL"; then say "1. DATABASE_URL answers (would be used)"; else say "1. DATABASE_URL is set but does not answer"; fi
+  else
+    say "1. DATABASE_URL is not set"
+  fi
+  local user found=""
+  for user in postgres "$(id -un)"; do
+    if answers "postgresql://$user@127.0.0.1:5432/postgres"; then found=$user; break; fi
+  done
+  if [ -n "$found" ]; then say "2. a server answers on 127.0.0.1:5432 as $found"; else say "2. nothing answers on 127.0.0.1:5432"; fi
+  local data; data=$(data_dir)
+  if [ -e "$data/db/PG_VERSION" ]; then
+    if answers "$(private_url)"; then say "3. private cluster $data is running on port $port"; else say "3. private cluster $data exists, stopped"; fi
+  else
+    say "3. no private cluster under $data"
+  fi
+}
+
 find_url() {
   local private_only=$1
   if [ "$private_only" = 0 ]; then
@@ -159,9 +179,7 @@ case "${1:-url}" in
   url) find_url 0 ;;
   --private|private) find_url 1 ;;
   stop) stop_private ;;
-  status)
-    if [ -e "$(data_dir)/db/PG_VERSION" ]; then say "private cluster: $(data_dir) (port $port)"; fi
-    find_url 0 ;;
+  status) report_status ;;
   -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command: $1 (use url, --private, status or stop)" ;;
 esac

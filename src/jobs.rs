@@ -144,6 +144,21 @@ pub enum AttemptStatus {
     Cancelled,
 }
 
+impl AttemptStatus {
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Leased => "leased",
+            AttemptStatus::Running => "running",
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Blocked => "blocked",
+            AttemptStatus::Failed => "failed",
+            AttemptStatus::TimedOut => "timed_out",
+            AttemptStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// A row of `jobs`. Field names are the column names.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,20 +322,25 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
     let (status, blocked_reason) = initial_status(&mut tx, p, &deps)?;
 
     let (run_at, run_in) = split_time(p.run_after);
+    let sql = format!(
+        "insert into jobs (id, namespace, parent_job_id, flow_key, correlation_key, source_agent,
+                           target_agent, job_type, subject, priority, dedupe_key, payload, state,
+                           status, run_after, max_attempts, requires_approval, blocked_reason)
+         values (coalesce($1, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                 $14::text::job_status,
+                 coalesce($15, now() + make_interval(secs => coalesce($16::float8, 0))),
+                 $17, $18, $19)
+         on conflict (namespace, target_agent, dedupe_key)
+           where dedupe_key is not null and status in {ACTIVE_STATUSES_SQL}
+         do nothing
+         returning to_jsonb(jobs.*) as row"
+    );
+    let existing_sql = format!(
+        "select to_jsonb(j.*) as row from jobs j
+         where namespace = $1 and target_agent = $2 and dedupe_key = $3
+           and status in {ACTIVE_STATUSES_SQL}"
+    );
     for _ in 0..3 {
-        let sql = format!(
-            "insert into jobs (id, namespace, parent_job_id, flow_key, correlation_key, source_agent,
-                               target_agent, job_type, subject, priority, dedupe_key, payload, state,
-                               status, run_after, max_attempts, requires_approval, blocked_reason)
-             values (coalesce($1, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                     $14::text::job_status,
-                     coalesce($15, now() + make_interval(secs => coalesce($16::float8, 0))),
-                     $17, $18, $19)
-             on conflict (namespace, target_agent, dedupe_key)
-               where dedupe_key is not null and status in {ACTIVE_STATUSES_SQL}
-             do nothing
-             returning to_jsonb(jobs.*) as row"
-        );
         let inserted = tx.query_opt(
             &sql,
             &[
@@ -363,11 +383,7 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
         // An active job holds the dedupe key: return it. If it finished between the insert
         // and this read, the key is free again and the insert is retried.
         let existing = tx.query_opt(
-            &format!(
-                "select to_jsonb(j.*) as row from jobs j
-                 where namespace = $1 and target_agent = $2 and dedupe_key = $3
-                   and status in {ACTIVE_STATUSES_SQL}"
-            ),
+            &existing_sql,
             &[&p.namespace, &p.target_agent, &p.dedupe_key],
         )?;
         if let Some(row) = existing {
@@ -573,8 +589,10 @@ pub fn mark_running(
     p: &MarkRunningParams,
 ) -> Result<Job> {
     check_optional_text("--summary", p.summary.as_deref())?;
-    check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
-    check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
+    check_openclaw_refs(
+        p.openclaw_task_ref.as_deref(),
+        p.openclaw_session_key.as_deref(),
+    )?;
     fenced(
         client,
         job_id,
@@ -628,8 +646,10 @@ pub fn complete(
     p: &CompleteParams,
 ) -> Result<Job> {
     check_optional_text("--summary", p.summary.as_deref())?;
-    check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
-    check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
+    check_openclaw_refs(
+        p.openclaw_task_ref.as_deref(),
+        p.openclaw_session_key.as_deref(),
+    )?;
     fenced(
         client,
         job_id,
@@ -677,8 +697,10 @@ pub fn block(
 ) -> Result<Job> {
     check_required_text("--blocked-reason", &p.blocked_reason)?;
     check_optional_text("--summary", p.summary.as_deref())?;
-    check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
-    check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
+    check_openclaw_refs(
+        p.openclaw_task_ref.as_deref(),
+        p.openclaw_session_key.as_deref(),
+    )?;
     fenced(
         client,
         job_id,
@@ -812,6 +834,11 @@ pub fn renew_lease(
             decode(&row, "row")
         },
     )
+}
+
+fn check_openclaw_refs(task_ref: Option<&str>, session_key: Option<&str>) -> Result<()> {
+    check_optional_text("--openclaw-task-ref", task_ref)?;
+    check_optional_text("--openclaw-session-key", session_key)
 }
 
 fn close_attempt(

@@ -137,16 +137,24 @@ fn apply_locked(client: &mut postgres::Client, migrations: &[Migration]) -> Resu
 
 /// Lists every known migration as applied or pending, and refuses (configuration error)
 /// when an applied migration was edited or the database is newer than this binary.
+///
+/// Reads only: on a database that was never migrated every migration is pending.
 pub fn status(client: &mut postgres::Client) -> Result<Vec<MigrationStatus>> {
-    client.batch_execute(CREATE_LEDGER)?;
     check(client, MIGRATIONS)
 }
 
 fn check(client: &mut postgres::Client, migrations: &[Migration]) -> Result<Vec<MigrationStatus>> {
-    let rows = client.query(
-        "select version, name, checksum, applied_at from agentbus_migrations order by version",
-        &[],
-    )?;
+    let ledger_exists: bool = client
+        .query_one("select to_regclass('agentbus_migrations') is not null", &[])?
+        .try_get(0)?;
+    let rows = if ledger_exists {
+        client.query(
+            "select version, name, checksum, applied_at from agentbus_migrations order by version",
+            &[],
+        )?
+    } else {
+        Vec::new()
+    };
     let known_max = migrations.last().map_or(0, |m| m.version);
     let mut recorded = std::collections::BTreeMap::new();
     for row in &rows {

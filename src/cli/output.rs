@@ -159,10 +159,7 @@ pub fn job_detail_table(d: &JobDetail) -> String {
                 }
                 vec![
                     a.attempt_no.to_string(),
-                    serde_json::to_value(a.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
+                    a.status.as_str().to_string(),
                     opt(a.dispatcher_id.as_deref()),
                     time(a.started_at),
                     time_opt(a.finished_at),

@@ -43,6 +43,15 @@ fn status_lists_pending_migrations_without_applying_them() {
         .unwrap()
         .iter()
         .all(|m| m["state"] == "pending"));
+    let ledger: bool = db
+        .client()
+        .query_one("select to_regclass('agentbus_migrations') is not null", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        !ledger,
+        "migrate --status must not write (it created the ledger table)"
+    );
     db.cli(&["list-jobs"]).fails(78, "agentbus migrate");
 }
 

@@ -160,14 +160,17 @@ impl TestDb {
         } else {
             format!("create database {name}")
         };
-        // Two clones of one template at the same instant can collide; try again briefly.
+        // Cloning fails with object_in_use while another session is connected to the
+        // template (e.g. another test process publishing it); only that is retried.
         let mut tries = 0;
         loop {
             match admin.batch_execute(&sql) {
                 Ok(()) => break,
-                Err(e) if tries < 50 => {
+                Err(e)
+                    if tries < 50
+                        && e.code() == Some(&postgres::error::SqlState::OBJECT_IN_USE) =>
+                {
                     tries += 1;
-                    let _ = e;
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Err(e) => panic!("create test database: {e}"),
