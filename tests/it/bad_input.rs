@@ -6,11 +6,7 @@ use crate::support::{run_cli, s, TestDb};
 /// A database with one job in each interesting state, and a run, to snapshot around.
 fn seeded() -> (TestDb, Seed) {
     let db = TestDb::new();
-    let queued = s(
-        &db.cli(&["enqueue-job", "--target-agent", "a", "--subject", "queued"])
-            .ok(),
-        "id",
-    );
+    let queued = db.enqueue("a", "queued", &[]);
     let dead = db.insert_job_in("dead").to_string();
     let cancelled = db.insert_job_in("cancelled").to_string();
     let running = db.insert_job_in("running").to_string();

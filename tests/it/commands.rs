@@ -269,21 +269,8 @@ fn a_job_runs_its_whole_life_through_the_agent_commands() {
 #[test]
 fn block_job_keeps_the_reason_and_closes_the_attempt() {
     let db = TestDb::new();
-    let id = s(
-        &db.cli(&[
-            "enqueue-job",
-            "--target-agent",
-            "devops",
-            "--subject",
-            "rotate",
-        ])
-        .ok(),
-        "id",
-    );
-    let token = s(
-        &db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok()[0],
-        "lease_token",
-    );
+    let id = db.enqueue("devops", "rotate", &[]);
+    let token = db.claim_one("d1", None).1;
 
     let blocked = db
         .cli(&[
@@ -321,10 +308,7 @@ fn fail_job_retries_while_attempts_remain_then_goes_dead() {
         "id",
     );
 
-    let token = s(
-        &db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok()[0],
-        "lease_token",
-    );
+    let token = db.claim_one("d1", None).1;
     let retried = db
         .cli(&[
             "fail-job",
@@ -341,10 +325,7 @@ fn fail_job_retries_while_attempts_remain_then_goes_dead() {
     assert_eq!(retried["last_error"], "503");
     assert!(retried["lease_token"].is_null());
 
-    let token = s(
-        &db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok()[0],
-        "lease_token",
-    );
+    let token = db.claim_one("d1", None).1;
     let dead = db
         .cli(&[
             "fail-job",
@@ -373,11 +354,7 @@ fn fail_job_retries_while_attempts_remain_then_goes_dead() {
 #[test]
 fn fail_job_without_retry_seconds_is_dead_at_once() {
     let db = TestDb::new();
-    let id = s(
-        &db.cli(&["enqueue-job", "--target-agent", "rep", "--subject", "send"])
-            .ok(),
-        "id",
-    );
+    let id = db.enqueue("rep", "send", &[]);
     db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok();
     let dead = db
         .cli(&["fail-job", &id, "--last-error", "malformed lead"])

@@ -7,34 +7,11 @@ use postgres::fallible_iterator::FallibleIterator;
 
 use crate::support::{s, TestDb};
 
-fn enqueue(db: &TestDb, subject: &str, deps: &[&str]) -> String {
-    let mut args = vec![
-        "enqueue-job",
-        "--target-agent",
-        subject,
-        "--subject",
-        subject,
-    ];
-    for d in deps {
-        args.extend(["--depends-on", d]);
-    }
-    s(&db.cli(&args).ok(), "id")
-}
-
 fn status(db: &TestDb, id: &str) -> String {
     s(
         &db.cli(&["show-job", id, "--format", "json"]).ok(),
         "status",
     )
-}
-
-/// Claims exactly the given job (it must be the only claimable one for its agent).
-fn claim_one(db: &TestDb, agent: &str) -> (String, String) {
-    let got = db
-        .cli(&["claim-jobs", "--lease-owner", "d", "--target-agent", agent])
-        .ok();
-    let job = &got.as_array().expect("array")[0];
-    (s(job, "id"), s(job, "lease_token"))
 }
 
 /// Completes `id` with `token` on a new connection in another thread, once `barrier` opens.
@@ -70,10 +47,10 @@ fn complete_in_thread(
 #[test]
 fn a_diamond_runs_in_dependency_order() {
     let db = TestDb::new();
-    let a = enqueue(&db, "a", &[]);
-    let b = enqueue(&db, "b", &[&a]);
-    let c = enqueue(&db, "c", &[&a]);
-    let d = enqueue(&db, "d", &[&b, &c]);
+    let a = db.enqueue("a", "a", &[]);
+    let b = db.enqueue("b", "b", &[&a]);
+    let c = db.enqueue("c", "c", &[&a]);
+    let d = db.enqueue("d", "d", &[&b, &c]);
     assert_eq!(
         [status(&db, &b), status(&db, &c), status(&db, &d)],
         ["waiting", "waiting", "waiting"]
@@ -91,8 +68,8 @@ fn a_diamond_runs_in_dependency_order() {
         ["queued", "queued", "waiting"]
     );
 
-    let (_, tb) = claim_one(&db, "b");
-    let (_, tc) = claim_one(&db, "c");
+    let (_, tb) = db.claim_one("d", Some("b"));
+    let (_, tc) = db.claim_one("d", Some("c"));
     db.cli(&["complete-job", &b, "--lease-token", &tb]).ok();
     assert_eq!(status(&db, &d), "waiting", "C has not succeeded yet");
     db.cli(&["complete-job", &c, "--lease-token", &tc]).ok();
@@ -112,12 +89,12 @@ fn a_diamond_runs_in_dependency_order() {
 #[test]
 fn a_dead_dependency_blocks_its_dependents_with_a_reason_naming_it() {
     let db = TestDb::new();
-    let a = enqueue(&db, "a", &[]);
-    let b = enqueue(&db, "b", &[&a]);
-    let d = enqueue(&db, "d", &[&b]);
-    let (_, ta) = claim_one(&db, "a");
+    let a = db.enqueue("a", "a", &[]);
+    let b = db.enqueue("b", "b", &[&a]);
+    let d = db.enqueue("d", "d", &[&b]);
+    let (_, ta) = db.claim_one("d", Some("a"));
     db.cli(&["complete-job", &a, "--lease-token", &ta]).ok();
-    let (_, tb) = claim_one(&db, "b");
+    let (_, tb) = db.claim_one("d", Some("b"));
 
     db.cli(&[
         "fail-job",
@@ -178,11 +155,11 @@ fn two_dependencies_succeeding_at_the_same_moment_release_the_dependent() {
     // Repeated, because the hazard is a race between the two completing transactions.
     for _ in 0..10 {
         let db = TestDb::new();
-        let b = enqueue(&db, "b", &[]);
-        let c = enqueue(&db, "c", &[]);
-        let d = enqueue(&db, "d", &[&b, &c]);
-        let (_, tb) = claim_one(&db, "b");
-        let (_, tc) = claim_one(&db, "c");
+        let b = db.enqueue("b", "b", &[]);
+        let c = db.enqueue("c", "c", &[]);
+        let d = db.enqueue("d", "d", &[&b, &c]);
+        let (_, tb) = db.claim_one("d", Some("b"));
+        let (_, tc) = db.claim_one("d", Some("c"));
         let barrier = Arc::new(Barrier::new(2));
         let handles = [
             complete_in_thread(&db, b.clone(), tb, Arc::clone(&barrier)),
@@ -200,12 +177,12 @@ fn a_dependency_finishing_while_a_dependent_is_enqueued_is_not_lost() {
     let db = TestDb::new();
     for round in 0..10 {
         let agent = format!("b{round}");
-        let b = enqueue(&db, &agent, &[]);
-        let (_, tb) = claim_one(&db, &agent);
+        let b = db.enqueue(&agent, &agent, &[]);
+        let (_, tb) = db.claim_one("d", Some(&agent));
         let barrier = Arc::new(Barrier::new(2));
         let completer = complete_in_thread(&db, b.clone(), tb, Arc::clone(&barrier));
         barrier.wait();
-        let d = enqueue(&db, "d", &[&b]);
+        let d = db.enqueue("d", "d", &[&b]);
         completer.join().unwrap();
         assert_eq!(
             status(&db, &d),
@@ -218,9 +195,9 @@ fn a_dependency_finishing_while_a_dependent_is_enqueued_is_not_lost() {
 #[test]
 fn releasing_a_dependent_notifies_jobs_ready() {
     let db = TestDb::new();
-    let a = enqueue(&db, "a", &[]);
-    let b = enqueue(&db, "b", &[&a]);
-    let (_, ta) = claim_one(&db, "a");
+    let a = db.enqueue("a", "a", &[]);
+    let b = db.enqueue("b", "b", &[&a]);
+    let (_, ta) = db.claim_one("d", Some("a"));
     let mut listener = db.client();
     listener.batch_execute("listen jobs_ready").unwrap();
 

@@ -14,11 +14,7 @@ fn expire(db: &TestDb, id: &str) {
 #[test]
 fn a_worker_that_lost_its_lease_cannot_complete_or_fail_the_job() {
     let db = TestDb::new();
-    let id = s(
-        &db.cli(&["enqueue-job", "--target-agent", "a", "--subject", "s"])
-            .ok(),
-        "id",
-    );
+    let id = db.enqueue("a", "s", &[]);
     let first = db.cli(&["claim-jobs", "--lease-owner", "worker-a"]).ok();
     let old_token = s(&first[0], "lease_token");
     db.cli(&["mark-running-job", &id, "--lease-token", &old_token])
@@ -126,16 +122,8 @@ fn a_worker_that_lost_its_lease_cannot_complete_or_fail_the_job() {
 #[test]
 fn the_supervisor_token_in_the_environment_fences_only_its_own_job() {
     let db = TestDb::new();
-    let mine = s(
-        &db.cli(&["enqueue-job", "--target-agent", "a", "--subject", "mine"])
-            .ok(),
-        "id",
-    );
-    let other = s(
-        &db.cli(&["enqueue-job", "--target-agent", "b", "--subject", "other"])
-            .ok(),
-        "id",
-    );
+    let mine = db.enqueue("a", "mine", &[]);
+    let other = db.enqueue("b", "other", &[]);
     let claimed = db
         .cli(&["claim-jobs", "--lease-owner", "sup", "--limit", "2"])
         .ok();
@@ -180,15 +168,8 @@ fn the_supervisor_token_in_the_environment_fences_only_its_own_job() {
 #[test]
 fn repeating_a_successful_close_with_its_token_is_harmless() {
     let db = TestDb::new();
-    let id = s(
-        &db.cli(&["enqueue-job", "--target-agent", "a", "--subject", "s"])
-            .ok(),
-        "id",
-    );
-    let token = s(
-        &db.cli(&["claim-jobs", "--lease-owner", "w"]).ok()[0],
-        "lease_token",
-    );
+    let id = db.enqueue("a", "s", &[]);
+    let token = db.claim_one("w", None).1;
     let first = db
         .cli(&[
             "complete-job",

@@ -199,6 +199,30 @@ impl TestDb {
         run_cli(args, &all_env, stdin)
     }
 
+    /// Enqueues a job for `agent` with `subject` after `deps`; returns its id.
+    pub fn enqueue(&self, agent: &str, subject: &str, deps: &[&str]) -> String {
+        let mut args = vec!["enqueue-job", "--target-agent", agent, "--subject", subject];
+        for d in deps {
+            args.extend(["--depends-on", d]);
+        }
+        s(&self.cli(&args).ok(), "id")
+    }
+
+    /// Claims one job as `owner` (of `agent` only, when given); returns (id, lease token).
+    pub fn claim_one(&self, owner: &str, agent: Option<&str>) -> (String, String) {
+        let mut args = vec!["claim-jobs", "--lease-owner", owner];
+        if let Some(a) = agent {
+            args.extend(["--target-agent", a]);
+        }
+        let got = self.cli(&args).ok();
+        let job = got
+            .as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .unwrap_or_else(|| panic!("nothing to claim: {got}"));
+        (s(&job, "id"), s(&job, "lease_token"))
+    }
+
     /// A JSON snapshot of every row of every ledger table, to prove "nothing written".
     pub fn snapshot(&self) -> Value {
         let mut c = self.client();
