@@ -140,8 +140,11 @@ pub enum AttemptStatus {
     Failed,
     /// The lease ran out before the job was closed.
     TimedOut,
-    /// Cancelled.
+    /// Cancelled, or released by a shutting-down supervisor before the agent was woken.
     Cancelled,
+    /// The supervisor holding it went away before waking the agent; its restart released
+    /// the job.
+    Lost,
 }
 
 impl AttemptStatus {
@@ -155,6 +158,7 @@ impl AttemptStatus {
             AttemptStatus::Failed => "failed",
             AttemptStatus::TimedOut => "timed_out",
             AttemptStatus::Cancelled => "cancelled",
+            AttemptStatus::Lost => "lost",
         }
     }
 }
@@ -185,6 +189,9 @@ pub struct Job {
     pub lease_token: Option<Uuid>,
     pub attempt_count: i32,
     pub max_attempts: i32,
+    /// Attempts whose wake-up never reached the agent; they do not count toward
+    /// `max_attempts`.
+    pub unreached_attempts: i32,
     pub blocked_reason: Option<String>,
     pub last_error: Option<String>,
     pub requires_approval: bool,
@@ -214,6 +221,71 @@ pub struct Attempt {
     pub finished_at: Option<DateTime<Utc>>,
     pub lease_token: Option<Uuid>,
     pub stale_calls: Value,
+    pub wake_mode: Option<String>,
+    pub woken_at: Option<DateTime<Utc>>,
+    pub prompt_hash: Option<String>,
+    pub prompt_version: Option<i32>,
+    pub hook_status: Option<i32>,
+    pub run_id: Option<String>,
+    pub exit_code: Option<i32>,
+    pub exit_signal: Option<i32>,
+    pub stderr_tail: Option<String>,
+}
+
+/// What a supervisor learned about an attempt (columns of `job_attempts`); `None` keeps
+/// what is stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptFacts {
+    /// HTTP status the wake hook answered.
+    pub hook_status: Option<i32>,
+    /// The hook's runId.
+    pub run_id: Option<String>,
+    /// Exit code of an exec child.
+    pub exit_code: Option<i32>,
+    /// Signal that ended an exec child.
+    pub exit_signal: Option<i32>,
+    /// Last lines of the child's stderr.
+    pub stderr_tail: Option<String>,
+}
+
+/// Writes `facts` onto attempt `attempt_no` of `job_id`, finished or not.
+pub fn record_attempt_facts(
+    client: &mut impl postgres::GenericClient,
+    job_id: Uuid,
+    attempt_no: i32,
+    facts: &AttemptFacts,
+) -> Result<()> {
+    client.execute(
+        "update job_attempts
+         set hook_status = coalesce($3, hook_status),
+             run_id = coalesce($4, run_id),
+             exit_code = coalesce($5, exit_code),
+             exit_signal = coalesce($6, exit_signal),
+             stderr_tail = coalesce($7, stderr_tail)
+         where job_id = $1 and attempt_no = $2",
+        &[
+            &job_id,
+            &attempt_no,
+            &facts.hook_status,
+            &facts.run_id,
+            &facts.exit_code,
+            &facts.exit_signal,
+            &facts.stderr_tail,
+        ],
+    )?;
+    Ok(())
+}
+
+/// The retry delay after attempt `attempt` failed: 10 s doubling per attempt, capped at
+/// one hour, with +-20 % jitter (the same curve as `requeue_expired_jobs`).
+pub fn retry_backoff_seconds(attempt: i32) -> i64 {
+    let exponent = u32::try_from(attempt.saturating_sub(1).clamp(0, 20)).unwrap_or(0);
+    let base = 10_i64.saturating_mul(1_i64 << exponent).min(3600);
+    // Jitter from a random UUID: no extra dependency for 16 random bits.
+    let bytes = Uuid::new_v4();
+    let r = u16::from_le_bytes([bytes.as_bytes()[0], bytes.as_bytes()[1]]);
+    let factor = 0.8 + 0.4 * f64::from(r) / f64::from(u16::MAX);
+    ((base as f64) * factor).round() as i64
 }
 
 /// A row of `job_history`: one status change.
@@ -563,6 +635,14 @@ pub struct FailParams {
     pub result: Option<Value>,
     /// Retry after this many seconds (if attempts remain); without it the job goes dead.
     pub retry_seconds: Option<i64>,
+    /// Close the attempt `timed_out` instead of `failed` (a supervisor killed it at its
+    /// deadline).
+    pub timed_out: bool,
+    /// The wake-up never reached the agent (refused connection, 5xx, refused request):
+    /// the attempt does not count toward `max_attempts`, so the job is always retried.
+    pub unreached: bool,
+    /// What the supervisor learned about the attempt (hook status, exit code, stderr).
+    pub facts: AttemptFacts,
 }
 
 /// What `mark-running-job` records.
@@ -582,7 +662,7 @@ const LEASED_OR_RUNNING: &[JobStatus] = &[JobStatus::Leased, JobStatus::Running]
 
 /// Marks a leased job running (or updates a running job's references).
 pub fn mark_running(
-    client: &mut postgres::Client,
+    client: &mut impl postgres::GenericClient,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -639,7 +719,7 @@ pub fn mark_running(
 
 /// Closes a job as succeeded.
 pub fn complete(
-    client: &mut postgres::Client,
+    client: &mut impl postgres::GenericClient,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -689,7 +769,7 @@ pub fn complete(
 
 /// Closes a job as blocked (the agent cannot proceed without something outside it).
 pub fn block(
-    client: &mut postgres::Client,
+    client: &mut impl postgres::GenericClient,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -746,7 +826,7 @@ pub fn block(
 /// Fails the current attempt: retries after `retry_seconds` while attempts remain,
 /// otherwise (or without `retry_seconds`) the job goes dead.
 pub fn fail(
-    client: &mut postgres::Client,
+    client: &mut impl postgres::GenericClient,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -776,9 +856,10 @@ pub fn fail(
         idempotent,
         Some(&p.last_error),
         |tx, job| {
+            let counted = job.attempt_count - job.unreached_attempts;
             let retry = p
                 .retry_seconds
-                .filter(|_| job.attempt_count < job.max_attempts);
+                .filter(|_| p.unreached || counted < job.max_attempts);
             let row = tx.query_one(
                 "update jobs
                  set status = case when $2::int8 is null then 'dead'::job_status
@@ -791,12 +872,22 @@ pub fn fail(
                      completed_at = case when $2::int8 is null then now() else null end,
                      lease_owner = null,
                      leased_until = null,
-                     lease_token = case when $2::int8 is null then lease_token else null end
+                     lease_token = case when $2::int8 is null then lease_token else null end,
+                     unreached_attempts = unreached_attempts + case when $6 then 1 else 0 end
                  where id = $1 and status in ('leased', 'running')
                  returning to_jsonb(jobs.*) as row",
-                &[&job.id, &retry, &p.last_error, &p.result, &p.summary],
+                &[
+                    &job.id,
+                    &retry,
+                    &p.last_error,
+                    &p.result,
+                    &p.summary,
+                    &p.unreached,
+                ],
             )?;
-            close_attempt(tx, job, "failed", p.summary.as_deref(), Some(&p.last_error))?;
+            let outcome = if p.timed_out { "timed_out" } else { "failed" };
+            close_attempt(tx, job, outcome, p.summary.as_deref(), Some(&p.last_error))?;
+            record_attempt_facts(tx, job.id, job.attempt_count, &p.facts)?;
             decode(&row, "row")
         },
     )
@@ -804,7 +895,7 @@ pub fn fail(
 
 /// Extends a leased or running job's lease to `lease_seconds` from now.
 pub fn renew_lease(
-    client: &mut postgres::Client,
+    client: &mut impl postgres::GenericClient,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -836,13 +927,108 @@ pub fn renew_lease(
     )
 }
 
+/// What a supervisor records when it wakes the agent for a claimed job.
+#[derive(Debug, Clone)]
+pub struct WakeRecord {
+    /// `hook` or `exec`.
+    pub wake_mode: &'static str,
+    /// sha256 of the job prompt.
+    pub prompt_hash: String,
+    /// Version of the prompt layout.
+    pub prompt_version: i32,
+}
+
+/// Marks a leased job running because the supervisor is about to wake its agent, and
+/// records how (mode, prompt hash) on the attempt.
+pub fn mark_woken(
+    client: &mut impl postgres::GenericClient,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    wake: &WakeRecord,
+) -> Result<Job> {
+    fenced(
+        client,
+        job_id,
+        fence,
+        caller,
+        LEASED_OR_RUNNING,
+        None,
+        Some("waking the agent"),
+        |tx, job| {
+            let row = tx.query_one(
+                "update jobs set status = 'running'
+                 where id = $1 and status in ('leased', 'running')
+                 returning to_jsonb(jobs.*) as row",
+                &[&job.id],
+            )?;
+            tx.execute(
+                "update job_attempts
+                 set status = 'running', wake_mode = $3, woken_at = now(),
+                     prompt_hash = $4, prompt_version = $5
+                 where job_id = $1 and attempt_no = $2 and finished_at is null",
+                &[
+                    &job.id,
+                    &job.attempt_count,
+                    &wake.wake_mode,
+                    &wake.prompt_hash,
+                    &wake.prompt_version,
+                ],
+            )?;
+            decode(&row, "row")
+        },
+    )
+}
+
+/// Puts a leased job whose agent was never woken back in the queue, ready at once; the
+/// attempt ends `outcome` (`cancelled`: released by a shutting-down supervisor; `lost`:
+/// found by the restart of the supervisor that held it) and does not count toward
+/// `max_attempts`.
+pub fn release_unwoken(
+    client: &mut impl postgres::GenericClient,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    outcome: AttemptStatus,
+    reason: &str,
+) -> Result<Job> {
+    if !matches!(outcome, AttemptStatus::Cancelled | AttemptStatus::Lost) {
+        return Err(Error::usage(format!(
+            "a released attempt ends cancelled or lost, not {}",
+            outcome.as_str()
+        )));
+    }
+    fenced(
+        client,
+        job_id,
+        fence,
+        caller,
+        &[JobStatus::Leased],
+        None,
+        Some(reason),
+        |tx, job| {
+            let row = tx.query_one(
+                "update jobs
+                 set status = 'queued', run_after = now(), lease_owner = null,
+                     leased_until = null, lease_token = null,
+                     unreached_attempts = unreached_attempts + 1
+                 where id = $1 and status = 'leased'
+                 returning to_jsonb(jobs.*) as row",
+                &[&job.id],
+            )?;
+            close_attempt(tx, job, outcome.as_str(), None, Some(reason))?;
+            decode(&row, "row")
+        },
+    )
+}
+
 fn check_openclaw_refs(task_ref: Option<&str>, session_key: Option<&str>) -> Result<()> {
     check_optional_text("--openclaw-task-ref", task_ref)?;
     check_optional_text("--openclaw-session-key", session_key)
 }
 
 fn close_attempt(
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut impl postgres::GenericClient,
     job: &Job,
     status: &str,
     summary: Option<&str>,
@@ -865,7 +1051,7 @@ fn close_attempt(
 /// refused; an illegal state writes nothing.
 #[allow(clippy::too_many_arguments)]
 fn fenced(
-    client: &mut postgres::Client,
+    client: &mut impl postgres::GenericClient,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -967,6 +1153,11 @@ pub struct ClaimParams {
     pub limit: i32,
     /// Only this agent's jobs.
     pub target_agent: Option<String>,
+    /// The concurrency limit of agents whose `agents.max_concurrency` is unset
+    /// (`None`: no limit).
+    pub default_max_concurrency: Option<i32>,
+    /// Whether agents without a wake mode of their own may be claimed.
+    pub claim_unconfigured: bool,
 }
 
 /// Claims up to `limit` ready jobs fairly across agents (see `claim_jobs` in
@@ -986,13 +1177,15 @@ pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Resu
         )));
     }
     let rows = client.query(
-        "select to_jsonb(c.*) as row from claim_jobs($1, $2, $3, $4, $5) c",
+        "select to_jsonb(c.*) as row from claim_jobs($1, $2, $3, $4, $5, $6, $7) c",
         &[
             &p.namespace,
             &p.lease_owner,
             &p.lease_seconds,
             &p.limit,
             &p.target_agent,
+            &p.default_max_concurrency,
+            &p.claim_unconfigured,
         ],
     )?;
     decode_all(&rows, "row")

@@ -4,13 +4,17 @@
 //! renders results; `src/bin/agentbus.rs` only wires the process to [`cli::run`].
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod cli;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod hook;
 pub mod input;
 pub mod jobs;
 pub mod migrate;
+pub mod prompt;
 pub mod standing_orders;
+pub mod supervisor;
 
 pub use error::{Error, ErrorKind, Result};

@@ -33,11 +33,18 @@ impl Migration {
 }
 
 /// Every migration this binary knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "core",
-    sql: include_str!("../sql/0001_core.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "core",
+        sql: include_str!("../sql/0001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "supervisor",
+        sql: include_str!("../sql/0002_supervisor.sql"),
+    },
+];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6167_656e_7462_7573;

@@ -378,6 +378,7 @@ pub fn fail(ctx: &mut Ctx, a: FailJobArgs, stdin: &mut dyn Read) -> Result<Strin
         summary: a.summary,
         result: json_object("--result", a.result.as_deref(), stdin, &mut stdin_used)?,
         retry_seconds: a.retry_seconds,
+        ..Default::default()
     };
     let fence = a.fence.resolve(ctx, a.job_id)?;
     let caller = caller(ctx, "fail-job");
@@ -467,6 +468,8 @@ pub fn claim(ctx: &mut Ctx, a: ClaimJobsArgs) -> Result<String> {
         lease_seconds: a.lease_seconds,
         limit: a.limit,
         target_agent: a.target_agent,
+        default_max_concurrency: None,
+        claim_unconfigured: true,
     };
     let jobs = jobs::claim(ctx.db()?, &params)?;
     output::json(&jobs)

@@ -10,6 +10,7 @@ pub mod man;
 mod migrate;
 mod output;
 mod standing_orders;
+pub mod supervisor;
 
 use std::io::Write;
 

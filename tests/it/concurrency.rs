@@ -31,6 +31,8 @@ fn eight_claimers_over_ten_thousand_jobs_claim_each_exactly_once() {
                     lease_seconds: 600,
                     limit: 25,
                     target_agent: None,
+                    default_max_concurrency: None,
+                    claim_unconfigured: true,
                 };
                 barrier.wait();
                 let mut mine = Vec::new();
@@ -96,6 +98,8 @@ fn claims_are_fair_across_agents_before_priority() {
             lease_seconds: 60,
             limit: 3,
             target_agent: None,
+            default_max_concurrency: None,
+            claim_unconfigured: true,
         },
     )
     .unwrap();

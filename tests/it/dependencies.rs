@@ -203,14 +203,24 @@ fn releasing_a_dependent_notifies_jobs_ready() {
 
     db.cli(&["complete-job", &a, "--lease-token", &ta]).ok();
 
+    // Completing `a` also frees its agent's slot (a `slot_freed` hint); the release of `b`
+    // must come as a notification of its own.
     let mut notes = listener.notifications();
-    let note = notes
-        .timeout_iter(std::time::Duration::from_secs(5))
-        .next()
-        .expect("read notifications")
-        .expect("no notification within 5 s");
-    let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
-    assert_eq!(note.channel(), "jobs_ready");
-    assert_eq!(payload["job_id"].as_str(), Some(b.as_str()));
+    let mut iter = notes.timeout_iter(std::time::Duration::from_secs(5));
+    let mut seen = Vec::new();
+    let payload = loop {
+        let note = iter
+            .next()
+            .expect("read notifications")
+            .unwrap_or_else(|| panic!("no release of b within 5 s; saw {seen:?}"));
+        assert_eq!(note.channel(), "jobs_ready");
+        let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
+        if payload["job_id"].as_str() == Some(b.as_str()) {
+            break payload;
+        }
+        assert_eq!(payload["job_id"].as_str(), Some(a.as_str()));
+        assert_eq!(payload["slot_freed"], true);
+        seen.push(payload);
+    };
     assert_eq!(payload["target_agent"], "b");
 }

@@ -1,0 +1,324 @@
+//! The `agentbus-supervisor` command line: flags and environment, turned into a
+//! [`supervisor::Config`](crate::supervisor::Config).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::db::DbConfig;
+use crate::error::{Error, Result};
+use crate::hook::Secret;
+use crate::input::split_command;
+use crate::supervisor::log::{Level, Logger};
+use crate::supervisor::{self, heartbeat_host_name, Config, DefaultWake, EnvSnapshot};
+
+const AFTER_HELP: &str = "\
+Examples:
+  # Wake every agent by running a command (the quick start; no fleet needed):
+  agentbus-supervisor --exec './agents/run-agent.sh {agent} {job_id} {prompt_file}'
+
+  # Wake OpenClaw agents through the gateway's hook endpoint:
+  agentbus-supervisor --hook-url http://127.0.0.1:18789/hooks/agent \\
+      --hook-token-file /etc/agentbus/openclaw-hook-token
+
+  # Process what is ready, wait for what runs, then exit (cron, scripts, tests):
+  agentbus-supervisor --once --exec 'sh -c \"do-the-work && agentbus complete-job\"'
+
+Wake modes:
+  An agent's row in the agents table (agentbus configure-agent) may set its wake mode,
+  hook URL, OpenClaw agentId and sessionKey, timeouts, token variable and exec command.
+  Agents without a wake mode of their own are woken with --exec or --hook-url; without
+  either, the supervisor claims only agents that have one.
+
+  hook: POST {agentId, name, message, deliver:false, timeoutSeconds, sessionKey?} with
+  Authorization: Bearer <token> and Idempotency-Key: <job_id>:<attempt>. A 2xx means the
+  run was admitted, not finished: the runId is stored on the attempt and the job stays
+  running (lease: the hook timeout + 120 s) until the agent closes it with agentbus. A
+  4xx (other than 408/429) pauses the agent (agentbus resume-agent ID after fixing the
+  configuration); 5xx, 408, 429, timeouts and refused connections fail the attempt, back
+  the agent off (5 s doubling to 5 min) and retry the job.
+
+  exec: runs the argv template with {job_id}, {agent}, {attempt}, {lease_token},
+  {prompt_file} and {namespace} replaced, in its own process group, with AGENTBUS_JOB_ID,
+  AGENTBUS_LEASE_TOKEN, AGENTBUS_ATTEMPT, AGENTBUS_AGENT, AGENTBUS_NAMESPACE,
+  AGENTBUS_PROMPT_FILE and DATABASE_URL set. The lease is renewed every third of
+  --lease-seconds while it runs; at the deadline the group gets TERM, then KILL after
+  --kill-grace. If the job is still open when the command exits, the attempt fails with
+  \"exited without closing the loop\", the exit code and the last lines of stderr.
+
+Attempts that never reached the agent (refused connection, HTTP 5xx or 4xx, a command
+that could not start) are recorded but do not count toward the job's max_attempts.
+
+Signals:
+  SIGTERM, SIGINT  stop claiming; running exec children get --shutdown-grace to finish
+                   (then TERM/KILL); jobs claimed but not started are released; exit 0
+  second signal    exit at once (leases recover whatever was running)
+  kill -9          loses nothing: expired leases are recovered by any supervisor
+
+Exit status:
+  0   stopped cleanly (signal, or --once ran out of work)
+  2   usage: bad flags
+  75  the database was unreachable at start for too long (never while running: then it
+      reconnects with back-off)
+  78  configuration: no database, schema not migrated, supervisor id in use, metrics
+      address taken
+
+Environment:
+  DATABASE_URL              the ledger (else PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)
+  AGENTBUS_NAMESPACE        --namespace
+  AGENTBUS_SUPERVISOR_ID    --supervisor-id
+  AGENTBUS_EXEC             --exec
+  AGENTBUS_HOOK_URL         --hook-url
+  AGENTBUS_HOOK_TOKEN       the hook bearer token (or the variable --hook-token-env names)
+  AGENTBUS_HOOK_TOKEN_FILE  --hook-token-file
+  AGENTBUS_LOG_LEVEL        --log-level
+  AGENTBUS_METRICS_ADDR     --metrics-addr
+
+Files:
+  scripts/agentbus-supervisor.service   a hardened systemd unit
+  agentbus-supervisor.env               its environment file (DATABASE_URL, token file)";
+
+/// Claims ready jobs, wakes their agents, watches leases, and recovers from crashes.
+///
+/// A job enqueued for an agent wakes it within milliseconds (LISTEN jobs_ready, with
+/// polling as a backstop). Per-agent concurrency limits hold across any number of
+/// supervisors; every attempt leaves a job_attempts row saying what happened; a lease
+/// that runs out is recovered (retried with back-off, or dead after max_attempts). Run as
+/// many supervisors as you like, on as many hosts, against one database.
+#[derive(Debug, Parser)]
+#[command(
+    name = "agentbus-supervisor",
+    version,
+    max_term_width = 100,
+    after_long_help = AFTER_HELP
+)]
+pub struct SupervisorArgs {
+    /// PostgreSQL connection string
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+
+    /// Namespace served
+    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
+    namespace: String,
+
+    /// This supervisor's id: lease owner and heartbeat row (default: HOST-PID). Give a
+    /// stable id (e.g. the host name) to have a restart release what it had claimed
+    #[arg(long, env = "AGENTBUS_SUPERVISOR_ID", value_name = "ID")]
+    supervisor_id: Option<String>,
+
+    /// Lease length at claim and per renewal (exec children are renewed every third)
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    lease_seconds: i32,
+
+    /// Claim at least this often without a notification
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    poll_interval: f64,
+
+    /// At most this many jobs per claim
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    claim_batch: i32,
+
+    /// At most this many jobs being woken or run by this process at once
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    max_in_flight: usize,
+
+    /// Concurrency limit of agents whose settings set none
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    default_concurrency: i32,
+
+    /// Wake agents without settings of their own by running this command (argv template,
+    /// split like a shell would; no shell is run)
+    #[arg(
+        long,
+        env = "AGENTBUS_EXEC",
+        value_name = "COMMAND",
+        conflicts_with = "hook_url"
+    )]
+    exec: Option<String>,
+
+    /// Wake agents without settings of their own by POSTing to this hook URL
+    #[arg(long, env = "AGENTBUS_HOOK_URL", value_name = "URL")]
+    hook_url: Option<String>,
+
+    /// Read the hook bearer token from this file (first line; never logged)
+    #[arg(long, env = "AGENTBUS_HOOK_TOKEN_FILE", value_name = "FILE")]
+    hook_token_file: Option<PathBuf>,
+
+    /// Read the hook bearer token from this environment variable
+    #[arg(long, default_value = "AGENTBUS_HOOK_TOKEN", value_name = "NAME")]
+    hook_token_env: String,
+
+    /// timeoutSeconds sent with hook wake-ups (agents may override)
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    hook_timeout_seconds: u32,
+
+    /// How long one hook HTTP request may take
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    hook_request_timeout: f64,
+
+    /// Deadline of an exec child (agents may override)
+    #[arg(long, default_value_t = 900.0, value_name = "SECONDS")]
+    exec_timeout: f64,
+
+    /// Between TERM and KILL of an exec child's process group
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    kill_grace: f64,
+
+    /// After SIGTERM, how long running exec children may finish
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    shutdown_grace: f64,
+
+    /// Between heartbeat writes
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    heartbeat_interval: f64,
+
+    /// Between sweeps for expired leases
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    reap_interval: f64,
+
+    /// Process until nothing is ready or running, then exit (prints a JSON summary)
+    #[arg(long)]
+    once: bool,
+
+    /// Where exec prompt files are written (mode 0600, removed after each run)
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
+    #[arg(long, env = "AGENTBUS_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+
+    /// error, warn, info or debug
+    #[arg(
+        long,
+        env = "AGENTBUS_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    log_level: Level,
+}
+
+/// Parses the command line into a configuration.
+pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
+    let db = match &a.database_url {
+        Some(url) if !url.trim().is_empty() => DbConfig::parse(url)?,
+        _ => DbConfig::from_lookup(|k| env.get(k))?,
+    };
+    let seconds = |flag: &str, v: f64, max: f64| {
+        if v.is_finite() && v > 0.0 && v <= max {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(Error::usage(format!(
+                "{flag}: {v} is out of range (more than 0, at most {max})"
+            )))
+        }
+    };
+    let default_wake = match (&a.exec, &a.hook_url) {
+        (Some(cmd), _) => Some(DefaultWake::Exec(
+            split_command(cmd).map_err(|e| Error::usage(format!("--exec: {e}")))?,
+        )),
+        (None, Some(url)) => Some(DefaultWake::Hook(url.clone())),
+        (None, None) => None,
+    };
+    let hook_token = match &a.hook_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::config(format!("--hook-token-file {}: {e}", path.display())))?;
+            Some(
+                Secret::new(text.lines().next().unwrap_or("")).ok_or_else(|| {
+                    Error::config(format!(
+                        "--hook-token-file {}: the file is empty",
+                        path.display()
+                    ))
+                })?,
+            )
+        }
+        None => env.get(&a.hook_token_env).as_deref().and_then(Secret::new),
+    };
+    let supervisor_id = a
+        .supervisor_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", heartbeat_host_name(), std::process::id()));
+    let work_dir = a.work_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("agentbus-supervisor-{}", std::process::id()))
+    });
+    Ok(Config {
+        db,
+        database_url: a.database_url.clone().filter(|u| !u.trim().is_empty()),
+        namespace: a.namespace,
+        supervisor_id,
+        lease_seconds: a.lease_seconds,
+        poll_interval: seconds("--poll-interval", a.poll_interval, 3600.0)?,
+        claim_batch: a.claim_batch,
+        max_in_flight: a.max_in_flight,
+        default_concurrency: a.default_concurrency,
+        default_wake,
+        hook_token,
+        hook_timeout_seconds: a.hook_timeout_seconds,
+        hook_request_timeout: seconds("--hook-request-timeout", a.hook_request_timeout, 600.0)?,
+        exec_timeout: seconds("--exec-timeout", a.exec_timeout, 7.0 * 86_400.0)?,
+        kill_grace: seconds("--kill-grace", a.kill_grace, 3600.0)?,
+        shutdown_grace: seconds("--shutdown-grace", a.shutdown_grace, 86_400.0)?,
+        once: a.once,
+        heartbeat_interval: seconds("--heartbeat-interval", a.heartbeat_interval, 3600.0)?,
+        reap_interval: seconds("--reap-interval", a.reap_interval, 3600.0)?,
+        work_dir,
+        metrics_addr: a.metrics_addr,
+        log: Logger::new(a.log_level),
+        env,
+    })
+}
+
+/// Runs `agentbus-supervisor` with `argv`; returns the exit code.
+pub fn run(
+    argv: Vec<String>,
+    env: EnvSnapshot,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+    stop: Arc<AtomicBool>,
+) -> u8 {
+    let args = match SupervisorArgs::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let text = e.render().to_string();
+            if code == 0 {
+                let _ = write!(stdout, "{text}");
+            } else {
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                let _ = writeln!(
+                    stderr,
+                    "agentbus-supervisor: {}\nagentbus-supervisor: hint: see `agentbus-supervisor --help`",
+                    first.trim_start_matches("error: ")
+                );
+            }
+            return code;
+        }
+    };
+    let once = args.once;
+    let outcome = config(args, env).and_then(|cfg| supervisor::run(cfg, stop));
+    match outcome {
+        Ok(summary) => {
+            if once {
+                let _ = writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string(&summary).unwrap_or_default()
+                );
+            }
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(stderr, "agentbus-supervisor: error: {}", e.message);
+            if let Some(hint) = &e.hint {
+                let _ = writeln!(stderr, "agentbus-supervisor: hint: {hint}");
+            }
+            e.kind.exit_code()
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Waking an agent over HTTP: OpenClaw's `POST /hooks/agent`.
+//!
+//! OpenClaw answers 2xx `{ok, runId}` when it has *admitted* the run, long before the agent
+//! finishes (older gateways answer 202). A 2xx is therefore never "done": the job stays
+//! running under its lease until the agent closes it with `agentbus`. The same
+//! `Idempotency-Key` (`<job_id>:<attempt>`) makes the gateway replay the same run instead
+//! of starting a second one.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// A bearer token. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a token; surrounding whitespace (a file's trailing newline) is dropped.
+    pub fn new(token: &str) -> Option<Secret> {
+        let t = token.trim();
+        (!t.is_empty()).then(|| Secret(t.to_string()))
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where and how to wake one agent.
+#[derive(Debug, Clone)]
+pub struct HookTarget {
+    /// The hook URL, e.g. `http://127.0.0.1:18789/hooks/agent`.
+    pub url: String,
+    /// Bearer token; `None` sends no Authorization header.
+    pub token: Option<Secret>,
+    /// OpenClaw `agentId`.
+    pub agent_id: String,
+    /// OpenClaw `sessionKey`, when the agent should run in a fixed session.
+    pub session_key: Option<String>,
+    /// `timeoutSeconds` for the agent's run.
+    pub timeout_seconds: u32,
+}
+
+/// One wake request.
+#[derive(Debug, Clone)]
+pub struct WakeRequest<'a> {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its attempt number (part of the idempotency key).
+    pub attempt: i32,
+    /// A short label for the run (`name`).
+    pub name: &'a str,
+    /// The job prompt (`message`).
+    pub message: &'a str,
+}
+
+/// What the gateway said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// 2xx: the run was admitted (not finished).
+    Admitted {
+        /// The HTTP status.
+        status: u16,
+        /// The gateway's `runId`, when its body had one.
+        run_id: Option<String>,
+    },
+    /// A 4xx other than 408/429, or a redirect: the configuration is wrong (URL, token,
+    /// agent id). Retrying the same request will not help.
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body.
+        detail: String,
+    },
+    /// 5xx, 408, 429, a timeout or a connection error: try again later.
+    Retryable {
+        /// The HTTP status, if a response arrived.
+        status: Option<u16>,
+        /// What went wrong.
+        detail: String,
+        /// Whether the gateway may have started the run anyway (a timeout after the
+        /// request was sent); `false` when it certainly did not (refused connection,
+        /// unknown host, an error status).
+        may_have_run: bool,
+    },
+}
+
+/// A shared HTTP client (one connection pool for every wake-up).
+#[derive(Clone)]
+pub struct HookClient {
+    agent: ureq::Agent,
+}
+
+impl fmt::Debug for HookClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HookClient")
+    }
+}
+
+impl HookClient {
+    /// A client whose requests give up after `request_timeout`.
+    pub fn new(request_timeout: Duration) -> HookClient {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(request_timeout)
+            .redirects(0)
+            .user_agent(concat!("agentbus-supervisor/", env!("CARGO_PKG_VERSION")))
+            .build();
+        HookClient { agent }
+    }
+
+    /// Sends one wake request.
+    pub fn wake(&self, target: &HookTarget, req: &WakeRequest<'_>) -> HookOutcome {
+        let mut body = json!({
+            "agentId": target.agent_id,
+            "name": req.name,
+            "message": req.message,
+            "deliver": false,
+            "timeoutSeconds": target.timeout_seconds,
+        });
+        if let (Some(key), Some(map)) = (&target.session_key, body.as_object_mut()) {
+            map.insert("sessionKey".into(), Value::String(key.clone()));
+        }
+        let mut request = self
+            .agent
+            .post(&target.url)
+            .set("Content-Type", "application/json")
+            .set(
+                "Idempotency-Key",
+                &format!("{}:{}", req.job_id, req.attempt),
+            );
+        if let Some(token) = &target.token {
+            request = request.set("Authorization", &format!("Bearer {}", token.expose()));
+        }
+        match request.send_string(&body.to_string()) {
+            Ok(response) => {
+                let status = response.status();
+                if !(200..300).contains(&status) {
+                    // Redirects (not followed) and 1xx land here.
+                    return HookOutcome::Rejected {
+                        status,
+                        detail: format!("unexpected HTTP {status} {}", response.status_text()),
+                    };
+                }
+                let text = response.into_string().unwrap_or_default();
+                let run_id = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
+                    v.get("runId")
+                        .and_then(Value::as_str)
+                        .map(|s| s.chars().take(200).collect())
+                });
+                HookOutcome::Admitted { status, run_id }
+            }
+            Err(ureq::Error::Status(status, response)) => {
+                let detail = excerpt(&response.into_string().unwrap_or_default());
+                if status >= 500 || status == 408 || status == 429 {
+                    HookOutcome::Retryable {
+                        status: Some(status),
+                        detail: format!("HTTP {status}: {detail}"),
+                        may_have_run: false,
+                    }
+                } else {
+                    HookOutcome::Rejected {
+                        status,
+                        detail: format!("HTTP {status}: {detail}"),
+                    }
+                }
+            }
+            Err(ureq::Error::Transport(t)) => HookOutcome::Retryable {
+                status: None,
+                may_have_run: !matches!(
+                    t.kind(),
+                    ureq::ErrorKind::ConnectionFailed
+                        | ureq::ErrorKind::Dns
+                        | ureq::ErrorKind::InvalidUrl
+                        | ureq::ErrorKind::UnknownScheme
+                ),
+                detail: transport_detail(&t),
+            },
+        }
+    }
+}
+
+fn transport_detail(t: &ureq::Transport) -> String {
+    // The message may carry the URL; it never carries headers, so no token leaks here.
+    let mut s = format!("{}", t.kind());
+    if let Some(m) = t.message() {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    excerpt(&s)
+}
+
+fn excerpt(s: &str) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = one_line.chars().take(300).collect();
+    if one_line.chars().count() > 300 {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("(empty body)");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new(" abc123\n").unwrap_or_else(|| Secret(String::new()));
+        assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+        assert_eq!(s.expose(), "abc123");
+        assert!(Secret::new(" \n").is_none());
+    }
+}

@@ -1,0 +1,88 @@
+//! A small connection pool: the supervisor's threads share a few long-lived connections
+//! instead of paying a backend start (5-6 ms) per job.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+use crate::db::{connect, DbConfig, SessionSettings};
+use crate::error::Result;
+
+/// Idle connections, opened on demand, dropped when broken.
+pub struct Pool {
+    db: DbConfig,
+    settings: SessionSettings,
+    idle: Mutex<Vec<postgres::Client>>,
+    max_idle: usize,
+}
+
+impl Pool {
+    /// A pool keeping at most `max_idle` idle connections.
+    pub fn new(db: DbConfig, settings: SessionSettings, max_idle: usize) -> Pool {
+        Pool {
+            db,
+            settings,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    /// An idle connection, or a new one.
+    pub fn get(&self) -> Result<Pooled<'_>> {
+        let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let client = match reused {
+            Some(c) if !c.is_closed() => c,
+            _ => connect(&self.db, &self.settings)?,
+        };
+        Ok(Pooled {
+            pool: self,
+            client: Some(client),
+        })
+    }
+
+    /// Drops every idle connection (after the database went away).
+    pub fn clear(&self) {
+        if let Ok(mut v) = self.idle.lock() {
+            v.clear();
+        }
+    }
+
+    /// Opens a connection outside the pool (for LISTEN).
+    pub fn connect_dedicated(&self) -> Result<postgres::Client> {
+        connect(&self.db, &self.settings)
+    }
+}
+
+/// A connection borrowed from the pool; returned on drop unless broken.
+pub struct Pooled<'a> {
+    pool: &'a Pool,
+    client: Option<postgres::Client>,
+}
+
+impl Deref for Pooled<'_> {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        // Only `None` after drop.
+        self.client.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.client.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if client.is_closed() {
+                return;
+            }
+            if let Ok(mut idle) = self.pool.idle.lock() {
+                if idle.len() < self.pool.max_idle {
+                    idle.push(client);
+                }
+            }
+        }
+    }
+}

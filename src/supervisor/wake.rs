@@ -1,0 +1,377 @@
+//! One claimed job: decide how to wake its agent, build the prompt, mark the job running,
+//! wake the agent, and record what happened on the attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::log::Level;
+use super::metrics::Outcome;
+use super::{exec, DefaultWake, Shared};
+use crate::agents::{self, WakeFailure, WakeMode};
+use crate::error::{ErrorKind, Result};
+use crate::hook::{HookOutcome, HookTarget, Secret, WakeRequest};
+use crate::jobs::{self, AttemptFacts, AttemptStatus, FailParams, Fence, Job, WakeRecord};
+use crate::prompt;
+
+/// A hook run gets its timeout plus this long before its lease runs out.
+const HOOK_LEASE_MARGIN_SECONDS: u32 = 120;
+
+/// How to wake one agent, resolved from its row and the supervisor's defaults.
+enum WakePlan {
+    Hook(HookTarget),
+    Exec {
+        argv: Vec<String>,
+        timeout: Duration,
+    },
+    /// The agent cannot be woken as configured; the text says why.
+    Misconfigured(String),
+}
+
+pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
+    let fence = Fence {
+        lease_token: job.lease_token,
+        attempt: Some(job.attempt_count),
+    };
+    if shared.stopping() {
+        release(shared, &job, fence);
+        return;
+    }
+    let plan = match plan_wake(shared, &job) {
+        Ok(p) => p,
+        Err(e) => {
+            // The lease recovers the job; nothing was started.
+            shared.note_error("reading agent settings", &e);
+            return;
+        }
+    };
+    if let WakePlan::Misconfigured(why) = &plan {
+        wake_failed(
+            shared,
+            &job,
+            fence,
+            why,
+            WakeFailure::Rejected,
+            true,
+            AttemptFacts::default(),
+        );
+        return;
+    }
+    let prompt = match load_prompt(shared, &job) {
+        Ok(p) => p,
+        Err(e) => {
+            shared.note_error("building the job prompt", &e);
+            return;
+        }
+    };
+    let mode = match &plan {
+        WakePlan::Hook(_) => WakeMode::Hook,
+        _ => WakeMode::Exec,
+    };
+    let record = WakeRecord {
+        wake_mode: mode.as_str(),
+        prompt_hash: prompt.hash.clone(),
+        prompt_version: prompt.version,
+    };
+    let woken = shared.pool.get().and_then(|mut c| {
+        jobs::mark_woken(&mut *c, job.id, fence, &shared.caller("wake"), &record)
+    });
+    let job = match woken {
+        Ok(j) => j,
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            shared.log(
+                Level::Info,
+                "job changed hands before its agent was woken; leaving it",
+                &[("job", &job.id), ("reason", &e.message)],
+            );
+            return;
+        }
+        Err(e) => {
+            shared.note_error("marking the job running", &e);
+            return;
+        }
+    };
+    let ready_at = job.run_after.max(job.created_at);
+    let latency = (Utc::now() - ready_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    shared.metrics.observe_dispatch(latency);
+    match plan {
+        WakePlan::Hook(target) => wake_hook(shared, &job, fence, &target, &prompt.text),
+        WakePlan::Exec { argv, timeout } => {
+            exec::run(shared, &job, fence, &argv, timeout, &prompt.text)
+        }
+        WakePlan::Misconfigured(_) => {}
+    }
+}
+
+fn load_prompt(shared: &Shared, job: &Job) -> Result<prompt::Prompt> {
+    let mut client = shared.pool.get()?;
+    let input = prompt::load_input(&mut *client, job.clone())?;
+    Ok(prompt::render(&input))
+}
+
+fn plan_wake(shared: &Shared, job: &Job) -> Result<WakePlan> {
+    let cfg = &shared.cfg;
+    let row = {
+        let mut client = shared.pool.get()?;
+        agents::get(&mut *client, &job.namespace, &job.target_agent)?
+    };
+    let agent = &job.target_agent;
+    let mode = row
+        .as_ref()
+        .and_then(|r| r.wake_mode)
+        .or(match &cfg.default_wake {
+            Some(DefaultWake::Exec(_)) => Some(WakeMode::Exec),
+            Some(DefaultWake::Hook(_)) => Some(WakeMode::Hook),
+            None => None,
+        });
+    let plan = match mode {
+        None => WakePlan::Misconfigured(format!(
+            "agent {agent} has no wake mode and this supervisor has no default (--exec or --hook-url)"
+        )),
+        Some(WakeMode::Hook) => {
+            let url = row.as_ref().and_then(|r| r.hook_url.clone()).or(match &cfg.default_wake {
+                Some(DefaultWake::Hook(u)) => Some(u.clone()),
+                _ => None,
+            });
+            let token = match row.as_ref().and_then(|r| r.hook_token_env.clone()) {
+                Some(var) => cfg
+                    .env
+                    .get(&var)
+                    .as_deref()
+                    .and_then(Secret::new)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        format!(
+                            "agent {agent} takes its hook token from ${var}, which is not set in the supervisor's environment"
+                        )
+                    }),
+                None => Ok(cfg.hook_token.clone()),
+            };
+            match (url, token) {
+                (None, _) => WakePlan::Misconfigured(format!(
+                    "agent {agent} is woken by hook but no hook URL is set (agents.hook_url or --hook-url)"
+                )),
+                (_, Err(why)) => WakePlan::Misconfigured(why),
+                (Some(url), Ok(token)) => WakePlan::Hook(HookTarget {
+                    url,
+                    token,
+                    agent_id: row
+                        .as_ref()
+                        .and_then(|r| r.hook_agent_id.clone())
+                        .unwrap_or_else(|| agent.clone()),
+                    session_key: row.as_ref().and_then(|r| r.hook_session_key.clone()),
+                    timeout_seconds: row
+                        .as_ref()
+                        .and_then(|r| r.hook_timeout_seconds)
+                        .and_then(|s| u32::try_from(s).ok())
+                        .unwrap_or(cfg.hook_timeout_seconds),
+                }),
+            }
+        }
+        Some(WakeMode::Exec) => {
+            let argv = row.as_ref().and_then(|r| r.exec_command.clone()).or(match &cfg.default_wake {
+                Some(DefaultWake::Exec(a)) => Some(a.clone()),
+                _ => None,
+            });
+            let timeout = row
+                .as_ref()
+                .and_then(|r| r.exec_timeout_seconds)
+                .and_then(|s| u64::try_from(s).ok())
+                .map_or(cfg.exec_timeout, Duration::from_secs);
+            match argv {
+                Some(argv) if !argv.is_empty() => WakePlan::Exec { argv, timeout },
+                _ => WakePlan::Misconfigured(format!(
+                    "agent {agent} is woken by exec but no command is set (agents.exec_command or --exec)"
+                )),
+            }
+        }
+    };
+    Ok(plan)
+}
+
+fn wake_hook(shared: &Shared, job: &Job, fence: Fence, target: &HookTarget, message: &str) {
+    let name = format!(
+        "agentbus: {}",
+        job.subject.chars().take(80).collect::<String>()
+    );
+    let outcome = shared.hook.wake(
+        target,
+        &WakeRequest {
+            job_id: job.id,
+            attempt: job.attempt_count,
+            name: &name,
+            message,
+        },
+    );
+    match outcome {
+        HookOutcome::Admitted { status, run_id } => {
+            let lease = target
+                .timeout_seconds
+                .saturating_add(HOOK_LEASE_MARGIN_SECONDS);
+            let recorded = shared.pool.get().and_then(|mut c| {
+                let mut tx = c.transaction()?;
+                jobs::record_attempt_facts(
+                    &mut tx,
+                    job.id,
+                    job.attempt_count,
+                    &AttemptFacts {
+                        hook_status: Some(i32::from(status)),
+                        run_id: run_id.clone(),
+                        ..Default::default()
+                    },
+                )?;
+                // The agent may have closed the job already; only a job still ours gets
+                // the run's reference and the longer lease.
+                tx.execute(
+                    "update jobs
+                     set openclaw_task_ref = coalesce($3, openclaw_task_ref),
+                         leased_until = greatest(leased_until, now() + make_interval(secs => $4))
+                     where id = $1 and lease_token = $2 and status in ('leased', 'running')",
+                    &[&job.id, &fence.lease_token, &run_id, &f64::from(lease)],
+                )?;
+                agents::record_wake_success(&mut tx, &job.namespace, &job.target_agent)?;
+                tx.commit()?;
+                Ok(())
+            });
+            if let Err(e) = recorded {
+                shared.note_error("recording the hook's runId", &e);
+            }
+            shared.metrics.count(Outcome::Woken, &job.target_agent);
+            shared.log(
+                Level::Info,
+                "agent woken by hook",
+                &[
+                    ("job", &job.id),
+                    ("agent", &job.target_agent),
+                    ("attempt", &job.attempt_count),
+                    ("status", &status),
+                    ("run_id", &run_id.as_deref().unwrap_or("-")),
+                ],
+            );
+        }
+        HookOutcome::Rejected { status, detail } => wake_failed(
+            shared,
+            job,
+            fence,
+            &format!("hook refused the wake-up: {detail}"),
+            WakeFailure::Rejected,
+            true,
+            AttemptFacts {
+                hook_status: Some(i32::from(status)),
+                ..Default::default()
+            },
+        ),
+        HookOutcome::Retryable {
+            status,
+            detail,
+            may_have_run,
+        } => wake_failed(
+            shared,
+            job,
+            fence,
+            &format!("hook wake-up failed: {detail}"),
+            WakeFailure::Transient,
+            !may_have_run,
+            AttemptFacts {
+                hook_status: status.map(i32::from),
+                ..Default::default()
+            },
+        ),
+    }
+}
+
+/// Fails the attempt of a wake-up that went wrong and records it on the agent, in one
+/// transaction. `unreached`: the agent certainly did not start, so the attempt does not
+/// count toward `max_attempts`.
+pub(super) fn wake_failed(
+    shared: &Shared,
+    job: &Job,
+    fence: Fence,
+    error: &str,
+    kind: WakeFailure,
+    unreached: bool,
+    facts: AttemptFacts,
+) {
+    let counted = job.attempt_count - job.unreached_attempts;
+    let retry = if unreached {
+        0
+    } else {
+        jobs::retry_backoff_seconds(counted)
+    };
+    let result = shared.pool.get().and_then(|mut c| {
+        let mut tx = c.transaction()?;
+        let failed = jobs::fail(
+            &mut tx,
+            job.id,
+            fence,
+            &shared.caller("wake"),
+            &FailParams {
+                last_error: error.to_string(),
+                retry_seconds: Some(retry),
+                unreached,
+                facts,
+                ..Default::default()
+            },
+        )?;
+        agents::record_wake_failure(
+            &mut tx,
+            &job.namespace,
+            &job.target_agent,
+            kind,
+            error,
+            &shared.cfg.supervisor_id,
+        )?;
+        tx.commit()?;
+        Ok(failed)
+    });
+    shared.metrics.count(Outcome::Failed, &job.target_agent);
+    match result {
+        Ok(after) => shared.log(
+            if kind == WakeFailure::Rejected {
+                Level::Error
+            } else {
+                Level::Warn
+            },
+            if kind == WakeFailure::Rejected {
+                "wake-up refused; agent paused"
+            } else {
+                "wake-up failed; agent backing off"
+            },
+            &[
+                ("job", &job.id),
+                ("agent", &job.target_agent),
+                ("attempt", &job.attempt_count),
+                ("now", &after.status),
+                ("error", &error),
+            ],
+        ),
+        Err(e) if e.kind == ErrorKind::Conflict => shared.log(
+            Level::Info,
+            "job changed hands while waking its agent",
+            &[("job", &job.id), ("reason", &e.message)],
+        ),
+        Err(e) => shared.note_error("recording a failed wake-up", &e),
+    }
+}
+
+/// Gives back a job claimed but not started (shutdown).
+fn release(shared: &Shared, job: &Job, fence: Fence) {
+    let result = shared.pool.get().and_then(|mut c| {
+        jobs::release_unwoken(
+            &mut *c,
+            job.id,
+            fence,
+            &shared.caller("supervisor-shutdown"),
+            AttemptStatus::Cancelled,
+            "released unstarted: the supervisor is shutting down",
+        )
+    });
+    match result {
+        Ok(_) => {
+            shared.metrics.count(Outcome::Released, &job.target_agent);
+            shared.log(Level::Info, "released unstarted job", &[("job", &job.id)]);
+        }
+        Err(e) => shared.note_error("releasing an unstarted job (its lease will recover it)", &e),
+    }
+}
