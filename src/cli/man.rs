@@ -6,24 +6,34 @@
 use clap::CommandFactory;
 use clap_mangen::Man;
 
+use super::supervisor::SupervisorArgs;
 use super::Cli;
 
 /// Renders every page: `(file name, roff text)`, agentbus.1 first.
 pub fn pages() -> Vec<(String, String)> {
     let mut root = Cli::command().disable_help_subcommand(true);
     root.build();
-    let mut pages = vec![("agentbus.1".to_string(), render(&root, true))];
+    let mut pages = vec![("agentbus.1".to_string(), render(&root, true, "1"))];
     for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("agentbus-{}.1", sub.get_name());
-        pages.push((name, render(sub, false)));
+        pages.push((name, render(sub, false, "1")));
     }
+    let mut supervisor = SupervisorArgs::command();
+    supervisor.build();
+    pages.push((
+        "agentbus-supervisor.8".to_string(),
+        render(&supervisor, true, "8"),
+    ));
     pages
 }
 
 type Section = fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>;
 
-fn render(cmd: &clap::Command, is_root: bool) -> String {
-    let man = Man::new(cmd.clone()).date("").manual("agentbus manual");
+fn render(cmd: &clap::Command, is_root: bool, section: &str) -> String {
+    let man = Man::new(cmd.clone())
+        .date("")
+        .section(section)
+        .manual("agentbus manual");
     let mut out: Vec<u8> = Vec::new();
     // Writing to a Vec cannot fail; the results are checked all the same.
     let sections: [Section; 4] = [
@@ -42,7 +52,7 @@ fn render(cmd: &clap::Command, is_root: bool) -> String {
     {
         return String::new();
     }
-    if is_root && man.render_subcommands_section(&mut out).is_err() {
+    if is_root && cmd.has_subcommands() && man.render_subcommands_section(&mut out).is_err() {
         return String::new();
     }
     let mut text = String::from_utf8_lossy(&out).into_owned();

@@ -3,6 +3,7 @@
 //! This layer only parses, calls one library function, and renders. Stdout carries only
 //! the command's document (JSON, or a table on a terminal); everything else goes to stderr.
 
+mod agents;
 mod args;
 mod events;
 mod jobs;
@@ -95,6 +96,10 @@ enum Command {
     ListJobs(jobs::ListJobsArgs),
     StartStandingOrder(standing_orders::StartStandingOrderArgs),
     FinishStandingOrder(standing_orders::FinishStandingOrderArgs),
+    ConfigureAgent(agents::ConfigureAgentArgs),
+    PauseAgent(agents::PauseAgentArgs),
+    ResumeAgent(agents::ResumeAgentArgs),
+    ListAgents(agents::ListAgentsArgs),
 }
 
 impl Command {
@@ -114,6 +119,10 @@ impl Command {
             Command::ListJobs(_) => "list-jobs",
             Command::StartStandingOrder(_) => "start-standing-order",
             Command::FinishStandingOrder(_) => "finish-standing-order",
+            Command::ConfigureAgent(_) => "configure-agent",
+            Command::PauseAgent(_) => "pause-agent",
+            Command::ResumeAgent(_) => "resume-agent",
+            Command::ListAgents(_) => "list-agents",
         }
     }
 }
@@ -237,6 +246,10 @@ fn dispatch(ctx: &mut Ctx, command: Command, stdin: &mut dyn std::io::Read) -> R
         Command::ListJobs(a) => jobs::list(ctx, a),
         Command::StartStandingOrder(a) => standing_orders::start(ctx, a),
         Command::FinishStandingOrder(a) => standing_orders::finish(ctx, a, stdin),
+        Command::ConfigureAgent(a) => agents::configure(ctx, a),
+        Command::PauseAgent(a) => agents::pause(ctx, a),
+        Command::ResumeAgent(a) => agents::resume(ctx, a),
+        Command::ListAgents(a) => agents::list(ctx, a),
     }
 }
 

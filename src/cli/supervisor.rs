@@ -112,11 +112,21 @@ pub struct SupervisorArgs {
     supervisor_id: Option<String>,
 
     /// Lease length at claim and per renewal (exec children are renewed every third)
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     lease_seconds: i32,
 
     /// Claim at least this often without a notification
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 2.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     poll_interval: f64,
 
     /// At most this many jobs per claim
@@ -158,27 +168,57 @@ pub struct SupervisorArgs {
     hook_timeout_seconds: u32,
 
     /// How long one hook HTTP request may take
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     hook_request_timeout: f64,
 
     /// Deadline of an exec child (agents may override)
-    #[arg(long, default_value_t = 900.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 900.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     exec_timeout: f64,
 
     /// Between TERM and KILL of an exec child's process group
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     kill_grace: f64,
 
     /// After SIGTERM, how long running exec children may finish
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 30.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     shutdown_grace: f64,
 
     /// Between heartbeat writes
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 5.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     heartbeat_interval: f64,
 
     /// Between sweeps for expired leases
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 5.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     reap_interval: f64,
 
     /// Process until nothing is ready or running, then exit (prints a JSON summary)

@@ -37,8 +37,16 @@ pub(super) fn check_id_free(shared: &Shared, client: &mut postgres::Client) -> R
         let host: Option<String> = row.try_get(0)?;
         let pid: Option<i32> = row.try_get(1)?;
         let age: f64 = row.try_get(2)?;
-        let me = (Some(host_name()), Some(std::process::id() as i32));
-        if (host.clone(), pid) != me {
+        let here = host_name();
+        let me = (Some(here.clone()), Some(std::process::id() as i32));
+        // A process of this host that no longer exists (kill -9, then a restart by
+        // systemd) does not hold the id.
+        let dead_here = host.as_deref() == Some(here.as_str())
+            && pid.is_some_and(|p| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None)
+                    == Err(nix::errno::Errno::ESRCH)
+            });
+        if (host.clone(), pid) != me && !dead_here {
             return Err(Error::config(format!(
                 "supervisor id {:?} is in use by {} pid {} (heartbeat {:.0}s ago)",
                 shared.cfg.supervisor_id,

@@ -37,7 +37,7 @@ fn man_pages_match_the_clap_definitions() {
         std::fs::create_dir_all(&dir).unwrap();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "1") {
+            if is_man_page(&path.to_string_lossy()) {
                 std::fs::remove_file(path).unwrap();
             }
         }
@@ -48,7 +48,7 @@ fn man_pages_match_the_clap_definitions() {
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".1"))
+                .filter(|n| is_man_page(n))
                 .collect()
         })
         .unwrap_or_default();
@@ -70,4 +70,9 @@ fn man_pages_match_the_clap_definitions() {
             "man/{name} has no EXAMPLES section"
         );
     }
+}
+
+/// Sections 1 (commands), 5 (file formats) and 8 (the supervisor daemon).
+fn is_man_page(name: &str) -> bool {
+    [".1", ".5", ".8"].iter().any(|ext| name.ends_with(ext))
 }

@@ -8,6 +8,7 @@ mod docs;
 mod fencing;
 mod migrations;
 mod state_machine;
+mod supervisor;
 mod support;
 
 /// Every file in tests/it is declared above, so none is silently skipped.

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_hook;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -401,4 +403,136 @@ pub fn t(value: &Value, key: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(&s(value, key))
         .unwrap_or_else(|e| panic!("{key} is not RFC 3339 in {value}: {e}"))
         .with_timezone(&chrono::Utc)
+}
+
+/// The `agentbus-supervisor` binary under test.
+pub const SUPERVISOR: &str = env!("CARGO_BIN_EXE_agentbus-supervisor");
+
+/// PATH with the directory of the built binaries first, so exec agents find `agentbus`.
+pub fn path_with_binaries() -> String {
+    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_agentbus"))
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+/// A running supervisor; killed (and reaped) when dropped.
+pub struct SupervisorProc {
+    pub child: std::process::Child,
+    /// Its stderr goes to a file: a pipe read only at the end would fill up and block
+    /// the supervisor's logging.
+    pub log: std::path::PathBuf,
+}
+
+impl SupervisorProc {
+    /// Sends `signal` to the supervisor.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal supervisor");
+    }
+
+    /// Waits up to `within` for it to exit; returns its output.
+    pub fn wait(mut self, within: std::time::Duration) -> CliOutput {
+        let until = std::time::Instant::now() + within;
+        loop {
+            if let Some(_status) = self.child.try_wait().expect("try_wait") {
+                break;
+            }
+            if std::time::Instant::now() > until {
+                let _ = self.child.kill();
+                let out = read_output(&mut self.child, &self.log);
+                panic!(
+                    "supervisor did not exit within {within:?}; stderr:\n{}",
+                    out.stderr
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        read_output(&mut self.child, &self.log)
+    }
+}
+
+fn read_output(child: &mut std::process::Child, log: &std::path::Path) -> CliOutput {
+    use std::io::Read;
+    let status = child.wait().expect("wait");
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Ok(mut f) = std::fs::File::open(log) {
+        let _ = f.read_to_string(&mut stderr);
+    }
+    CliOutput {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    }
+}
+
+impl Drop for SupervisorProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+impl TestDb {
+    /// Starts `agentbus-supervisor ARGS` against this database with a clean environment
+    /// plus `env`. Its stderr is captured (read it with `wait`); stdout likewise.
+    pub fn spawn_supervisor(&self, args: &[&str], env: &[(&str, &str)]) -> SupervisorProc {
+        let log =
+            std::env::temp_dir().join(format!("agentbus-supervisor-{}.log", uuid::Uuid::new_v4()));
+        let log_file = std::fs::File::create(&log).expect("create supervisor log");
+        let mut cmd = Command::new(SUPERVISOR);
+        cmd.args(args)
+            .env_clear()
+            .env("USER", "tester")
+            .env("PATH", path_with_binaries())
+            .env("DATABASE_URL", &self.url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        SupervisorProc {
+            child: cmd.spawn().expect("spawn agentbus-supervisor"),
+            log,
+        }
+    }
+
+    /// Runs `agentbus-supervisor --once ARGS` to its end (at most `within`).
+    pub fn supervise_once(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        within: std::time::Duration,
+    ) -> CliOutput {
+        let mut all = vec!["--once"];
+        all.extend_from_slice(args);
+        self.spawn_supervisor(&all, env).wait(within)
+    }
+
+    /// One value from a query.
+    pub fn one<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        self.client()
+            .query_one(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
+    /// Inserts `n` queued jobs spread over `agents` agents named `agent-0`...; returns nothing.
+    pub fn bulk_enqueue(&self, n: i32, agents: i32) {
+        self.client()
+            .execute(
+                "insert into jobs (target_agent, job_type, subject, max_attempts)
+                 select 'agent-' || (g % $2), 'test', 'job ' || g, 10
+                 from generate_series(1, $1) g",
+                &[&n, &agents],
+            )
+            .expect("bulk enqueue");
+    }
 }
