@@ -499,7 +499,10 @@ fn kill_9_in_the_middle_of_a_run_loses_nothing() {
     let sup = db.spawn_supervisor(&args, &[]);
     let until = Instant::now() + Duration::from_secs(180);
     while db.one::<i64>("select count(*) from jobs where status <> 'succeeded'") > 0 {
-        assert!(Instant::now() < until, "jobs did not finish after the kills");
+        assert!(
+            Instant::now() < until,
+            "jobs did not finish after the kills"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     sup.signal(Signal::SIGTERM);
@@ -678,6 +681,67 @@ fn sigterm_stops_children_that_outlive_the_grace_and_requeues_their_jobs() {
             .contains("supervisor shut down"),
         "{a}"
     );
+}
+
+#[test]
+fn the_supervisor_rides_out_a_database_restart() {
+    let cluster = crate::support::cluster::PrivateCluster::start();
+    let admin = cluster.url("postgres");
+    crate::support::connect(&admin)
+        .batch_execute("create database ledger")
+        .unwrap();
+    let url = cluster.url("ledger");
+    assert_eq!(
+        run_cli(&["migrate"], &[("DATABASE_URL", url.as_str())], None).code,
+        0
+    );
+    let db = TestDb::attach(&url);
+    let scratch = Scratch::new();
+    // An agent retries its close on exit 75 (database unreachable), as AGENTS.md says.
+    let runner = scratch.script(
+        "work.sh",
+        "sleep 0.2\nfor i in $(seq 100); do agentbus complete-job >/dev/null 2>&1; rc=$?; [ $rc -ne 75 ] && exit $rc; sleep 0.2; done; exit 75",
+    );
+    db.bulk_enqueue(40, 4);
+    let sup = db.spawn_supervisor(
+        &[
+            "--exec",
+            &runner,
+            "--lease-seconds",
+            "10",
+            "--reap-interval",
+            "1",
+        ],
+        &[],
+    );
+    let until = Instant::now() + Duration::from_secs(60);
+    while db.one::<i64>("select count(*) from jobs where status = 'succeeded'") < 8 {
+        assert!(Instant::now() < until, "no progress before the restart");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.restart();
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = crate::support::connect(&url)
+            .query_one("select count(*) from jobs where status <> 'succeeded'", &[])
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(i64::MAX);
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "{left} jobs left after the restart");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sup.signal(Signal::SIGTERM);
+    let out = sup.wait(MINUTE);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("WARN"),
+        "the outage was logged: {}",
+        out.stderr
+    );
+    let dup: i64 = db.one("select count(*) from (select job_id from job_attempts where status = 'succeeded' group by 1 having count(*) > 1) d");
+    assert_eq!(dup, 0);
 }
 
 #[test]

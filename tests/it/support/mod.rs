@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fake_hook;
 
 use std::io::Write;
@@ -129,6 +130,8 @@ pub struct TestDb {
     pub name: String,
     /// URL of this database.
     pub url: String,
+    /// Whether dropping the value drops the database.
+    owned: bool,
 }
 
 impl TestDb {
@@ -181,6 +184,16 @@ impl TestDb {
         TestDb {
             url: url_with_db(&admin_url, &name),
             name,
+            owned: true,
+        }
+    }
+
+    /// The helpers on a database that someone else created (and drops).
+    pub fn attach(url: &str) -> TestDb {
+        TestDb {
+            name: String::new(),
+            url: url.to_string(),
+            owned: false,
         }
     }
 
@@ -284,6 +297,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         if std::env::var_os("AGENTBUS_TEST_KEEP_DB").is_some() {
             #[allow(clippy::print_stderr)] // the test harness talks to the developer
             {

@@ -1,0 +1,312 @@
+//! Benchmark of agentbus-supervisor (run by scripts/bench-supervisor.sh, release build).
+//!
+//! 1. Dispatch latency: with the supervisor idle, one job at a time is inserted; the figure
+//!    is the time from the start of the enqueue (insert + commit) to the moment a fake
+//!    OpenClaw gateway on 127.0.0.1 receives the wake-up request.
+//! 2. Drain rate, hook mode: N jobs over A agents are queued, then a supervisor is
+//!    started against a fake gateway that answers 200 and completes each job through the
+//!    library (as the agent would); the figure is jobs/s from start to the last success.
+//! 3. Drain rate, exec mode: the same with `--exec 'agentbus complete-job ...'`, i.e. a
+//!    process per job that connects and closes its job.
+//!
+//! Usage: bench_supervisor ADMIN_URL SUPERVISOR_BIN AGENTBUS_BIN [latency_jobs] [drain_jobs] [agents] [concurrency]
+
+// A benchmark prints its figures.
+#![allow(clippy::print_stdout)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agentbus::db::{self, DbConfig, SessionSettings};
+use agentbus::jobs::{self, Caller, CompleteParams, Fence};
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> AnyResult<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        return Err("usage: bench_supervisor ADMIN_URL SUPERVISOR_BIN AGENTBUS_BIN [latency_jobs] [drain_jobs] [agents] [concurrency]".into());
+    }
+    let (admin, supervisor, agentbus) = (&args[1], &args[2], &args[3]);
+    let n_latency: usize = args.get(4).map_or(Ok(300), |s| s.parse())?;
+    let n_drain: i32 = args.get(5).map_or(Ok(10_000), |s| s.parse())?;
+    let agents: i32 = args.get(6).map_or(Ok(10), |s| s.parse())?;
+    let concurrency: i32 = args.get(7).map_or(Ok(1), |s| s.parse())?;
+
+    // --- dispatch latency -------------------------------------------------------------
+    let url = fresh_db(admin, agentbus, "agentbus_bench_latency")?;
+    let fake = Fake::start(&url, true)?;
+    let mut sup = spawn(
+        supervisor,
+        &url,
+        &["--hook-url", &fake.url, "--default-concurrency", "1000"],
+    )?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut client = connect(&url)?;
+    let mut latencies = Vec::with_capacity(n_latency);
+    for i in 0..n_latency {
+        let start = Instant::now();
+        client.execute(
+            "insert into jobs (target_agent, job_type, subject) values ($1, 'bench', 'latency')",
+            &[&format!("agent-{}", i % 10)],
+        )?;
+        let at = fake.wait_for(i + 1, Duration::from_secs(30))?;
+        latencies.push(at.duration_since(start).as_secs_f64() * 1000.0);
+        // Let the supervisor go idle again.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop(&mut sup);
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "dispatch latency, enqueue start -> hook request received ({} single jobs, supervisor idle): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        pct(0.5),
+        pct(0.95),
+        pct(0.99),
+        pct(1.0)
+    );
+
+    // --- drain, hook mode --------------------------------------------------------------
+    let url = fresh_db(admin, agentbus, "agentbus_bench_hook")?;
+    let fake = Fake::start(&url, true)?;
+    bulk(&url, n_drain, agents)?;
+    let conc = concurrency.to_string();
+    let started = Instant::now();
+    let mut sup = spawn(
+        supervisor,
+        &url,
+        &["--hook-url", &fake.url, "--default-concurrency", &conc],
+    )?;
+    let elapsed = wait_all_succeeded(&url, n_drain, started)?;
+    stop(&mut sup);
+    println!(
+        "drain, hook mode (fake gateway completes each job via the library): {n_drain} jobs over {agents} agents, max_concurrency {concurrency}: {:.1} s, {:.0} jobs/s",
+        elapsed,
+        f64::from(n_drain) / elapsed
+    );
+
+    // --- drain, exec mode --------------------------------------------------------------
+    let url = fresh_db(admin, agentbus, "agentbus_bench_exec")?;
+    bulk(&url, n_drain, agents)?;
+    let exec = format!("{agentbus} complete-job {{job_id}} --lease-token {{lease_token}}");
+    let started = Instant::now();
+    let mut sup = spawn(
+        supervisor,
+        &url,
+        &["--exec", &exec, "--default-concurrency", &conc],
+    )?;
+    let elapsed = wait_all_succeeded(&url, n_drain, started)?;
+    stop(&mut sup);
+    println!(
+        "drain, exec mode (one `agentbus complete-job` process per job): {n_drain} jobs over {agents} agents, max_concurrency {concurrency}: {:.1} s, {:.0} jobs/s",
+        elapsed,
+        f64::from(n_drain) / elapsed
+    );
+    for name in [
+        "agentbus_bench_latency",
+        "agentbus_bench_hook",
+        "agentbus_bench_exec",
+    ] {
+        connect(admin)?.batch_execute(&format!("drop database if exists {name} with (force)"))?;
+    }
+    Ok(())
+}
+
+fn connect(url: &str) -> AnyResult<postgres::Client> {
+    let settings = SessionSettings {
+        application_name: "agentbus-bench".into(),
+        statement_timeout: None,
+        lock_timeout: None,
+    };
+    Ok(db::connect(&DbConfig::parse(url)?, &settings)?)
+}
+
+fn fresh_db(admin: &str, agentbus: &str, name: &str) -> AnyResult<String> {
+    let mut c = connect(admin)?;
+    c.batch_execute(&format!("drop database if exists {name} with (force)"))?;
+    c.batch_execute(&format!("create database {name}"))?;
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => return Err("admin URL must be postgresql://.../db".into()),
+    };
+    let ok = Command::new(agentbus)
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .stdout(Stdio::null())
+        .status()?;
+    if !ok.success() {
+        return Err("agentbus migrate failed".into());
+    }
+    Ok(url)
+}
+
+fn bulk(url: &str, n: i32, agents: i32) -> AnyResult<()> {
+    connect(url)?.execute(
+        "insert into jobs (target_agent, job_type, subject)
+         select 'agent-' || (g % $2), 'bench', 'drain ' || g from generate_series(1, $1) g",
+        &[&n, &agents],
+    )?;
+    Ok(())
+}
+
+fn spawn(bin: &str, url: &str, args: &[&str]) -> AnyResult<Child> {
+    Ok(Command::new(bin)
+        .args(args)
+        .args(["--log-level", "warn", "--supervisor-id", "bench"])
+        .env("DATABASE_URL", url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()?)
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn wait_all_succeeded(url: &str, n: i32, started: Instant) -> AnyResult<f64> {
+    let mut c = connect(url)?;
+    loop {
+        let done: i64 = c
+            .query_one("select count(*) from jobs where status = 'succeeded'", &[])?
+            .get(0);
+        if done >= i64::from(n) {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            return Err(format!("only {done} of {n} jobs succeeded in 30 min").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fake OpenClaw gateway: records when each request arrived; answers 200 with a runId;
+/// hands (job, token) to a pool of "agents" that complete the job through the library.
+struct Fake {
+    url: String,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Fake {
+    fn start(db_url: &str, complete: bool) -> AnyResult<Fake> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}/hooks/agent", listener.local_addr()?);
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<(uuid::Uuid, uuid::Uuid)>();
+        let rx = Arc::new(Mutex::new(rx));
+        if complete {
+            for _ in 0..8 {
+                let rx = Arc::clone(&rx);
+                let mut client = connect(db_url)?;
+                std::thread::spawn(move || loop {
+                    let next = rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|r| r.recv().map_err(|_| ()));
+                    let Ok((job, token)) = next else { return };
+                    let fence = Fence {
+                        lease_token: Some(token),
+                        attempt: None,
+                    };
+                    let caller = Caller {
+                        actor: "bench-agent".into(),
+                        command: "complete-job",
+                    };
+                    let _ = jobs::complete(
+                        &mut client,
+                        job,
+                        fence,
+                        &caller,
+                        &CompleteParams::default(),
+                    );
+                });
+            }
+        }
+        let log = Arc::clone(&arrivals);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = Arc::clone(&log);
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &log, &tx);
+                });
+            }
+        });
+        Ok(Fake { url, arrivals })
+    }
+
+    fn wait_for(&self, n: usize, within: Duration) -> AnyResult<Instant> {
+        let until = Instant::now() + within;
+        loop {
+            if let Some(at) = self
+                .arrivals
+                .lock()
+                .ok()
+                .and_then(|a| a.get(n - 1).copied())
+            {
+                return Ok(at);
+            }
+            if Instant::now() > until {
+                return Err(format!("request {n} never arrived").into());
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn serve(
+    stream: std::net::TcpStream,
+    log: &Mutex<Vec<Instant>>,
+    tx: &mpsc::Sender<(uuid::Uuid, uuid::Uuid)>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let at = Instant::now();
+        let mut length = 0;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        if let Ok(mut l) = log.lock() {
+            l.push(at);
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let message = doc["message"].as_str().unwrap_or("");
+        let marker = |name: &str| {
+            message
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
+        };
+        let reply = r#"{"ok":true,"runId":"bench"}"#;
+        write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}", reply.len())?;
+        stream.flush()?;
+        if let (Some(job), Some(token)) =
+            (marker("AGENTBUS_JOB_ID"), marker("AGENTBUS_LEASE_TOKEN"))
+        {
+            let _ = tx.send((job, token));
+        }
+    }
+}
