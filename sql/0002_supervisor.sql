@@ -152,8 +152,12 @@ declare
   v_agent record;
   v_active int;
   v_limit int;
-  v_agents text[] := '{}';
-  v_caps int[] := '{}';
+  v_ids uuid[] := '{}';
+  v_ranks int[] := '{}';
+  v_priorities int[] := '{}';
+  v_run_afters timestamptz[] := '{}';
+  v_created timestamptz[] := '{}';
+  v_job record;
 begin
   if p_lease_seconds is null or p_lease_seconds <= 0 then
     raise exception 'lease seconds must be positive, got %', p_lease_seconds
@@ -172,6 +176,7 @@ begin
       using errcode = 'invalid_parameter_value';
   end if;
 
+  -- Each agent with queued work, once (a loose index scan over jobs_ready_idx).
   for v_agent in
     with recursive queued_agents(target_agent) as (
       (
@@ -198,7 +203,6 @@ begin
       where q.target_agent is not null
     )
     select q.target_agent,
-           a.agent_id is not null as configured,
            a.wake_mode,
            coalesce(a.paused, false) as paused,
            a.wake_backoff_until,
@@ -225,41 +229,47 @@ begin
       continue when v_limit <= 0;
     end if;
 
-    v_agents := v_agents || v_agent.target_agent;
-    v_caps := v_caps || v_limit;
+    -- This agent's best ready jobs, in its own order (one bounded index scan).
+    for v_job in
+      select j.id, j.priority, j.run_after, j.created_at,
+             row_number() over () as agent_rank
+      from (
+        select j.id, j.priority, j.run_after, j.created_at
+        from jobs j
+        where j.namespace = p_namespace
+          and j.status = 'queued'
+          and j.target_agent = v_agent.target_agent
+          and j.run_after <= now()
+        order by j.priority desc, j.run_after, j.created_at
+        limit v_limit
+      ) j
+    loop
+      v_ids := v_ids || v_job.id;
+      v_ranks := v_ranks || v_job.agent_rank::int;
+      v_priorities := v_priorities || v_job.priority;
+      v_run_afters := v_run_afters || v_job.run_after;
+      v_created := v_created || v_job.created_at;
+    end loop;
   end loop;
 
-  if cardinality(v_agents) = 0 then
+  if cardinality(v_ids) = 0 then
     return;
   end if;
 
   perform set_config('agentbus.actor', p_lease_owner, true);
   perform set_config('agentbus.reason', 'claimed', true);
 
+  -- Every agent's first job before any agent's second; priority within a rank.
   return query
-  with caps as (
-    select u.target_agent, u.cap
-    from unnest(v_agents, v_caps) as u(target_agent, cap)
-  ),
-  candidates as (
+  with candidates as (
     select c.id, c.agent_rank, c.priority, c.run_after, c.created_at
-    from caps a
-    cross join lateral (
-      select j.id, j.priority, j.run_after, j.created_at,
-             row_number() over (order by j.priority desc, j.run_after, j.created_at) as agent_rank
-      from jobs j
-      where j.namespace = p_namespace
-        and j.status = 'queued'
-        and j.target_agent = a.target_agent
-        and j.run_after <= now()
-      order by j.priority desc, j.run_after, j.created_at
-      limit a.cap
-    ) c
+    from unnest(v_ids, v_ranks, v_priorities, v_run_afters, v_created)
+      as c(id, agent_rank, priority, run_after, created_at)
   ),
   locked as (
     select j.id, c.agent_rank, c.priority, c.run_after, c.created_at
-    from jobs j
-    join candidates c on c.id = j.id
+    from candidates c
+    join jobs j on j.id = c.id
     where j.status = 'queued'
       and j.run_after <= now()
     order by c.agent_rank, c.priority desc, c.run_after, c.created_at
@@ -287,69 +297,6 @@ begin
   from claimed c
   join locked l on l.id = c.id
   order by l.agent_rank, l.priority desc, l.run_after, l.created_at;
-end;
-$$;
-
--- requeue_expired_jobs: as in 0001, except that attempts which never reached the agent
--- do not count toward max_attempts.
-create or replace function requeue_expired_jobs(
-  p_namespace text,
-  p_limit integer default 1000
-)
-returns setof jobs
-language plpgsql
-as $$
-begin
-  perform set_config('agentbus.actor', 'requeue_expired_jobs', true);
-  perform set_config('agentbus.reason', 'lease expired', true);
-
-  return query
-  with expired as (
-    select j.id
-    from jobs j
-    where j.namespace = p_namespace
-      and j.status in ('leased', 'running')
-      and j.leased_until is not null
-      and j.leased_until < now()
-    order by j.leased_until asc
-    limit p_limit
-    for update skip locked
-  ),
-  updated as (
-    update jobs j
-    set status = case when j.attempt_count - j.unreached_attempts >= j.max_attempts
-                      then 'dead'::job_status
-                      else 'queued'::job_status end,
-        last_error = format('lease expired at %s (attempt %s, %s of %s counted, owner %s)',
-                            to_char(j.leased_until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                            j.attempt_count, j.attempt_count - j.unreached_attempts,
-                            j.max_attempts, coalesce(j.lease_owner, 'unknown')),
-        run_after = case when j.attempt_count - j.unreached_attempts >= j.max_attempts
-                         then j.run_after
-                         else now() + make_interval(secs =>
-                                least(3600, 10 * power(2, greatest(j.attempt_count - j.unreached_attempts - 1, 0)))
-                                * (0.8 + random() * 0.4)) end,
-        completed_at = case when j.attempt_count - j.unreached_attempts >= j.max_attempts
-                            then now() else null end,
-        lease_owner = null,
-        leased_until = null,
-        lease_token = null
-    from expired e
-    where j.id = e.id
-    returning j.*
-  ),
-  attempts as (
-    update job_attempts a
-    set status = 'timed_out',
-        error = 'lease expired before the job was closed',
-        finished_at = now()
-    from updated u
-    where a.job_id = u.id
-      and a.attempt_no = u.attempt_count
-      and a.finished_at is null
-    returning a.job_id
-  )
-  select u.* from updated u;
 end;
 $$;
 

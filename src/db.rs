@@ -91,6 +91,9 @@ pub struct SessionSettings {
     pub statement_timeout: Option<Duration>,
     /// `lock_timeout`; `None` disables it.
     pub lock_timeout: Option<Duration>,
+    /// `synchronous_commit`: `false` only for writes whose loss in a server crash is
+    /// recovered anyway (the supervisor's claims and wake records; see supervisor docs).
+    pub synchronous_commit: bool,
 }
 
 impl SessionSettings {
@@ -100,6 +103,7 @@ impl SessionSettings {
             application_name: format!("agentbus/{command}"),
             statement_timeout: Some(CLI_STATEMENT_TIMEOUT),
             lock_timeout: Some(CLI_LOCK_TIMEOUT),
+            synchronous_commit: true,
         }
     }
 }
@@ -112,9 +116,10 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
     config.connect_timeout(CONNECT_TIMEOUT);
     let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis());
     config.options(&format!(
-        "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=60000",
+        "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=60000 -c synchronous_commit={}",
         ms(settings.statement_timeout),
         ms(settings.lock_timeout),
+        if settings.synchronous_commit { "on" } else { "off" },
     ));
     #[allow(clippy::disallowed_methods)] // the one sanctioned connect
     let client = config.connect(postgres::NoTls)?;

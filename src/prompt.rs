@@ -12,8 +12,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::decode_all;
-use crate::error::Result;
+use crate::agents::Agent;
+use crate::db::decode;
+use crate::error::{Error, Result};
 use crate::jobs::{Job, JobStatus};
 
 /// Bumped whenever the layout of the prompt changes.
@@ -69,32 +70,58 @@ pub struct Prompt {
 
 /// Reads what the prompt of `job` needs besides the job itself.
 pub fn load_input(client: &mut impl postgres::GenericClient, job: Job) -> Result<PromptInput> {
-    let rows = client.query(
-        "select jsonb_build_object('id', j.id, 'target_agent', j.target_agent,
-                                   'subject', j.subject, 'status', j.status,
-                                   'summary', j.summary, 'result', j.result) as row
-         from job_dependencies d
-         join jobs j on j.id = d.depends_on_job_id
-         where d.job_id = $1
-         order by j.created_at, j.id",
-        &[&job.id],
+    Ok(load_input_and_agent(client, job)?.0)
+}
+
+/// Reads the prompt's inputs and the settings of the agent the job goes to, in one round
+/// trip (the supervisor needs both before every wake-up).
+pub fn load_input_and_agent(
+    client: &mut impl postgres::GenericClient,
+    job: Job,
+) -> Result<(PromptInput, Option<Agent>)> {
+    let row = client.query_one(
+        "select
+           coalesce((
+             select jsonb_agg(jsonb_build_object(
+                      'id', j.id, 'target_agent', j.target_agent, 'subject', j.subject,
+                      'status', j.status, 'summary', j.summary, 'result', j.result)
+                    order by j.created_at, j.id)
+             from job_dependencies d
+             join jobs j on j.id = d.depends_on_job_id
+             where d.job_id = $1), '[]'::jsonb) as dependencies,
+           (select jsonb_build_object('id', r.id, 'order_name', r.order_name,
+                                      'scheduled_for', r.scheduled_for)
+            from standing_order_runs r
+            where r.job_id = $1
+            order by r.scheduled_for desc
+            limit 1) as occurrence,
+           (select to_jsonb(a.*) from agents a
+            where a.namespace = $2 and a.agent_id = $3) as agent",
+        &[&job.id, &job.namespace, &job.target_agent],
     )?;
-    let dependencies = decode_all(&rows, "row")?;
-    let rows = client.query(
-        "select jsonb_build_object('id', r.id, 'order_name', r.order_name,
-                                   'scheduled_for', r.scheduled_for) as row
-         from standing_order_runs r
-         where r.job_id = $1
-         order by r.scheduled_for desc
-         limit 1",
-        &[&job.id],
-    )?;
-    let occurrence = decode_all::<Occurrence>(&rows, "row")?.into_iter().next();
-    Ok(PromptInput {
-        job,
-        dependencies,
-        occurrence,
-    })
+    let dependencies = decode(&row, "dependencies")?;
+    let occurrence: Option<Value> = row.try_get("occurrence")?;
+    let occurrence = occurrence
+        .map(|v| {
+            serde_json::from_value(v)
+                .map_err(|e| Error::failure(format!("unexpected standing-order run shape: {e}")))
+        })
+        .transpose()?;
+    let agent: Option<Value> = row.try_get("agent")?;
+    let agent = agent
+        .map(|v| {
+            serde_json::from_value(v)
+                .map_err(|e| Error::failure(format!("unexpected agents row shape: {e}")))
+        })
+        .transpose()?;
+    Ok((
+        PromptInput {
+            job,
+            dependencies,
+            occurrence,
+        },
+        agent,
+    ))
 }
 
 /// Renders the prompt. Pure: the same input gives the same text and hash.

@@ -35,6 +35,7 @@ pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
         application_name: "agentbus/migrate".into(),
         statement_timeout: None,
         lock_timeout: Some(Duration::from_secs(300)),
+        synchronous_commit: true,
     };
     let format = ctx.format();
     let client = ctx.db_with(settings)?;

@@ -433,7 +433,10 @@ fn close_once(
     facts: &AttemptFacts,
 ) -> Result<Outcome> {
     let mut client = shared.pool.get()?;
-    let now = jobs::get(&mut *client, job.id)?;
+    // The child's facts go on its attempt whatever happened to the job; the same round
+    // trip reads the job.
+    let mut now =
+        jobs::record_attempt_facts_and_get(&mut *client, job.id, job.attempt_count, facts)?;
     let ours = now.lease_token == fence.lease_token && now.attempt_count == job.attempt_count;
     if ours && matches!(now.status, JobStatus::Leased | JobStatus::Running) {
         let params = FailParams {
@@ -452,12 +455,10 @@ fn close_once(
                 })
             }
             // The child's own close landed between our read and our write.
-            Err(e) if e.kind == ErrorKind::Conflict => {}
+            Err(e) if e.kind == ErrorKind::Conflict => now = jobs::get(&mut *client, job.id)?,
             Err(e) => return Err(e),
         }
     }
-    jobs::record_attempt_facts(&mut *client, job.id, job.attempt_count, facts)?;
-    let now = jobs::get(&mut *client, job.id)?;
     Ok(match (ours, now.status) {
         (true, JobStatus::Succeeded) => Outcome::Succeeded,
         (true, JobStatus::Blocked) => Outcome::Blocked,

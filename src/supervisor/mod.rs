@@ -271,6 +271,13 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         application_name: format!("agentbus-supervisor/{}", cfg.supervisor_id),
         statement_timeout: Some(Duration::from_secs(30)),
         lock_timeout: Some(Duration::from_secs(10)),
+        // Claims and wake records are on the dispatch path, and each synchronous commit
+        // waits for a WAL flush. Losing the last few hundred milliseconds of them in a
+        // server crash loses no job: a lost claim leaves the job queued (an agent woken
+        // under it is refused with exit 4 and the job runs again), a lost close-out
+        // leaves a lease that expires. Agents' own calls (enqueue, complete) stay
+        // synchronous.
+        synchronous_commit: false,
     };
     let shared = Arc::new(Shared {
         pool: Pool::new(cfg.db.clone(), settings, cfg.max_in_flight.min(16) + 2),

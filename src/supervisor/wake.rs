@@ -10,7 +10,7 @@ use super::log::Level;
 use super::metrics::Outcome;
 use super::{exec, DefaultWake, Shared};
 use crate::agents::{self, WakeFailure, WakeMode};
-use crate::error::{ErrorKind, Result};
+use crate::error::ErrorKind;
 use crate::hook::{HookOutcome, HookTarget, Secret, WakeRequest};
 use crate::jobs::{self, AttemptFacts, AttemptStatus, FailParams, Fence, Job, WakeRecord};
 use crate::prompt;
@@ -38,14 +38,19 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
         release(shared, &job, fence);
         return;
     }
-    let plan = match plan_wake(shared, &job) {
-        Ok(p) => p,
+    let (input, agent) = match shared
+        .pool
+        .get()
+        .and_then(|mut c| prompt::load_input_and_agent(&mut *c, job.clone()))
+    {
+        Ok(loaded) => loaded,
         Err(e) => {
             // The lease recovers the job; nothing was started.
-            shared.note_error("reading agent settings", &e);
+            shared.note_error("reading the job's context and agent settings", &e);
             return;
         }
     };
+    let plan = plan_wake(shared, &job, agent.as_ref());
     if let WakePlan::Misconfigured(why) = &plan {
         wake_failed(
             shared,
@@ -58,13 +63,7 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
         );
         return;
     }
-    let prompt = match load_prompt(shared, &job) {
-        Ok(p) => p,
-        Err(e) => {
-            shared.note_error("building the job prompt", &e);
-            return;
-        }
-    };
+    let prompt = prompt::render(&input);
     let mode = match &plan {
         WakePlan::Hook(_) => WakeMode::Hook,
         _ => WakeMode::Exec,
@@ -104,18 +103,8 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
     }
 }
 
-fn load_prompt(shared: &Shared, job: &Job) -> Result<prompt::Prompt> {
-    let mut client = shared.pool.get()?;
-    let input = prompt::load_input(&mut *client, job.clone())?;
-    Ok(prompt::render(&input))
-}
-
-fn plan_wake(shared: &Shared, job: &Job) -> Result<WakePlan> {
+fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> WakePlan {
     let cfg = &shared.cfg;
-    let row = {
-        let mut client = shared.pool.get()?;
-        agents::get(&mut *client, &job.namespace, &job.target_agent)?
-    };
     let agent = &job.target_agent;
     let mode = row
         .as_ref()
@@ -130,11 +119,11 @@ fn plan_wake(shared: &Shared, job: &Job) -> Result<WakePlan> {
             "agent {agent} has no wake mode and this supervisor has no default (--exec or --hook-url)"
         )),
         Some(WakeMode::Hook) => {
-            let url = row.as_ref().and_then(|r| r.hook_url.clone()).or(match &cfg.default_wake {
+            let url = row.and_then(|r| r.hook_url.clone()).or(match &cfg.default_wake {
                 Some(DefaultWake::Hook(u)) => Some(u.clone()),
                 _ => None,
             });
-            let token = match row.as_ref().and_then(|r| r.hook_token_env.clone()) {
+            let token = match row.and_then(|r| r.hook_token_env.clone()) {
                 Some(var) => cfg
                     .env
                     .get(&var)
@@ -160,7 +149,7 @@ fn plan_wake(shared: &Shared, job: &Job) -> Result<WakePlan> {
                         .as_ref()
                         .and_then(|r| r.hook_agent_id.clone())
                         .unwrap_or_else(|| agent.clone()),
-                    session_key: row.as_ref().and_then(|r| r.hook_session_key.clone()),
+                    session_key: row.and_then(|r| r.hook_session_key.clone()),
                     timeout_seconds: row
                         .as_ref()
                         .and_then(|r| r.hook_timeout_seconds)
@@ -170,7 +159,7 @@ fn plan_wake(shared: &Shared, job: &Job) -> Result<WakePlan> {
             }
         }
         Some(WakeMode::Exec) => {
-            let argv = row.as_ref().and_then(|r| r.exec_command.clone()).or(match &cfg.default_wake {
+            let argv = row.and_then(|r| r.exec_command.clone()).or(match &cfg.default_wake {
                 Some(DefaultWake::Exec(a)) => Some(a.clone()),
                 _ => None,
             });
@@ -187,7 +176,7 @@ fn plan_wake(shared: &Shared, job: &Job) -> Result<WakePlan> {
             }
         }
     };
-    Ok(plan)
+    plan
 }
 
 fn wake_hook(shared: &Shared, job: &Job, fence: Fence, target: &HookTarget, message: &str) {
@@ -210,29 +199,13 @@ fn wake_hook(shared: &Shared, job: &Job, fence: Fence, target: &HookTarget, mess
                 .timeout_seconds
                 .saturating_add(HOOK_LEASE_MARGIN_SECONDS);
             let recorded = shared.pool.get().and_then(|mut c| {
-                let mut tx = c.transaction()?;
-                jobs::record_attempt_facts(
-                    &mut tx,
-                    job.id,
-                    job.attempt_count,
-                    &AttemptFacts {
-                        hook_status: Some(i32::from(status)),
-                        run_id: run_id.clone(),
-                        ..Default::default()
-                    },
-                )?;
-                // The agent may have closed the job already; only a job still ours gets
-                // the run's reference and the longer lease.
-                tx.execute(
-                    "update jobs
-                     set openclaw_task_ref = coalesce($3, openclaw_task_ref),
-                         leased_until = greatest(leased_until, now() + make_interval(secs => $4))
-                     where id = $1 and lease_token = $2 and status in ('leased', 'running')",
-                    &[&job.id, &fence.lease_token, &run_id, &f64::from(lease)],
-                )?;
-                agents::record_wake_success(&mut tx, &job.namespace, &job.target_agent)?;
-                tx.commit()?;
-                Ok(())
+                jobs::record_hook_admission(
+                    &mut *c,
+                    job,
+                    i32::from(status),
+                    run_id.as_deref(),
+                    f64::from(lease),
+                )
             });
             if let Err(e) = recorded {
                 shared.note_error("recording the hook's runId", &e);

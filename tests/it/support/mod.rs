@@ -62,6 +62,7 @@ pub fn connect(url: &str) -> postgres::Client {
             application_name: "agentbus-tests".into(),
             statement_timeout: Some(std::time::Duration::from_secs(120)),
             lock_timeout: Some(std::time::Duration::from_secs(60)),
+            synchronous_commit: true,
         },
     )
     .expect("connect to the test database")
