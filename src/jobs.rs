@@ -255,25 +255,7 @@ pub fn record_attempt_facts(
     attempt_no: i32,
     facts: &AttemptFacts,
 ) -> Result<()> {
-    client.execute(
-        "update job_attempts
-         set hook_status = coalesce($3, hook_status),
-             run_id = coalesce($4, run_id),
-             exit_code = coalesce($5, exit_code),
-             exit_signal = coalesce($6, exit_signal),
-             stderr_tail = coalesce($7, stderr_tail)
-         where job_id = $1 and attempt_no = $2",
-        &[
-            &job_id,
-            &attempt_no,
-            &facts.hook_status,
-            &facts.run_id,
-            &facts.exit_code,
-            &facts.exit_signal,
-            &facts.stderr_tail,
-        ],
-    )?;
-    Ok(())
+    record_attempt_facts_and_get(client, job_id, attempt_no, facts).map(|_| ())
 }
 
 /// [`record_attempt_facts`], then reads the job, in one round trip.
