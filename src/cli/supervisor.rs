@@ -58,7 +58,10 @@ Signals:
   SIGTERM, SIGINT  stop claiming; running exec children get --shutdown-grace to finish
                    (then TERM/KILL); jobs claimed but not started are released; exit 0
   second signal    exit at once (leases recover whatever was running)
-  kill -9          loses nothing: expired leases are recovered by any supervisor
+  kill -9          loses nothing: expired leases are recovered by any supervisor.
+                   Exec children live on in their own process groups and may still
+                   close their jobs; once a lease expires and the job is retried, a
+                   late close from the old child is refused (exit 4)
 
 Exit status:
   0   stopped cleanly (signal, or --once ran out of work)

@@ -830,3 +830,113 @@ fn supervisor_help_has_examples_and_every_wake_mode() {
     }
     let _ = run_cli;
 }
+
+#[test]
+fn expired_leases_are_recovered_exactly_once_by_concurrent_reapers() {
+    let db = TestDb::new();
+    db.bulk_enqueue(300, 5);
+    let mut c = db.client();
+    c.execute(
+        "select count(*) from claim_jobs('default', 'gone', 60, 300)",
+        &[],
+    )
+    .unwrap();
+    c.execute(
+        "update jobs set leased_until = now() - interval '1 second' where status = 'leased'",
+        &[],
+    )
+    .unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let reapers: Vec<_> = (0..6)
+        .map(|_| {
+            let url = db.url.clone();
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let mut c = crate::support::connect(&url);
+                barrier.wait();
+                let mut mine = 0;
+                loop {
+                    let got = agentbus::jobs::requeue_expired(&mut c, "default", 7).unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine += got.len();
+                }
+            })
+        })
+        .collect();
+    let total: usize = reapers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 300, "every expired lease recovered once");
+    let timed_out: i64 = db.one("select count(*) from job_attempts where status = 'timed_out'");
+    assert_eq!(timed_out, 300);
+    let history: i64 = db.one(
+        "select count(*) from job_history where from_status = 'leased' and to_status = 'queued'",
+    );
+    assert_eq!(history, 300, "one transition per job");
+}
+
+#[test]
+fn heartbeat_and_metrics_describe_a_running_supervisor() {
+    let db = TestDb::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let fake = FakeHook::start(Answer::Status(200), Some((Duration::ZERO, db.url.clone())));
+    for i in 0..3 {
+        db.enqueue("scout", &format!("job {i}"), &[]);
+    }
+    let sup = db.spawn_supervisor(
+        &[
+            "--supervisor-id",
+            "metrics-test",
+            "--hook-url",
+            &fake.url,
+            "--metrics-addr",
+            &addr,
+            "--heartbeat-interval",
+            "0.2",
+        ],
+        &[],
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while db.one::<i64>("select count(*) from jobs where status = 'succeeded'") < 3 {
+        assert!(Instant::now() < until, "jobs not done");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let beat: Value = db.one(
+        "select to_jsonb(h.*) from dispatcher_heartbeats h where dispatcher_id = 'metrics-test'",
+    );
+    assert_eq!(beat["pid"], sup.child.id());
+    assert_eq!(beat["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(beat["metrics"]["claimed"], 3, "{beat}");
+    assert_eq!(beat["metrics"]["woken"], 3, "{beat}");
+
+    let body = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(
+        body.contains("agentbus_jobs_claimed_total{supervisor=\"metrics-test\",agent=\"scout\"} 3"),
+        "{body}"
+    );
+    assert!(
+        body.contains("agentbus_jobs_woken_total{supervisor=\"metrics-test\",agent=\"scout\"} 3"),
+        "{body}"
+    );
+    assert!(
+        body.contains("agentbus_dispatch_latency_seconds_count{supervisor=\"metrics-test\"} 3"),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE agentbus_in_flight gauge"), "{body}");
+    drop(sup);
+}
