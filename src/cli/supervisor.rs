@@ -170,10 +170,10 @@ pub struct SupervisorArgs {
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     hook_timeout_seconds: u32,
 
-    /// How long one hook HTTP request may take
+    /// How long one hook HTTP request may take (OpenClaw may take up to 15 s to admit a run)
     #[arg(
         long,
-        default_value_t = 10.0,
+        default_value_t = 30.0,
         value_name = "SECONDS",
         allow_negative_numbers = true
     )]

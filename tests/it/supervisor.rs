@@ -940,3 +940,25 @@ fn heartbeat_and_metrics_describe_a_running_supervisor() {
     assert!(body.contains("# TYPE agentbus_in_flight gauge"), "{body}");
     drop(sup);
 }
+
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let db = TestDb::new();
+    let scratch = Scratch::new();
+    let runner = scratch.script("work.sh", "sleep 60");
+    let id = db.enqueue("a", "slow", &[]);
+    let sup = db.spawn_supervisor(&["--exec", &runner, "--shutdown-grace", "120"], &[]);
+    let until = Instant::now() + Duration::from_secs(20);
+    while job(&db, &id)["status"] != "running" {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sup.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    sup.signal(Signal::SIGTERM);
+    // Well inside the 120 s grace: the second signal did not wait for the child.
+    let out = sup.wait(Duration::from_secs(10));
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    // The job is still leased to the dead supervisor; its lease will recover it.
+    assert_eq!(job(&db, &id)["status"], "running");
+}
