@@ -317,6 +317,9 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let _ = listener.join();
     let _ = beat.join();
     heartbeat::remove(&shared);
+    // Only when empty: prompt files are removed after each run, and the folder may be an
+    // operator's own --work-dir with other things in it.
+    let _ = std::fs::remove_dir(&shared.cfg.work_dir);
     shared.log(
         Level::Info,
         "stopped",
