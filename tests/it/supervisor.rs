@@ -304,6 +304,7 @@ fn exec_agents_each_end_as_documented() {
   blocker)  exec agentbus block-job --blocked-reason 'needs a CRM login' >/dev/null ;;
 esac"#,
     );
+    let work_dir = scratch.path("work");
     let ids: Vec<(String, String)> = ["closer", "forgetter", "crasher", "hanger", "blocker"]
         .iter()
         .map(|a| (a.to_string(), db.enqueue(a, &format!("{a} job"), &[])))
@@ -317,6 +318,8 @@ esac"#,
             "2",
             "--kill-grace",
             "1",
+            "--work-dir",
+            &work_dir,
         ],
         &[],
         MINUTE,
@@ -399,17 +402,15 @@ esac"#,
         Some("closer"),
         "{actors:?}"
     );
-    // Prompt files are removed after each run.
-    let leftovers = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".prompt"))
-        .filter(|e| {
-            ids.iter()
-                .any(|(_, id)| e.file_name().to_string_lossy().contains(id.as_str()))
-        })
-        .count();
-    assert_eq!(leftovers, 0);
+    // Prompt files are removed after each run, so the work folder was left empty (and
+    // then removed on the clean stop).
+    let leftovers: Vec<_> = std::fs::read_dir(&work_dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "prompt files left behind: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -541,7 +542,7 @@ fn three_supervisors_never_exceed_an_agents_max_concurrency() {
     let scratch = Scratch::new();
     let runner = scratch.script(
         "work.sh",
-        "sleep 0.05; exec agentbus complete-job >/dev/null",
+        "exec agentbus complete-job >/dev/null",
     );
     db.client()
         .execute(
@@ -549,7 +550,7 @@ fn three_supervisors_never_exceed_an_agents_max_concurrency() {
             &[],
         )
         .unwrap();
-    db.bulk_enqueue(60, 1);
+    db.bulk_enqueue(150, 1);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let url = db.url.clone();

@@ -440,6 +440,9 @@ pub struct SupervisorProc {
     /// Its stderr goes to a file: a pipe read only at the end would fill up and block
     /// the supervisor's logging.
     pub log: std::path::PathBuf,
+    /// Its --work-dir (prompt files) when the harness chose it: removed on drop even when
+    /// the test killed the supervisor. A test that passes its own keeps it to inspect.
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 impl SupervisorProc {
@@ -493,6 +496,9 @@ impl Drop for SupervisorProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
+        if let Some(dir) = &self.work_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -503,9 +509,15 @@ impl TestDb {
         let log =
             std::env::temp_dir().join(format!("agentbus-supervisor-{}.log", uuid::Uuid::new_v4()));
         let log_file = std::fs::File::create(&log).expect("create supervisor log");
+        let work_dir = (!args.contains(&"--work-dir")).then(|| {
+            std::env::temp_dir().join(format!("agentbus-it-work-{}", uuid::Uuid::new_v4()))
+        });
         let mut cmd = Command::new(SUPERVISOR);
-        cmd.args(args)
-            .env_clear()
+        cmd.args(args);
+        if let Some(dir) = &work_dir {
+            cmd.arg("--work-dir").arg(dir);
+        }
+        cmd.env_clear()
             .env("USER", "tester")
             .env("PATH", path_with_binaries())
             .env("DATABASE_URL", &self.url)
@@ -518,6 +530,7 @@ impl TestDb {
         SupervisorProc {
             child: cmd.spawn().expect("spawn agentbus-supervisor"),
             log,
+            work_dir,
         }
     }
 
