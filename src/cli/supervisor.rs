@@ -66,8 +66,8 @@ Signals:
 Exit status:
   0   stopped cleanly (signal, or --once ran out of work)
   2   usage: bad flags
-  75  the database was unreachable at start for too long (never while running: then it
-      reconnects with back-off)
+  75  --once only: the database stayed unreachable for a minute at start (a daemon
+      waits for it, and while running it reconnects with back-off)
   78  configuration: no database, schema not migrated, supervisor id in use, metrics
       address taken
 

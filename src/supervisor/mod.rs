@@ -39,6 +39,9 @@ use pool::Pool;
 pub use exec::expand_argv;
 pub use heartbeat::host_name as heartbeat_host_name;
 
+/// How long `--once` waits for an unreachable database at start before exiting 75.
+const ONCE_CONNECT_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How agents without settings of their own are woken.
 #[derive(Debug, Clone)]
 pub enum DefaultWake {
@@ -241,6 +244,15 @@ pub fn validate(cfg: &Config) -> Result<()> {
         1,
         10_000,
     )?;
+    // A lease that can run out while the hook request is still waiting for an answer
+    // would hand the job to another supervisor mid-wake-up.
+    if f64::from(cfg.lease_seconds) <= cfg.hook_request_timeout.as_secs_f64() {
+        return Err(Error::usage(format!(
+            "--lease-seconds ({}) must be longer than --hook-request-timeout ({} s)",
+            cfg.lease_seconds,
+            cfg.hook_request_timeout.as_secs_f64()
+        )));
+    }
     if let Some(DefaultWake::Exec(argv)) = &cfg.default_wake {
         if argv.first().map_or(true, |p| p.is_empty()) {
             return Err(Error::usage("--exec: the command is empty"));
@@ -354,7 +366,13 @@ fn startup(shared: &Arc<Shared>) -> Result<()> {
                 );
                 return Ok(());
             }
-            Err(e) if e.kind == ErrorKind::Temporary && !shared.stopping() => {
+            // A daemon waits for its database (it may start first at boot); a --once run
+            // from cron or a script gives up after a minute with exit 75.
+            Err(e)
+                if e.kind == ErrorKind::Temporary
+                    && !shared.stopping()
+                    && !(shared.cfg.once && shared.started.elapsed() > ONCE_CONNECT_PATIENCE) =>
+            {
                 shared.note_error("connecting", &e);
                 backoff.sleep(shared);
             }

@@ -426,6 +426,8 @@ fn exec_lease_is_renewed_while_the_agent_runs() {
             &runner,
             "--lease-seconds",
             "5",
+            "--hook-request-timeout",
+            "2",
             "--reap-interval",
             "1",
         ],
@@ -484,6 +486,8 @@ fn kill_9_in_the_middle_of_a_run_loses_nothing() {
         "4",
         "--lease-seconds",
         "5",
+        "--hook-request-timeout",
+        "2",
         "--reap-interval",
         "1",
     ];
@@ -540,10 +544,7 @@ fn kill_9_in_the_middle_of_a_run_loses_nothing() {
 fn three_supervisors_never_exceed_an_agents_max_concurrency() {
     let db = TestDb::new();
     let scratch = Scratch::new();
-    let runner = scratch.script(
-        "work.sh",
-        "exec agentbus complete-job >/dev/null",
-    );
+    let runner = scratch.script("work.sh", "exec agentbus complete-job >/dev/null");
     db.client()
         .execute(
             "insert into agents (agent_id, max_concurrency) values ('agent-0', 2)",
@@ -710,6 +711,8 @@ fn the_supervisor_rides_out_a_database_restart() {
             &runner,
             "--lease-seconds",
             "10",
+            "--hook-request-timeout",
+            "2",
             "--reap-interval",
             "1",
         ],
@@ -758,6 +761,11 @@ fn bad_supervisor_flags_exit_2_or_78_and_write_nothing() {
             "--lease-seconds",
         ),
         (&["--exec", "echo 'unterminated"], 2, "--exec"),
+        (
+            &["--exec", "true", "--lease-seconds", "20"],
+            2,
+            "must be longer than --hook-request-timeout",
+        ),
         (
             &["--exec", "true", "--hook-url", "http://x"],
             2,
