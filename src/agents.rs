@@ -35,6 +35,10 @@ pub struct Agent {
     pub wake_backoff_until: Option<DateTime<Utc>>,
     pub last_wake_error: Option<String>,
     pub last_wake_error_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub fleet: Option<String>,
+    #[serde(default)]
+    pub handoffs: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

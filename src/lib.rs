@@ -9,11 +9,13 @@ pub mod cli;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod hook;
 pub mod input;
 pub mod jobs;
 pub mod migrate;
 pub mod prompt;
+pub mod schedule;
 pub mod standing_orders;
 pub mod supervisor;
 

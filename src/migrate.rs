@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "supervisor",
         sql: include_str!("../sql/0002_supervisor.sql"),
     },
+    Migration {
+        version: 3,
+        name: "fleets",
+        sql: include_str!("../sql/0003_fleets.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -24,6 +24,7 @@ pub fn pages() -> Vec<(String, String)> {
         "agentbus-supervisor.8".to_string(),
         render(&supervisor, true, "8"),
     ));
+    pages.push(("agentbus-fleet.5".to_string(), fleet_format_page()));
     pages
 }
 
@@ -99,4 +100,17 @@ fn escape(line: &str) -> String {
     } else {
         body
     }
+}
+
+/// agentbus-fleet(5): the fleet file format, from `fleet::FORMAT_DOC` (the first line is
+/// the page's one-line description, then `Heading:` blocks).
+fn fleet_format_page() -> String {
+    let doc = crate::fleet::FORMAT_DOC;
+    let (summary, rest) = doc.split_once('\n').unwrap_or((doc, ""));
+    format!(
+        ".TH agentbus-fleet 5 \"\" \"agentbus {}\" \"agentbus manual\"\n.SH NAME\nagentbus\\-fleet \\- {}\n{}.SH \"SEE ALSO\"\n\\fBagentbus\\-fleet\\fR(1), \\fBagentbus\\-supervisor\\fR(8)\n",
+        env!("CARGO_PKG_VERSION"),
+        escape(summary),
+        blocks_to_roff(rest)
+    )
 }

@@ -6,6 +6,7 @@
 mod agents;
 mod args;
 mod events;
+mod fleet;
 mod jobs;
 pub mod man;
 mod migrate;
@@ -100,6 +101,7 @@ enum Command {
     PauseAgent(agents::PauseAgentArgs),
     ResumeAgent(agents::ResumeAgentArgs),
     ListAgents(agents::ListAgentsArgs),
+    Fleet(fleet::FleetArgs),
 }
 
 impl Command {
@@ -123,6 +125,7 @@ impl Command {
             Command::PauseAgent(_) => "pause-agent",
             Command::ResumeAgent(_) => "resume-agent",
             Command::ListAgents(_) => "list-agents",
+            Command::Fleet(_) => "fleet",
         }
     }
 }
@@ -250,6 +253,7 @@ fn dispatch(ctx: &mut Ctx, command: Command, stdin: &mut dyn std::io::Read) -> R
         Command::PauseAgent(a) => agents::pause(ctx, a),
         Command::ResumeAgent(a) => agents::resume(ctx, a),
         Command::ListAgents(a) => agents::list(ctx, a),
+        Command::Fleet(a) => fleet::run(ctx, a),
     }
 }
 

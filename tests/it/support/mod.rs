@@ -250,7 +250,10 @@ impl TestDb {
                    'job_attempts', (select coalesce(jsonb_agg(to_jsonb(a) order by id), '[]') from job_attempts a),
                    'job_dependencies', (select coalesce(jsonb_agg(to_jsonb(d) order by job_id, depends_on_job_id), '[]') from job_dependencies d),
                    'events', (select coalesce(jsonb_agg(to_jsonb(e) order by id), '[]') from events e),
-                   'standing_order_runs', (select coalesce(jsonb_agg(to_jsonb(r) order by id), '[]') from standing_order_runs r))",
+                   'standing_order_runs', (select coalesce(jsonb_agg(to_jsonb(r) order by id), '[]') from standing_order_runs r),
+                   'agents', (select coalesce(jsonb_agg(to_jsonb(a) order by namespace, agent_id), '[]') from agents a),
+                   'standing_orders', (select coalesce(jsonb_agg(to_jsonb(o) order by namespace, agent_id, order_name), '[]') from standing_orders o),
+                   'dispatcher_heartbeats', (select coalesce(jsonb_agg(to_jsonb(h) order by namespace, dispatcher_id), '[]') from dispatcher_heartbeats h))",
                 &[],
             )
             .expect("snapshot");

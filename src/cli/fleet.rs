@@ -1,0 +1,133 @@
+//! fleet validate, fleet sync.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::output;
+use super::{Ctx, Format};
+use crate::error::{Error, Result};
+use crate::fleet::{self, Fleet};
+
+/// Check a fleet folder, or make the database match it
+///
+/// A fleet is agents/<fleet>/fleet.toml plus one folder per agent with an agent.toml;
+/// the format is in agentbus-fleet(5).
+#[derive(Debug, Args)]
+#[command(after_help = FLEET_EXAMPLES)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    command: FleetCommand,
+}
+
+const FLEET_EXAMPLES: &str = "\
+Examples:
+  agentbus fleet validate agents/gtm
+  agentbus fleet sync agents/gtm
+  agentbus fleet sync agents/gtm --format json | jq '.changed'";
+
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// Check every file of a fleet; print each problem as FILE:LINE: WHAT (exit 2)
+    Validate(FleetDirArgs),
+    /// Make the database's agents and standing orders match the fleet, in one transaction
+    ///
+    /// Prints what was added, changed and disabled; a second run changes nothing. An order
+    /// removed from the files is disabled (its runs are kept); an agent removed is paused.
+    Sync(FleetDirArgs),
+}
+
+#[derive(Debug, Args)]
+struct FleetDirArgs {
+    /// The fleet folder (the one holding fleet.toml)
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+pub fn run(ctx: &mut Ctx, a: FleetArgs) -> Result<String> {
+    match a.command {
+        FleetCommand::Validate(d) => {
+            let fleet = load(&d.dir)?;
+            let orders: usize = fleet.agents.iter().map(|a| a.standing_orders.len()).sum();
+            let doc = serde_json::json!({
+                "fleet": fleet.name,
+                "namespace": fleet.namespace,
+                "agents": fleet.agents.len(),
+                "standing_orders": orders,
+                "valid": true,
+            });
+            match ctx.format() {
+                Format::Json => output::json(&doc),
+                Format::Table => Ok(format!(
+                    "fleet {} is valid: {} agents, {} standing orders (namespace {})",
+                    fleet.name,
+                    fleet.agents.len(),
+                    orders,
+                    fleet.namespace
+                )),
+            }
+        }
+        FleetCommand::Sync(d) => {
+            let fleet = load(&d.dir)?;
+            let actor = ctx.actor();
+            let report = fleet::sync(ctx.db()?, &fleet, &actor)?;
+            match ctx.format() {
+                Format::Json => output::json(&report),
+                Format::Table => {
+                    let mut rows = Vec::new();
+                    for (what, list) in [
+                        ("added", &report.added),
+                        ("changed", &report.changed),
+                        ("disabled", &report.disabled),
+                    ] {
+                        for c in list {
+                            rows.push(vec![
+                                what.to_string(),
+                                c.object.to_string(),
+                                c.id.clone(),
+                                c.fields.join(", "),
+                            ]);
+                        }
+                    }
+                    let summary = format!(
+                        "fleet {} (namespace {}): {} added, {} changed, {} disabled, {} unchanged",
+                        report.fleet,
+                        report.namespace,
+                        report.added.len(),
+                        report.changed.len(),
+                        report.disabled.len(),
+                        report.unchanged
+                    );
+                    if rows.is_empty() {
+                        Ok(summary)
+                    } else {
+                        Ok(format!(
+                            "{}\n{summary}",
+                            output::table(&["change", "object", "id", "fields"], rows)
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn load(dir: &std::path::Path) -> Result<Fleet> {
+    if !dir.join("fleet.toml").is_file() {
+        return Err(
+            Error::not_found(format!("{} has no fleet.toml", dir.display())).with_hint(
+                "a fleet folder holds fleet.toml and one folder per agent; see agentbus-fleet(5)",
+            ),
+        );
+    }
+    fleet::load(dir).map_err(|diags| {
+        let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        Error::usage(format!(
+            "{} problem{} in fleet {}:\n{}",
+            diags.len(),
+            if diags.len() == 1 { "" } else { "s" },
+            dir.display(),
+            lines.join("\n")
+        ))
+    })
+}

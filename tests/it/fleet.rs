@@ -1,0 +1,260 @@
+//! fleet validate and fleet sync against real files and a real database.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::TestDb;
+
+/// A fleet folder in a temporary directory, removed at the end.
+struct FleetDir(PathBuf);
+
+impl FleetDir {
+    fn new() -> FleetDir {
+        let dir = std::env::temp_dir()
+            .join(format!("agentbus-fleet-{}", uuid::Uuid::new_v4()))
+            .join("gtm");
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = FleetDir(dir);
+        f.write(
+            "fleet.toml",
+            "name = \"gtm\"\n\n[defaults]\nmax_concurrency = 1\n\n[openclaw]\nhook_url = \"http://127.0.0.1:18789/hooks/agent\"\ntoken_env = \"OPENCLAW_HOOKS_TOKEN\"\n",
+        );
+        f.write(
+            "scout/agent.toml",
+            r#"id = "scout"
+name = "Scout"
+role = "Research prospects"
+handoffs = ["writer"]
+
+[wake]
+mode = "hook"
+timeout_seconds = 300
+
+[[standing_orders]]
+name = "prospect-scan"
+cron = "0,15,30,45 * * * *"
+message = "Run the prospect scan"
+
+[[standing_orders]]
+name = "weekly-review"
+cron = "0 9 * * 1"
+timezone = "Europe/Berlin"
+message = """
+Review the week's prospects.
+"""
+fired_by = "external"
+catch_up = "run_once"
+"#,
+        );
+        f.write(
+            "writer/agent.toml",
+            "id = \"writer\"\nmax_concurrency = 2\n\n[wake]\nmode = \"exec\"\ncommand = [\"./run.sh\", \"{job_id}\"]\n",
+        );
+        f
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.0.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    fn file(&self, rel: &str) -> String {
+        self.0.join(rel).display().to_string()
+    }
+}
+
+impl Drop for FleetDir {
+    fn drop(&mut self) {
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}
+
+fn validate(db: &TestDb, dir: &Path) -> crate::support::CliOutput {
+    db.cli(&["fleet", "validate", dir.to_str().unwrap()])
+}
+
+#[test]
+fn a_good_fleet_validates() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    let out = validate(&db, &f.0).ok();
+    assert_eq!(out["valid"], true);
+    assert_eq!(out["agents"], 2);
+    assert_eq!(out["standing_orders"], 2);
+}
+
+#[test]
+fn every_error_class_is_reported_with_its_file_and_line() {
+    let db = TestDb::new();
+    let cases: &[(&str, &str, usize, &str)] = &[
+        ("scout/agent.toml", "id = \"scout\"\ncolour = \"blue\"\n", 2, "unknown key \"colour\""),
+        ("scout/agent.toml", "id = \"scout\"\n\n[[standing_orders]]\nname = \"x\"\ncron = \"0 25 * * *\"\nmessage = \"m\"\n", 5, "not valid"),
+        ("scout/agent.toml", "id = \"scout\"\n[[standing_orders]]\nname = \"x\"\ncron = \"* * * *\"\nmessage = \"m\"\n", 4, "has 4 fields"),
+        ("scout/agent.toml", "id = \"scout\"\n[[standing_orders]]\nname = \"x\"\ncron = \"0 9 * * *\"\ntimezone = \"Mars/Olympus\"\nmessage = \"m\"\n", 5, "unknown time zone"),
+        ("scout/agent.toml", "id = \"scout\"\n[[standing_orders]]\nname = \"x\"\ncron = \"0 9 * * *\"\nmessage = \"m\"\n[[standing_orders]]\nname = \"x\"\ncron = \"0 9 * * *\"\nmessage = \"m\"\n", 7, "declared twice"),
+        ("scout/agent.toml", "id = \"scout\"\nhandoffs = [\"closer\"]\n", 2, "hand-off target \"closer\""),
+        ("scout/agent.toml", "id = \"scout\"\n[wake]\nmode = \"pigeon\"\n", 3, "not hook or exec"),
+        ("scout/agent.toml", "id = \"scout\"\n[wake]\nmode = \"exec\"\n", 2, "needs command"),
+        ("scout/agent.toml", "id = \"scout\"\nmax_concurrency = \"two\"\n", 2, "positive integer"),
+        ("scout/agent.toml", "id = \"scout\"\nname = \"Scout\n", 2, "not valid TOML"),
+        ("scout/agent.toml", "id = \"writer\"\n", 1, "differs from its folder"),
+        ("scout/agent.toml", "id = \"scout\"\n[[standing_orders]]\nname = \"x\"\ncron = \"0 9 * * *\"\nmessage = \"m\"\nfired_by = \"cron\"\n", 6, "not supervisor or external"),
+        ("fleet.toml", "name = \"gtm\"\n[defaults]\ntimezone = \"Nowhere\"\n", 3, "unknown time zone"),
+        ("fleet.toml", "name = \"gtm\"\nnamespce = \"x\"\n", 2, "unknown key \"namespce\""),
+    ];
+    for (file, text, line, needle) in cases {
+        let f = FleetDir::new();
+        f.write(file, text);
+        let out = validate(&db, &f.0);
+        let expected = format!("{}:{line}: ", f.file(file));
+        out.fails(2, &expected);
+        assert!(
+            out.stderr.contains(needle),
+            "{file} {text:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn duplicate_agent_ids_are_reported() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    f.write("writer2/agent.toml", "id = \"writer\"\n");
+    let out = validate(&db, &f.0);
+    out.fails(2, "is already used by");
+    assert!(
+        out.stderr
+            .contains(&format!("{}:1:", f.file("writer2/agent.toml"))),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_folder_without_fleet_toml_is_not_found() {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("agentbus-nofleet-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    validate(&db, &dir).fails(3, "has no fleet.toml");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sync_is_idempotent_and_reports_what_changed() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    let first = db.cli(&["fleet", "sync", f.path()]).ok();
+    assert_eq!(first["added"].as_array().unwrap().len(), 4, "{first}");
+    let scout: Value = db.one("select to_jsonb(a) from agents a where agent_id = 'scout'");
+    assert_eq!(scout["wake_mode"], "hook");
+    assert_eq!(scout["hook_url"], "http://127.0.0.1:18789/hooks/agent");
+    assert_eq!(scout["hook_token_env"], "OPENCLAW_HOOKS_TOKEN");
+    assert_eq!(scout["hook_timeout_seconds"], 300);
+    assert_eq!(scout["max_concurrency"], 1, "fleet default");
+    assert_eq!(scout["handoffs"], serde_json::json!(["writer"]));
+    let order: Value =
+        db.one("select to_jsonb(s) from standing_orders s where order_name = 'weekly-review'");
+    assert_eq!(order["fired_by"], "external");
+    assert_eq!(order["catch_up"], "run_once");
+    assert_eq!(order["timezone"], "Europe/Berlin");
+    assert_eq!(order["message"], "Review the week's prospects.\n");
+    assert!(
+        order["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("scout/agent.toml:15"),
+        "{order}"
+    );
+
+    let before = db.snapshot();
+    let second = db.cli(&["fleet", "sync", f.path()]).ok();
+    assert_eq!(second["added"], serde_json::json!([]));
+    assert_eq!(second["changed"], serde_json::json!([]));
+    assert_eq!(second["disabled"], serde_json::json!([]));
+    assert_eq!(second["unchanged"], 4);
+    assert_eq!(db.snapshot(), before, "a second sync writes nothing");
+
+    // A change, a removal, and an agent gone from the files.
+    f.write(
+        "scout/agent.toml",
+        "id = \"scout\"\nmax_concurrency = 3\n\n[wake]\nmode = \"hook\"\ntimeout_seconds = 300\n\n[[standing_orders]]\nname = \"prospect-scan\"\ncron = \"0 * * * *\"\nmessage = \"Run the prospect scan\"\n",
+    );
+    std::fs::remove_dir_all(f.0.join("writer")).unwrap();
+    let third = db.cli(&["fleet", "sync", f.path()]).ok();
+    let changed: Vec<(String, Value)> = third["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c["fields"].clone()))
+        .collect();
+    assert!(
+        changed.contains(&(
+            "scout".into(),
+            serde_json::json!(["handoffs", "max_concurrency", "name", "role"])
+        )),
+        "{third}"
+    );
+    assert!(
+        changed.contains(&("scout/prospect-scan".into(), serde_json::json!(["cron"]))),
+        "{third}"
+    );
+    let disabled: Vec<&str> = third["disabled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(disabled, ["scout/weekly-review", "writer"]);
+    let kept: Value =
+        db.one("select to_jsonb(s) from standing_orders s where order_name = 'weekly-review'");
+    assert_eq!(kept["enabled"], false, "disabled, not deleted");
+    assert!(!kept["removed_at"].is_null());
+    let writer: Value = db.one("select to_jsonb(a) from agents a where agent_id = 'writer'");
+    assert_eq!(writer["paused"], true);
+    assert_eq!(writer["paused_reason"], "removed from fleet gtm");
+}
+
+#[test]
+fn an_invalid_fleet_is_not_synced() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    f.write("scout/agent.toml", "id = \"scout\"\ncolour = \"blue\"\n");
+    let before = db.snapshot();
+    db.cli(&["fleet", "sync", f.path()]).fails(2, "unknown key");
+    assert_eq!(db.snapshot(), before, "nothing written");
+}
+
+#[test]
+fn concurrent_syncs_add_each_agent_once() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let url = db.url.clone();
+            let dir = f.path().to_string();
+            std::thread::spawn(move || {
+                crate::support::run_cli(
+                    &["fleet", "sync", &dir],
+                    &[("DATABASE_URL", url.as_str())],
+                    None,
+                )
+            })
+        })
+        .collect();
+    let mut added = 0;
+    for h in handles {
+        let out = h.join().unwrap();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        added += out.json()["added"].as_array().unwrap().len();
+    }
+    assert_eq!(added, 4, "each agent and order added by exactly one sync");
+}
