@@ -451,98 +451,61 @@ impl Walker<'_> {
         }
     }
 
-    fn string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
-        match t.get(key) {
-            None => None,
-            Some(Value::String(s)) if !s.trim().is_empty() && !s.contains('\0') => Some(s.clone()),
-            Some(Value::String(_)) => {
-                self.error_at(&Self::join(prefix, key), format!("{key} must not be empty"));
-                None
-            }
-            Some(other) => {
-                self.error_at(
-                    &Self::join(prefix, key),
-                    format!("{key} must be a string, not {}", other.type_str()),
-                );
-                None
-            }
+    /// `t[key]` through `pick`; a value `pick` refuses is reported as not `expected`.
+    fn typed<'t, T>(
+        &mut self,
+        t: &'t Table,
+        prefix: &str,
+        key: &str,
+        expected: &str,
+        pick: impl FnOnce(&'t Value) -> Option<T>,
+    ) -> Option<T> {
+        let value = t.get(key)?;
+        let got = pick(value);
+        if got.is_none() {
+            let shown = match value {
+                Value::Table(_) | Value::Array(_) => value.type_str().to_string(),
+                other => format!("{} {other}", other.type_str()),
+            };
+            self.error_at(
+                &Self::join(prefix, key),
+                format!("{key} must be {expected}, not {shown}"),
+            );
         }
+        got
+    }
+
+    fn string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+        self.typed(t, prefix, key, "a non-empty string", |v| {
+            v.as_str()
+                .filter(|s| !s.trim().is_empty() && !s.contains('\0'))
+                .map(str::to_string)
+        })
     }
 
     fn boolean(&mut self, t: &Table, prefix: &str, key: &str) -> Option<bool> {
-        match t.get(key) {
-            None => None,
-            Some(Value::Boolean(b)) => Some(*b),
-            Some(other) => {
-                self.error_at(
-                    &Self::join(prefix, key),
-                    format!("{key} must be true or false, not {}", other.type_str()),
-                );
-                None
-            }
-        }
+        self.typed(t, prefix, key, "true or false", Value::as_bool)
     }
 
     fn positive(&mut self, t: &Table, prefix: &str, key: &str) -> Option<i32> {
-        match t.get(key) {
-            None => None,
-            Some(Value::Integer(n)) if (1..=i64::from(i32::MAX)).contains(n) => {
-                i32::try_from(*n).ok()
-            }
-            Some(other) => {
-                self.error_at(
-                    &Self::join(prefix, key),
-                    format!("{key} must be a positive integer, not {other}"),
-                );
-                None
-            }
-        }
+        self.typed(t, prefix, key, "a positive integer", |v| {
+            v.as_integer()
+                .filter(|n| *n > 0)
+                .and_then(|n| i32::try_from(n).ok())
+        })
     }
 
     fn strings(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Vec<String>> {
-        match t.get(key) {
-            None => None,
-            Some(Value::Array(items)) => {
-                let mut out = Vec::new();
-                for item in items {
-                    match item {
-                        Value::String(s) => out.push(s.clone()),
-                        other => {
-                            self.error_at(
-                                &Self::join(prefix, key),
-                                format!(
-                                    "{key} must be a list of strings; found {}",
-                                    other.type_str()
-                                ),
-                            );
-                            return None;
-                        }
-                    }
-                }
-                Some(out)
-            }
-            Some(other) => {
-                self.error_at(
-                    &Self::join(prefix, key),
-                    format!("{key} must be a list of strings, not {}", other.type_str()),
-                );
-                None
-            }
-        }
+        self.typed(t, prefix, key, "a list of strings", |v| {
+            v.as_array()?
+                .iter()
+                .map(|item| item.as_str().map(str::to_string))
+                .collect()
+        })
     }
 
     fn table<'t>(&mut self, t: &'t Table, prefix: &str, key: &str) -> Option<&'t Table> {
-        match t.get(key) {
-            None => None,
-            Some(Value::Table(inner)) => Some(inner),
-            Some(other) => {
-                self.error_at(
-                    &Self::join(prefix, key),
-                    format!("{key} must be a table, not {}", other.type_str()),
-                );
-                None
-            }
-        }
+        self.typed(t, prefix, key, "a table", Value::as_table)
     }
 
     /// `[wake]` (or `[defaults.wake]`), over `base` when given.
