@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod fleet;
+pub mod fleet_scaffold;
 pub mod hook;
 pub mod input;
 pub mod jobs;

@@ -3,6 +3,7 @@
 //! This layer only parses, calls one library function, and renders. Stdout carries only
 //! the command's document (JSON, or a table on a terminal); everything else goes to stderr.
 
+mod agent_new;
 mod agents;
 mod args;
 mod events;
@@ -102,6 +103,7 @@ enum Command {
     ResumeAgent(agents::ResumeAgentArgs),
     ListAgents(agents::ListAgentsArgs),
     Fleet(fleet::FleetArgs),
+    Agent(agent_new::AgentArgs),
 }
 
 impl Command {
@@ -126,6 +128,7 @@ impl Command {
             Command::ResumeAgent(_) => "resume-agent",
             Command::ListAgents(_) => "list-agents",
             Command::Fleet(_) => "fleet",
+            Command::Agent(_) => "agent",
         }
     }
 }
@@ -254,6 +257,7 @@ fn dispatch(ctx: &mut Ctx, command: Command, stdin: &mut dyn std::io::Read) -> R
         Command::ResumeAgent(a) => agents::resume(ctx, a),
         Command::ListAgents(a) => agents::list(ctx, a),
         Command::Fleet(a) => fleet::run(ctx, a),
+        Command::Agent(a) => agent_new::run(ctx, a),
     }
 }
 

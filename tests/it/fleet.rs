@@ -258,3 +258,99 @@ fn concurrent_syncs_add_each_agent_once() {
     }
     assert_eq!(added, 4, "each agent and order added by exactly one sync");
 }
+
+#[test]
+fn agent_new_scaffolds_a_folder_that_validates_and_syncs() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    let target = f.0.join("closer");
+    let out = db
+        .cli(&[
+            "agent",
+            "new",
+            target.to_str().unwrap(),
+            "--role",
+            "Close qualified deals",
+            "--wake",
+            "exec",
+        ])
+        .ok();
+    let files: Vec<&str> = out["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 4);
+    for f in ["agent.toml", "AGENTS.md", "HEARTBEAT.md", "MEMORY.md"] {
+        assert!(target.join(f).is_file(), "{f} missing");
+    }
+    let agents_md = std::fs::read_to_string(target.join("AGENTS.md")).unwrap();
+    assert!(agents_md.contains("agentbus complete-job"), "{agents_md}");
+    let valid = validate(&db, &f.0).ok();
+    assert_eq!(valid["agents"], 3);
+    let synced = db.cli(&["fleet", "sync", f.path()]).ok();
+    assert!(
+        synced["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "closer"),
+        "{synced}"
+    );
+    let closer: Value = db.one("select to_jsonb(a) from agents a where agent_id = 'closer'");
+    assert_eq!(closer["name"], "Closer");
+    assert_eq!(closer["role"], "Close qualified deals");
+    assert_eq!(closer["wake_mode"], "exec");
+}
+
+#[test]
+fn agent_new_refuses_bad_requests_and_writes_nothing() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    let listing = || {
+        let mut v: Vec<String> = std::fs::read_dir(&f.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    let scout_before = std::fs::read_to_string(f.0.join("scout/agent.toml")).unwrap();
+    let p = |id: &str| f.0.join(id).display().to_string();
+    db.cli(&["agent", "new", &p("scout"), "--role", "x"])
+        .fails(4, "already exists");
+    db.cli(&["agent", "new", &p("Bad Id"), "--role", "x"])
+        .fails(2, "may hold only");
+    db.cli(&["agent", "new", &p("closer")]).fails(2, "--role");
+    db.cli(&["agent", "new", &p("closer"), "--role", ""])
+        .fails(2, "--role");
+    db.cli(&[
+        "agent",
+        "new",
+        &p("closer"),
+        "--role",
+        "x",
+        "--wake",
+        "pigeon",
+    ])
+    .fails(2, "pigeon");
+    let nowhere = std::env::temp_dir().join(format!("agentbus-nofleet-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&nowhere).unwrap();
+    db.cli(&[
+        "agent",
+        "new",
+        nowhere.join("closer").to_str().unwrap(),
+        "--role",
+        "x",
+    ])
+    .fails(3, "has no fleet.toml");
+    assert!(!nowhere.join("closer").exists());
+    let _ = std::fs::remove_dir_all(&nowhere);
+    assert_eq!(listing(), before, "nothing written");
+    assert_eq!(
+        std::fs::read_to_string(f.0.join("scout/agent.toml")).unwrap(),
+        scout_before
+    );
+}
