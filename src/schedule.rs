@@ -162,3 +162,213 @@ mod tests {
         assert!(parse_zone("Mars/Olympus").is_err());
     }
 }
+
+/// One occurrence of a standing order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Occurrence {
+    /// When it is due (UTC); the key of its run.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The local wall-clock time the schedule named.
+    pub local: chrono::NaiveDateTime,
+    /// Set when a daylight-saving change moved it.
+    pub dst_note: Option<String>,
+}
+
+/// The occurrences of `expr` in zone `tz` after `after` (exclusive) up to `until`
+/// (inclusive), in order, with daylight-saving changes handled so that nothing fires twice
+/// and nothing vanishes silently:
+///
+/// - **Clocks go back** (a local time happens twice): the occurrence fires once, at the
+///   first of the two instants.
+/// - **Clocks go forward** (a local time does not exist): the occurrences the schedule
+///   names inside the gap become one occurrence at the first instant after the gap, with
+///   a `dst_note` saying so (02:30 Europe/Berlin on the spring-forward day fires at 03:00
+///   CEST).
+pub fn occurrences(
+    expr: &CronExpr,
+    tz: chrono_tz::Tz,
+    after: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Vec<Occurrence> {
+    use chrono::{LocalResult, TimeZone};
+
+    let mut out: Vec<Occurrence> = Vec::new();
+    if until <= after {
+        return out;
+    }
+    let start = after.with_timezone(&tz);
+    for t in expr.schedule.after(&start) {
+        let at = t.with_timezone(&chrono::Utc);
+        if at > until {
+            break;
+        }
+        let local = t.naive_local();
+        // The second instant of a repeated local time is not a new occurrence.
+        if let LocalResult::Ambiguous(first, _) = tz.from_local_datetime(&local) {
+            if first.with_timezone(&chrono::Utc) != at {
+                continue;
+            }
+        }
+        out.push(Occurrence {
+            at,
+            local,
+            dst_note: None,
+        });
+    }
+    for (gap_start, gap_end, transition) in forward_gaps(tz, after, until) {
+        // Local times the schedule names inside the gap, checked field by field.
+        let probe = chrono::Utc.from_utc_datetime(&gap_start) - chrono::Duration::seconds(1);
+        let mut named = expr
+            .schedule
+            .after(&probe)
+            .map(|d| d.naive_utc())
+            .take_while(|n| *n < gap_end);
+        if let Some(first) = named.next() {
+            if transition > after && transition <= until {
+                out.push(Occurrence {
+                    at: transition,
+                    local: first,
+                    dst_note: Some(format!(
+                        "{first} does not exist in {tz} (clocks went forward); fired at the end of the gap"
+                    )),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|o| o.at);
+    // A gap's occurrence can coincide with a regular one (an every-minute order at the
+    // end of the gap): one occurrence, keeping the note.
+    let mut merged: Vec<Occurrence> = Vec::with_capacity(out.len());
+    for o in out {
+        match merged.last_mut() {
+            Some(prev) if prev.at == o.at => {
+                if prev.dst_note.is_none() {
+                    prev.dst_note = o.dst_note;
+                }
+            }
+            _ => merged.push(o),
+        }
+    }
+    merged
+}
+
+/// Spring-forward gaps in (after, until]: (first missing local time, first local time
+/// after the gap, the UTC instant of the change).
+fn forward_gaps(
+    tz: chrono_tz::Tz,
+    after: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Vec<(
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+    chrono::DateTime<chrono::Utc>,
+)> {
+    use chrono::Offset;
+
+    let offset =
+        |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).offset().fix().local_minus_utc();
+    let mut gaps = Vec::new();
+    let step = chrono::Duration::hours(1);
+    let mut t = after;
+    while t < until {
+        let next = (t + step).min(until);
+        let (before, later) = (offset(t), offset(next));
+        if later > before {
+            // Binary search the instant of the change, to the second.
+            let (mut lo, mut hi) = (t, next);
+            while hi - lo > chrono::Duration::seconds(1) {
+                let mid = lo + (hi - lo) / 2;
+                if offset(mid) == before {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            let change = hi;
+            let gap_start = (change + chrono::Duration::seconds(i64::from(before))).naive_utc();
+            let gap_end = (change + chrono::Duration::seconds(i64::from(later))).naive_utc();
+            gaps.push((gap_start, gap_end, change));
+        }
+        t = next;
+    }
+    gaps
+}
+
+#[cfg(test)]
+mod dst_tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn berlin() -> chrono_tz::Tz {
+        parse_zone("Europe/Berlin").unwrap_or(chrono_tz::UTC)
+    }
+
+    #[test]
+    fn spring_forward_fires_once_at_the_end_of_the_gap() {
+        // 2026-03-29: 02:00 CET becomes 03:00 CEST; 02:30 does not exist.
+        let c = parse_cron("30 2 * * *").unwrap_or_else(|e| panic!("{e}"));
+        let after = Utc.with_ymd_and_hms(2026, 3, 27, 12, 0, 0).unwrap();
+        let until = Utc.with_ymd_and_hms(2026, 3, 31, 12, 0, 0).unwrap();
+        let got = occurrences(&c, berlin(), after, until);
+        let at: Vec<String> = got.iter().map(|o| o.at.to_rfc3339()).collect();
+        assert_eq!(
+            at,
+            [
+                "2026-03-28T01:30:00+00:00", // 02:30 CET
+                "2026-03-29T01:00:00+00:00", // the gap ends: 03:00 CEST
+                "2026-03-30T00:30:00+00:00", // 02:30 CEST
+                "2026-03-31T00:30:00+00:00",
+            ]
+        );
+        assert!(got[1]
+            .dst_note
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not exist"));
+        assert!(got.iter().filter(|o| o.dst_note.is_some()).count() == 1);
+    }
+
+    #[test]
+    fn fall_back_fires_once_at_the_first_instant() {
+        // 2026-10-25: 03:00 CEST becomes 02:00 CET; 02:30 happens twice.
+        let c = parse_cron("30 2 * * *").unwrap_or_else(|e| panic!("{e}"));
+        let after = Utc.with_ymd_and_hms(2026, 10, 24, 12, 0, 0).unwrap();
+        let until = Utc.with_ymd_and_hms(2026, 10, 26, 12, 0, 0).unwrap();
+        let at: Vec<String> = occurrences(&c, berlin(), after, until)
+            .iter()
+            .map(|o| o.at.to_rfc3339())
+            .collect();
+        assert_eq!(
+            at,
+            ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]
+        );
+    }
+
+    #[test]
+    fn an_every_minute_order_gets_one_catch_up_for_the_whole_gap() {
+        let c = parse_cron("* * * * *").unwrap_or_else(|e| panic!("{e}"));
+        let after = Utc.with_ymd_and_hms(2026, 3, 29, 0, 58, 30).unwrap();
+        let until = Utc.with_ymd_and_hms(2026, 3, 29, 1, 1, 30).unwrap();
+        let got = occurrences(&c, berlin(), after, until);
+        let at: Vec<String> = got.iter().map(|o| o.at.to_rfc3339()).collect();
+        // 01:59 CET, then 03:00 CEST standing for the missing 02:00-02:59 too (once, with
+        // the note), then 03:01 CEST.
+        assert_eq!(
+            at,
+            [
+                "2026-03-29T00:59:00+00:00",
+                "2026-03-29T01:00:00+00:00",
+                "2026-03-29T01:01:00+00:00",
+            ]
+        );
+        assert!(got[1].dst_note.is_some());
+    }
+
+    #[test]
+    fn utc_has_no_surprises() {
+        let c = parse_cron("*/15 * * * *").unwrap_or_else(|e| panic!("{e}"));
+        let after = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+        let until = Utc.with_ymd_and_hms(2026, 11, 23, 1, 0, 0).unwrap();
+        assert_eq!(occurrences(&c, chrono_tz::UTC, after, until).len(), 4);
+    }
+}
