@@ -42,3 +42,41 @@ execute function set_updated_at();
 create index standing_orders_enabled_idx
   on standing_orders (namespace, fired_by)
   where enabled;
+
+-- ---------------------------------------------------------------------------
+-- A fired standing order's run follows its job
+-- ---------------------------------------------------------------------------
+--
+-- The supervisor fires an occurrence as a job linked to its run ('started'). When the
+-- job ends, the run ends the same way, in the same transaction: succeeded -> completed
+-- (no_work when the agent closed it with `complete-job --no-work`), blocked -> blocked,
+-- dead -> failed, cancelled -> skipped.
+create function finish_standing_order_run()
+returns trigger
+language plpgsql
+as $$
+begin
+  update standing_order_runs r
+  set status = case
+                 when new.status = 'succeeded'
+                      and coalesce(new.result ->> 'no_work', 'false') = 'true' then 'no_work'
+                 when new.status = 'succeeded' then 'completed'
+                 when new.status = 'blocked' then 'blocked'
+                 when new.status = 'dead' then 'failed'
+                 else 'skipped'
+               end::standing_order_status,
+      summary = coalesce(new.summary, new.blocked_reason, new.last_error, r.summary),
+      finished_at = now()
+  where r.job_id = new.id
+    and r.status = 'started';
+  return null;
+end;
+$$;
+
+create trigger jobs_finish_standing_order_run
+after update of status on jobs
+for each row
+when (old.status is distinct from new.status
+      and new.status in ('succeeded', 'blocked', 'dead', 'cancelled')
+      and new.job_type = 'scheduled')
+execute function finish_standing_order_run();

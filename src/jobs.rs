@@ -624,6 +624,9 @@ pub struct CompleteParams {
     pub openclaw_task_ref: Option<String>,
     /// OpenClaw session key.
     pub openclaw_session_key: Option<String>,
+    /// Nothing to do: `"no_work": true` is added to the result (a standing order's run
+    /// then ends `no_work`).
+    pub no_work: bool,
 }
 
 /// What `block-job` records.
@@ -759,7 +762,8 @@ pub fn complete(
             let row = tx.query_one(
                 "update jobs
                  set status = 'succeeded',
-                     result = coalesce($2, result),
+                     result = coalesce($2, result)
+                              || case when $6 then jsonb_build_object('no_work', true) else '{}'::jsonb end,
                      summary = coalesce($3, summary),
                      blocked_reason = null,
                      last_error = null,
@@ -776,6 +780,7 @@ pub fn complete(
                     &p.summary,
                     &p.openclaw_task_ref,
                     &p.openclaw_session_key,
+                    &p.no_work,
                 ],
             )?;
             close_attempt(tx, job, "succeeded", p.summary.as_deref(), None)?;

@@ -218,3 +218,208 @@ pub fn finish(client: &mut postgres::Client, run_id: Uuid, p: &FinishParams) -> 
     tx.commit()?;
     Ok(run)
 }
+
+/// A row of `standing_orders`: a declared, scheduled duty (synced from fleet files).
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Declared {
+    pub namespace: String,
+    pub agent_id: String,
+    pub order_name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub grace_seconds: i32,
+    pub max_runtime_seconds: Option<i32>,
+    pub message: String,
+    pub session_key: Option<String>,
+    pub catch_up: String,
+    pub fired_by: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What one firing pass did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FireReport {
+    /// Runs created with a job, as `agent/order@time`.
+    pub fired: Vec<String>,
+    /// Occurrences recorded missed (too late to fire under the order's policy).
+    pub missed: Vec<String>,
+    /// Orders whose cron or zone no longer parses (skipped, with the reason).
+    pub broken: Vec<String>,
+}
+
+/// How far back a firing pass looks for occurrences it has not seen (a supervisor down
+/// for longer records only this window as missed).
+const LOOKBACK_DAYS: i64 = 7;
+
+/// Fires every due occurrence of the enabled `supervisor` orders of `namespace`, as of
+/// `now`: one `standing_order_runs` row and one `scheduled` job per occurrence, in one
+/// transaction each. The run's unique key `(namespace, agent_id, order_name,
+/// scheduled_for)` makes this exactly once however many supervisors call it at once.
+///
+/// An occurrence older than the order's grace is not fired but recorded `missed` (with a
+/// `standing_order.missed` event), except that with `catch_up = "run_once"` the latest of
+/// them fires once. Occurrences are looked for after the order's latest run (or its
+/// creation), at most seven days back.
+pub fn fire_due(
+    client: &mut postgres::Client,
+    namespace: &str,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<FireReport> {
+    let rows = client.query(
+        "select to_jsonb(s.*) as row,
+                (select max(r.scheduled_for) from standing_order_runs r
+                 where r.namespace = s.namespace and r.agent_id = s.agent_id
+                   and r.order_name = s.order_name) as last_run
+         from standing_orders s
+         where s.namespace = $1 and s.enabled and s.fired_by = 'supervisor'
+         order by s.agent_id, s.order_name",
+        &[&namespace],
+    )?;
+    let mut report = FireReport::default();
+    for row in rows {
+        let order: Declared = decode(&row, "row")?;
+        let last: Option<DateTime<Utc>> = row.try_get("last_run")?;
+        let label = format!("{}/{}", order.agent_id, order.order_name);
+        let (expr, tz) = match (
+            crate::schedule::parse_cron(&order.cron),
+            crate::schedule::parse_zone(&order.timezone),
+        ) {
+            (Ok(e), Ok(z)) => (e, z),
+            (Err(e), _) | (_, Err(e)) => {
+                report.broken.push(format!("{label}: {e}"));
+                continue;
+            }
+        };
+        let after = last
+            .unwrap_or(order.created_at)
+            .max(now - chrono::Duration::days(LOOKBACK_DAYS));
+        let due = crate::schedule::occurrences(&expr, tz, after, now);
+        let grace = chrono::Duration::seconds(i64::from(order.grace_seconds));
+        let (late, on_time): (Vec<_>, Vec<_>) = due.into_iter().partition(|o| now - o.at > grace);
+        let mut to_fire: Vec<_> = on_time;
+        let mut to_miss = late;
+        if order.catch_up == "run_once" && to_fire.is_empty() {
+            if let Some(latest) = to_miss.pop() {
+                to_fire.push(latest);
+            }
+        }
+        for o in to_miss {
+            if record_missed(client, &order, o.at, actor)? {
+                report.missed.push(format!("{label}@{}", o.at.to_rfc3339()));
+            }
+        }
+        for o in to_fire {
+            if fire_one(client, &order, &o, actor)? {
+                report.fired.push(format!("{label}@{}", o.at.to_rfc3339()));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// One occurrence: run + job, linked, or nothing when another supervisor fired it first.
+fn fire_one(
+    client: &mut postgres::Client,
+    order: &Declared,
+    o: &crate::schedule::Occurrence,
+    actor: &str,
+) -> Result<bool> {
+    let mut tx = client.transaction()?;
+    crate::db::set_actor(&mut tx, actor, Some("standing order fired"))?;
+    let run = tx.query_opt(
+        "insert into standing_order_runs (namespace, agent_id, order_name, trigger_source,
+                                          scheduled_for, status, started_at)
+         values ($1, $2, $3, 'supervisor', $4, 'started', now())
+         on conflict (namespace, agent_id, order_name, scheduled_for) do nothing
+         returning id",
+        &[&order.namespace, &order.agent_id, &order.order_name, &o.at],
+    )?;
+    let Some(run) = run else {
+        return Ok(false);
+    };
+    let run_id: Uuid = run.try_get(0)?;
+    let payload = serde_json::json!({
+        "standing_order": order.order_name,
+        "scheduled_for": o.at,
+        "local_time": o.local.to_string(),
+        "timezone": order.timezone,
+        "message": order.message,
+        "run_id": run_id,
+        "dst_note": o.dst_note,
+        "max_runtime_seconds": order.max_runtime_seconds,
+    });
+    let job = tx.query_one(
+        "insert into jobs (namespace, target_agent, job_type, subject, payload,
+                           correlation_key, dedupe_key, openclaw_session_key)
+         values ($1, $2, 'scheduled', $3, $4, $5, $6, $7)
+         returning id",
+        &[
+            &order.namespace,
+            &order.agent_id,
+            &order.order_name,
+            &payload,
+            &format!("standing_order:{}/{}", order.agent_id, order.order_name),
+            &format!("standing_order:{}:{}", order.order_name, o.at.to_rfc3339()),
+            &order.session_key,
+        ],
+    )?;
+    let job_id: Uuid = job.try_get(0)?;
+    tx.execute(
+        "update standing_order_runs set job_id = $2 where id = $1",
+        &[&run_id, &job_id],
+    )?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// A `missed` run and its `standing_order.missed` event, once.
+fn record_missed(
+    client: &mut postgres::Client,
+    order: &Declared,
+    at: DateTime<Utc>,
+    actor: &str,
+) -> Result<bool> {
+    let mut tx = client.transaction()?;
+    crate::db::set_actor(&mut tx, actor, Some("standing order missed"))?;
+    let run = tx.query_opt(
+        "insert into standing_order_runs (namespace, agent_id, order_name, trigger_source,
+                                          scheduled_for, status, summary, started_at, finished_at)
+         values ($1, $2, $3, 'supervisor', $4, 'missed',
+                 'not fired: the occurrence was older than its grace when a supervisor saw it',
+                 now(), now())
+         on conflict (namespace, agent_id, order_name, scheduled_for) do nothing
+         returning id",
+        &[&order.namespace, &order.agent_id, &order.order_name, &at],
+    )?;
+    let Some(run) = run else {
+        return Ok(false);
+    };
+    let run_id: Uuid = run.try_get(0)?;
+    tx.execute(
+        "insert into events (namespace, topic, source_agent, dedupe_key, payload)
+         values ($1, 'standing_order.missed', $2, $3, $4)
+         on conflict do nothing",
+        &[
+            &order.namespace,
+            &actor,
+            &format!(
+                "missed:{}/{}@{}",
+                order.agent_id,
+                order.order_name,
+                at.to_rfc3339()
+            ),
+            &serde_json::json!({
+                "agent_id": order.agent_id,
+                "order_name": order.order_name,
+                "scheduled_for": at,
+                "run_id": run_id,
+                "reason": "no supervisor fired it within its grace",
+            }),
+        ],
+    )?;
+    tx.commit()?;
+    Ok(true)
+}

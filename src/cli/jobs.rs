@@ -257,6 +257,12 @@ pub struct CompleteJobArgs {
     #[arg(long, value_name = "KEY")]
     openclaw_session_key: Option<String>,
 
+    /// The work was checked and there was nothing to do: recorded as "no_work": true in
+    /// the result, and a standing order's run ends no_work (ran and found nothing), not
+    /// completed
+    #[arg(long)]
+    no_work: bool,
+
     #[command(flatten)]
     fence: FenceArgs,
 }
@@ -265,7 +271,8 @@ const COMPLETE_EXAMPLES: &str = "\
 Examples:
   agentbus complete-job \"$AGENTBUS_JOB_ID\" --lease-token \"$AGENTBUS_LEASE_TOKEN\" \\
       --summary 'No blocking issues found' --result '{\"risk\":\"low\"}'
-  make-report | agentbus complete-job --summary 'report attached' --result -";
+  make-report | agentbus complete-job --summary 'report attached' --result -
+  agentbus complete-job --no-work --summary 'No new leads since the last scan'";
 
 pub fn complete(ctx: &mut Ctx, a: CompleteJobArgs, stdin: &mut dyn Read) -> Result<String> {
     let mut stdin_used = false;
@@ -274,6 +281,7 @@ pub fn complete(ctx: &mut Ctx, a: CompleteJobArgs, stdin: &mut dyn Read) -> Resu
         summary: a.summary,
         openclaw_task_ref: a.openclaw_task_ref,
         openclaw_session_key: a.openclaw_session_key,
+        no_work: a.no_work,
     };
     let fence = a.fence.resolve(ctx, a.job_id)?;
     let caller = caller(ctx, "complete-job");

@@ -419,6 +419,7 @@ fn main_loop(shared: &Arc<Shared>, hints: &Receiver<Hint>) -> RunSummary {
     let mut summary = RunSummary::default();
     let mut last_reap: Option<Instant> = None;
     let mut last_claim: Option<Instant> = None;
+    let mut last_fire: Option<Instant> = None;
     let mut hinted = true;
     let mut backoff = Backoff::new();
     // With --once, "nothing left" must be seen twice in a row with no hint in between.
@@ -433,6 +434,17 @@ fn main_loop(shared: &Arc<Shared>, hints: &Receiver<Hint>) -> RunSummary {
                 Ok(n) => summary.reaped += n,
                 Err(e) => {
                     shared.note_error("reaping expired leases", &e);
+                    db_ok = false;
+                }
+            }
+        }
+
+        if db_ok && last_fire.map_or(true, |t| t.elapsed() >= FIRE_INTERVAL) {
+            last_fire = Some(Instant::now());
+            match fire_standing_orders(shared) {
+                Ok(fired) => hinted |= fired > 0,
+                Err(e) => {
+                    shared.note_error("firing standing orders", &e);
                     db_ok = false;
                 }
             }
@@ -503,6 +515,34 @@ fn main_loop(shared: &Arc<Shared>, hints: &Receiver<Hint>) -> RunSummary {
     summary.woken = shared.metrics.total(Outcome::Woken);
     summary.released = shared.metrics.total(Outcome::Released);
     summary
+}
+
+/// How often due standing orders are looked for (cron expressions may have seconds).
+const FIRE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Fires due `supervisor` standing orders; returns how many jobs it created.
+fn fire_standing_orders(shared: &Shared) -> Result<usize> {
+    let mut client = shared.pool.get()?;
+    let report = crate::standing_orders::fire_due(
+        &mut client,
+        &shared.cfg.namespace,
+        chrono::Utc::now(),
+        &format!("supervisor:{}", shared.cfg.supervisor_id),
+    )?;
+    for f in &report.fired {
+        shared.log(Level::Info, "standing order fired", &[("occurrence", f)]);
+    }
+    for m in &report.missed {
+        shared.log(Level::Warn, "standing order missed", &[("occurrence", m)]);
+    }
+    for b in &report.broken {
+        shared.log(
+            Level::Error,
+            "standing order cannot be scheduled",
+            &[("order", b)],
+        );
+    }
+    Ok(report.fired.len())
 }
 
 fn claim(shared: &Arc<Shared>, limit: i32) -> Result<usize> {

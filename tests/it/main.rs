@@ -7,6 +7,7 @@ mod concurrency;
 mod dependencies;
 mod docs;
 mod fencing;
+mod firing;
 mod fleet;
 mod migrations;
 mod state_machine;

@@ -1,0 +1,176 @@
+//! Standing orders fired by the supervisor: exactly once per occurrence, catch-up by
+//! policy, and the run following its job (completed / no_work / blocked).
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+
+use agentbus::standing_orders::fire_due;
+
+use crate::support::TestDb;
+
+fn declare(
+    db: &TestDb,
+    agent: &str,
+    order: &str,
+    cron: &str,
+    grace: i32,
+    catch_up: &str,
+    created: DateTime<Utc>,
+) {
+    db.client()
+        .execute(
+            "insert into standing_orders (agent_id, order_name, cron, grace_seconds, catch_up, message, created_at)
+             values ($1, $2, $3, $4, $5, 'Do the duty and close the job', $6)",
+            &[&agent, &order, &cron, &grace, &catch_up, &created],
+        )
+        .unwrap();
+}
+
+/// auditor/sweep every 5 minutes, declared at 10:00.
+fn sweep(db: &TestDb, grace: i32, catch_up: &str) {
+    declare(
+        db,
+        "auditor",
+        "sweep",
+        "*/5 * * * *",
+        grace,
+        catch_up,
+        t(10, 0),
+    );
+}
+
+fn t(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, h, m, 0).unwrap()
+}
+
+fn runs(db: &TestDb, order: &str) -> Vec<(String, String, bool)> {
+    let v: Value = db.one(&format!(
+        "select coalesce(jsonb_agg(jsonb_build_array(to_char(scheduled_for at time zone 'UTC', 'HH24:MI'), status, job_id is not null) order by scheduled_for), '[]')
+         from standing_order_runs where order_name = '{order}'"
+    ));
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn skip_records_the_downtime_as_missed_and_fires_only_what_is_on_time() {
+    let db = TestDb::new();
+    sweep(&db, 300, "skip");
+    let mut c = db.client();
+    // Down from 10:00; back at 10:27: 10:05-10:20 are older than the 5-minute grace.
+    let report = fire_due(&mut c, "default", t(10, 27), "test").unwrap();
+    assert_eq!(report.fired.len(), 1, "{report:?}");
+    assert_eq!(
+        runs(&db, "sweep"),
+        [
+            ("10:05".into(), "missed".into(), false),
+            ("10:10".into(), "missed".into(), false),
+            ("10:15".into(), "missed".into(), false),
+            ("10:20".into(), "missed".into(), false),
+            ("10:25".into(), "started".into(), true),
+        ]
+    );
+    let events: i64 = db.one("select count(*) from events where topic = 'standing_order.missed'");
+    assert_eq!(events, 4);
+    // Again, and from another supervisor: nothing new.
+    let again = fire_due(&mut c, "default", t(10, 27), "other").unwrap();
+    assert!(
+        again.fired.is_empty() && again.missed.is_empty(),
+        "{again:?}"
+    );
+    let jobs: i64 = db.one("select count(*) from jobs where job_type = 'scheduled'");
+    assert_eq!(jobs, 1);
+}
+
+#[test]
+fn run_once_fires_exactly_one_catch_up() {
+    let db = TestDb::new();
+    sweep(&db, 60, "run_once");
+    let mut c = db.client();
+    let report = fire_due(&mut c, "default", t(10, 27), "test").unwrap();
+    assert_eq!(report.fired.len(), 1);
+    assert_eq!(report.missed.len(), 4);
+    let r = runs(&db, "sweep");
+    assert_eq!(r.iter().filter(|x| x.1 == "missed").count(), 4);
+    assert_eq!(r.last(), Some(&("10:25".into(), "started".into(), true)));
+    let skip = TestDb::new();
+    sweep(&skip, 60, "skip");
+    let report = fire_due(&mut skip.client(), "default", t(10, 27), "test").unwrap();
+    assert_eq!((report.fired.len(), report.missed.len()), (0, 5));
+}
+
+#[test]
+fn the_run_ends_the_way_its_job_ends() {
+    let db = TestDb::new();
+    declare(&db, "scout", "scan", "* * * * *", 300, "skip", t(9, 57));
+    let mut c = db.client();
+    fire_due(&mut c, "default", t(10, 0), "test").unwrap();
+    assert_eq!(runs(&db, "scan").len(), 3);
+    let mut outcomes = Vec::new();
+    for how in [
+        ["complete-job", "--no-work"],
+        ["complete-job", "--summary"],
+        ["block-job", "--blocked-reason"],
+    ] {
+        let (id, token) = db.claim_one("sup", Some("scout"));
+        let mut args = vec![how[0], id.as_str(), "--lease-token", token.as_str(), how[1]];
+        if how[1] != "--no-work" {
+            args.push("nothing to add");
+        }
+        db.cli(&args).ok();
+        let status: String = db.one(&format!(
+            "select status::text from standing_order_runs where job_id = '{id}'"
+        ));
+        outcomes.push(status);
+    }
+    assert_eq!(outcomes, ["no_work", "completed", "blocked"]);
+    let result: Value = db.one("select result from jobs j join standing_order_runs r on r.job_id = j.id where r.status = 'no_work'");
+    assert_eq!(result["no_work"], true);
+}
+
+#[test]
+fn three_supervisors_fire_each_second_exactly_once() {
+    let db = TestDb::new();
+    let start = Utc::now();
+    declare(&db, "ticker", "tick", "* * * * * *", 60, "skip", start);
+    let sups: Vec<_> = (0..3)
+        .map(|i| {
+            db.spawn_supervisor(
+                &[
+                    "--supervisor-id",
+                    &format!("f{i}"),
+                    "--exec",
+                    "agentbus complete-job",
+                    "--default-concurrency",
+                    "20",
+                ],
+                &[],
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(6));
+    drop(sups);
+    let v: Value = db.one(
+        "select jsonb_agg(extract(epoch from scheduled_for)::bigint order by scheduled_for) from standing_order_runs where order_name = 'tick'",
+    );
+    let seconds: Vec<i64> = serde_json::from_value(v).unwrap();
+    assert!(
+        seconds.len() >= 4,
+        "only {} occurrences fired in 6 s",
+        seconds.len()
+    );
+    for pair in seconds.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            1,
+            "a second was skipped or fired twice: {seconds:?}"
+        );
+    }
+    let missed: i64 = db.one("select count(*) from standing_order_runs where status = 'missed'");
+    assert_eq!(missed, 0);
+    let unlinked: i64 = db.one("select count(*) from standing_order_runs where job_id is null");
+    assert_eq!(unlinked, 0);
+    let jobs: i64 = db.one("select count(*) from jobs where job_type = 'scheduled'");
+    assert_eq!(jobs as usize, seconds.len(), "one job per occurrence");
+}
