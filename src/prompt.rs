@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::jobs::{Job, JobStatus};
 
 /// Bumped whenever the layout of the prompt changes.
-pub const PROMPT_VERSION: i32 = 1;
+pub const PROMPT_VERSION: i32 = 2;
 
 /// Payloads larger than this are cut (the agent can read the whole job with `show-job`).
 const PAYLOAD_LIMIT: usize = 64 * 1024;
@@ -218,6 +218,11 @@ pub fn render(input: &PromptInput) -> Prompt {
     line(&format!(
         "  done:     agentbus complete-job {id} --lease-token {token} --summary '...' [--result '{{...}}']"
     ));
+    if input.occurrence.is_some() {
+        line(&format!(
+            "  nothing:  agentbus complete-job {id} --lease-token {token} --no-work --summary '...'  (ran and found nothing)"
+        ));
+    }
     line(&format!(
         "  blocked:  agentbus block-job {id} --lease-token {token} --blocked-reason '...'"
     ));

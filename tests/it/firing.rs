@@ -174,3 +174,43 @@ fn three_supervisors_fire_each_second_exactly_once() {
     let jobs: i64 = db.one("select count(*) from jobs where job_type = 'scheduled'");
     assert_eq!(jobs as usize, seconds.len(), "one job per occurrence");
 }
+
+#[test]
+fn a_fired_order_reaches_its_agent_and_no_work_is_recorded() {
+    let db = TestDb::new();
+    declare(
+        &db,
+        "scout",
+        "scan",
+        "* * * * *",
+        300,
+        "skip",
+        Utc::now() - chrono::Duration::seconds(61),
+    );
+    let dir = std::env::temp_dir().join(format!("agentbus-firing-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("agent.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ngrep -q 'Standing order: scan scheduled for' \"$1\" || exit 7\ngrep -q -- '--no-work' \"$1\" || exit 8\nexec agentbus complete-job --no-work --summary 'no new prospects'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exec = format!("{} {{prompt_file}}", script.display());
+    let out = db.supervise_once(&["--exec", &exec], &[], Duration::from_secs(60));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value =
+        db.one("select jsonb_agg(status::text) from standing_order_runs where order_name = 'scan'");
+    let statuses: Vec<String> = serde_json::from_value(v).unwrap();
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses.iter().all(|s| s == "no_work"),
+        "{statuses:?}; {}",
+        out.stderr
+    );
+    let summary: String =
+        db.one("select summary from standing_order_runs where order_name = 'scan' limit 1");
+    assert_eq!(summary, "no new prospects");
+}
