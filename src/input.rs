@@ -136,6 +136,14 @@ pub enum SinceArg {
 }
 
 impl SinceArg {
+    /// The instant this names, as of `now`.
+    pub fn resolve(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            SinceArg::At(t) => *t,
+            SinceArg::Ago(d) => now - *d,
+        }
+    }
+
     /// Parses the forms above.
     pub fn parse(text: &str) -> Result<Self> {
         let t = text.trim();

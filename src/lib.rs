@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod migrate;
 pub mod prompt;
 pub mod schedule;
+pub mod standing_order_audit;
 pub mod standing_orders;
 pub mod supervisor;
 

@@ -235,6 +235,8 @@ pub struct Declared {
     pub catch_up: String,
     pub fired_by: String,
     pub enabled: bool,
+    pub alert_after_no_work: Option<i32>,
+    pub alert_after_failures: Option<i32>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -375,7 +377,16 @@ fn fire_one(
     Ok(true)
 }
 
-/// A `missed` run and its `standing_order.missed` event, once.
+/// A `missed` run and its `standing_order.missed` event, once; `true` when written now.
+pub fn record_missed_run(
+    client: &mut postgres::Client,
+    order: &Declared,
+    at: DateTime<Utc>,
+    actor: &str,
+) -> Result<bool> {
+    record_missed(client, order, at, actor)
+}
+
 fn record_missed(
     client: &mut postgres::Client,
     order: &Declared,
@@ -387,12 +398,14 @@ fn record_missed(
     let run = tx.query_opt(
         "insert into standing_order_runs (namespace, agent_id, order_name, trigger_source,
                                           scheduled_for, status, summary, started_at, finished_at)
-         values ($1, $2, $3, 'supervisor', $4, 'missed',
-                 'not fired: the occurrence was older than its grace when a supervisor saw it',
+         values ($1, $2, $3, case when $5 = 'external' then 'cron' else 'supervisor' end, $4, 'missed',
+                 case when $5 = 'external'
+                      then 'not started: no start-standing-order within the grace'
+                      else 'not fired: the occurrence was older than its grace when a supervisor saw it' end,
                  now(), now())
          on conflict (namespace, agent_id, order_name, scheduled_for) do nothing
          returning id",
-        &[&order.namespace, &order.agent_id, &order.order_name, &at],
+        &[&order.namespace, &order.agent_id, &order.order_name, &at, &order.fired_by],
     )?;
     let Some(run) = run else {
         return Ok(false);
@@ -416,7 +429,12 @@ fn record_missed(
                 "order_name": order.order_name,
                 "scheduled_for": at,
                 "run_id": run_id,
-                "reason": "no supervisor fired it within its grace",
+                "fired_by": order.fired_by,
+                "reason": if order.fired_by == "external" {
+                    "the agent did not record a start within the grace"
+                } else {
+                    "no supervisor fired it within its grace"
+                },
             }),
         ],
     )?;

@@ -6,6 +6,7 @@
 mod agent_new;
 mod agents;
 mod args;
+mod audit;
 mod events;
 mod fleet;
 mod jobs;
@@ -104,6 +105,7 @@ enum Command {
     ListAgents(agents::ListAgentsArgs),
     Fleet(fleet::FleetArgs),
     Agent(agent_new::AgentArgs),
+    Audit(audit::AuditArgs),
 }
 
 impl Command {
@@ -129,6 +131,7 @@ impl Command {
             Command::ListAgents(_) => "list-agents",
             Command::Fleet(_) => "fleet",
             Command::Agent(_) => "agent",
+            Command::Audit(_) => "audit",
         }
     }
 }
@@ -258,6 +261,7 @@ fn dispatch(ctx: &mut Ctx, command: Command, stdin: &mut dyn std::io::Read) -> R
         Command::ListAgents(a) => agents::list(ctx, a),
         Command::Fleet(a) => fleet::run(ctx, a),
         Command::Agent(a) => agent_new::run(ctx, a),
+        Command::Audit(a) => audit::run(ctx, a),
     }
 }
 

@@ -420,6 +420,7 @@ fn main_loop(shared: &Arc<Shared>, hints: &Receiver<Hint>) -> RunSummary {
     let mut last_reap: Option<Instant> = None;
     let mut last_claim: Option<Instant> = None;
     let mut last_fire: Option<Instant> = None;
+    let mut last_audit: Option<Instant> = None;
     let mut hinted = true;
     let mut backoff = Backoff::new();
     // With --once, "nothing left" must be seen twice in a row with no hint in between.
@@ -447,6 +448,14 @@ fn main_loop(shared: &Arc<Shared>, hints: &Receiver<Hint>) -> RunSummary {
                     shared.note_error("firing standing orders", &e);
                     db_ok = false;
                 }
+            }
+        }
+
+        if db_ok && last_audit.map_or(true, |t| t.elapsed() >= AUDIT_INTERVAL) {
+            last_audit = Some(Instant::now());
+            if let Err(e) = audit_standing_orders(shared) {
+                shared.note_error("auditing standing orders", &e);
+                db_ok = false;
             }
         }
 
@@ -543,6 +552,35 @@ fn fire_standing_orders(shared: &Shared) -> Result<usize> {
         );
     }
     Ok(report.fired.len())
+}
+
+/// How often the missed-run audit runs (over the last day).
+const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Records missed occurrences (supervisor- and OpenClaw-fired) and alert events.
+fn audit_standing_orders(shared: &Shared) -> Result<()> {
+    let mut client = shared.pool.get()?;
+    let now = chrono::Utc::now();
+    let audit = crate::standing_order_audit::audit(
+        &mut client,
+        &shared.cfg.namespace,
+        now - chrono::Duration::hours(24),
+        now,
+        None,
+        true,
+        &format!("supervisor:{}", shared.cfg.supervisor_id),
+    )?;
+    if audit.recorded_missed > 0 || audit.alerts > 0 {
+        shared.log(
+            Level::Warn,
+            "standing-order audit",
+            &[
+                ("missed_recorded", &audit.recorded_missed),
+                ("alerts", &audit.alerts),
+            ],
+        );
+    }
+    Ok(())
 }
 
 fn claim(shared: &Arc<Shared>, limit: i32) -> Result<usize> {

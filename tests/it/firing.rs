@@ -214,3 +214,169 @@ fn a_fired_order_reaches_its_agent_and_no_work_is_recorded() {
         db.one("select summary from standing_order_runs where order_name = 'scan' limit 1");
     assert_eq!(summary, "no new prospects");
 }
+
+fn day(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, h, m, s).unwrap()
+}
+
+/// An `external` order (OpenClaw's cron fires it) every minute from 10:00 on 2026-11-20,
+/// with a 30 s grace; runs as the agent recorded them.
+fn external_with_runs(db: &TestDb) {
+    db.client()
+        .execute(
+            "insert into standing_orders (agent_id, order_name, cron, grace_seconds, fired_by, message, created_at, alert_after_no_work)
+             values ('auditor', 'lease-sweep', '* * * * *', 30, 'external', 'Sweep leases', $1, 2)",
+            &[&day(10, 0, 0)],
+        )
+        .unwrap();
+    for (at, started, status) in [
+        (day(10, 1, 0), day(10, 1, 2), "no_work"),
+        (day(10, 3, 10), day(10, 3, 10), "no_work"), // OpenClaw staggered it by 10 s
+    ] {
+        db.client()
+            .execute(
+                "insert into standing_order_runs (agent_id, order_name, trigger_source, scheduled_for, started_at, status, finished_at)
+                 values ('auditor', 'lease-sweep', 'cron', $1, $2, $3::text::standing_order_status, $2)",
+                &[&at, &started, &status],
+            )
+            .unwrap();
+    }
+}
+
+#[test]
+fn the_audit_tells_no_work_from_did_not_run_and_records_each_gap_once() {
+    use agentbus::standing_order_audit::audit;
+    let db = TestDb::new();
+    external_with_runs(&db);
+    let mut c = db.client();
+    let a = audit(
+        &mut c,
+        "default",
+        day(9, 0, 0),
+        day(10, 5, 20),
+        None,
+        true,
+        "test",
+    )
+    .unwrap();
+    let o = &a.orders[0];
+    assert_eq!(o.expected, 5, "10:01 .. 10:05: {o:?}");
+    assert_eq!((o.no_work, o.pending), (2, 1), "{o:?}");
+    let gaps: Vec<String> = o
+        .gaps
+        .iter()
+        .map(|g| g.format("%H:%M").to_string())
+        .collect();
+    assert_eq!(gaps, ["10:02", "10:04"]);
+    assert_eq!(a.recorded_missed, 2);
+    assert_eq!(
+        a.alerts, 0,
+        "the latest run is missed: no streak of no_work"
+    );
+
+    // In the ledger, "ran and found nothing" and "did not run" are different rows.
+    let v: Value = db.one(
+        "select jsonb_agg(jsonb_build_array(to_char(scheduled_for at time zone 'UTC', 'HH24:MI'), status::text) order by scheduled_for)
+         from standing_order_runs",
+    );
+    assert_eq!(
+        v,
+        serde_json::json!([
+            ["10:01", "no_work"],
+            ["10:02", "missed"],
+            ["10:03", "no_work"],
+            ["10:04", "missed"]
+        ])
+    );
+    let events: i64 = db.one("select count(*) from events where topic = 'standing_order.missed'");
+    assert_eq!(events, 2);
+
+    // Again: nothing added.
+    let before = db.snapshot();
+    let again = audit(
+        &mut c,
+        "default",
+        day(9, 0, 0),
+        day(10, 5, 20),
+        None,
+        true,
+        "test",
+    )
+    .unwrap();
+    assert_eq!((again.recorded_missed, again.alerts), (0, 0));
+    assert_eq!(again.orders[0].missed, 2);
+    assert_eq!(db.snapshot(), before);
+
+    // Two no_work runs in a row (alert_after_no_work = 2): one alert, once.
+    for at in [day(10, 5, 0), day(10, 6, 0)] {
+        c.execute(
+            "insert into standing_order_runs (agent_id, order_name, trigger_source, scheduled_for, started_at, status, finished_at)
+             values ('auditor', 'lease-sweep', 'cron', $1, $1, 'no_work', $1)",
+            &[&at],
+        )
+        .unwrap();
+    }
+    let streak = audit(
+        &mut c,
+        "default",
+        day(9, 0, 0),
+        day(10, 6, 20),
+        None,
+        true,
+        "test",
+    )
+    .unwrap();
+    assert_eq!(streak.alerts, 1);
+    let again = audit(
+        &mut c,
+        "default",
+        day(9, 0, 0),
+        day(10, 6, 20),
+        None,
+        true,
+        "test",
+    )
+    .unwrap();
+    assert_eq!(again.alerts, 0);
+    let alert: Value = db.one("select payload from events where topic = 'standing_order.alert'");
+    assert_eq!(alert["kind"], "no_work");
+    assert_eq!(alert["consecutive"], 2);
+}
+
+#[test]
+fn audit_standing_orders_from_the_command_line() {
+    let db = TestDb::new();
+    external_with_runs(&db);
+    let before = db.snapshot();
+    let dry = db
+        .cli(&[
+            "audit",
+            "standing-orders",
+            "--since",
+            "2026-11-20T09:00:00Z",
+            "--dry-run",
+            "--format",
+            "json",
+        ])
+        .ok();
+    let o = &dry["orders"][0];
+    assert_eq!(o["agent_id"], "auditor");
+    assert_eq!(o["fired_by"], "external");
+    assert!(o["gaps"].as_array().unwrap().len() > 2, "{o}");
+    assert_eq!(db.snapshot(), before, "--dry-run writes nothing");
+
+    let table = db.cli(&[
+        "audit",
+        "standing-orders",
+        "--since",
+        "2026-11-20T09:00:00Z",
+        "--format",
+        "table",
+    ]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    for needle in ["lease-sweep", "no_work", "missed", "gaps"] {
+        assert!(table.stdout.contains(needle), "{needle}: {}", table.stdout);
+    }
+    db.cli(&["audit", "standing-orders", "--since", "yesterday"])
+        .fails(2, "not a window");
+}
