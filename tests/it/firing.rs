@@ -243,22 +243,21 @@ fn external_with_runs(db: &TestDb) {
     }
 }
 
+/// The audit of 2026-11-20 from 09:00 to `until`, recording.
+fn audit_until(
+    c: &mut postgres::Client,
+    until: DateTime<Utc>,
+) -> agentbus::standing_order_audit::Audit {
+    agentbus::standing_order_audit::audit(c, "default", day(9, 0, 0), until, None, true, "test")
+        .unwrap()
+}
+
 #[test]
 fn the_audit_tells_no_work_from_did_not_run_and_records_each_gap_once() {
-    use agentbus::standing_order_audit::audit;
     let db = TestDb::new();
     external_with_runs(&db);
     let mut c = db.client();
-    let a = audit(
-        &mut c,
-        "default",
-        day(9, 0, 0),
-        day(10, 5, 20),
-        None,
-        true,
-        "test",
-    )
-    .unwrap();
+    let a = audit_until(&mut c, day(10, 5, 20));
     let o = &a.orders[0];
     assert_eq!(o.expected, 5, "10:01 .. 10:05: {o:?}");
     assert_eq!((o.no_work, o.pending), (2, 1), "{o:?}");
@@ -293,16 +292,7 @@ fn the_audit_tells_no_work_from_did_not_run_and_records_each_gap_once() {
 
     // Again: nothing added.
     let before = db.snapshot();
-    let again = audit(
-        &mut c,
-        "default",
-        day(9, 0, 0),
-        day(10, 5, 20),
-        None,
-        true,
-        "test",
-    )
-    .unwrap();
+    let again = audit_until(&mut c, day(10, 5, 20));
     assert_eq!((again.recorded_missed, again.alerts), (0, 0));
     assert_eq!(again.orders[0].missed, 2);
     assert_eq!(db.snapshot(), before);
@@ -316,27 +306,9 @@ fn the_audit_tells_no_work_from_did_not_run_and_records_each_gap_once() {
         )
         .unwrap();
     }
-    let streak = audit(
-        &mut c,
-        "default",
-        day(9, 0, 0),
-        day(10, 6, 20),
-        None,
-        true,
-        "test",
-    )
-    .unwrap();
+    let streak = audit_until(&mut c, day(10, 6, 20));
     assert_eq!(streak.alerts, 1);
-    let again = audit(
-        &mut c,
-        "default",
-        day(9, 0, 0),
-        day(10, 6, 20),
-        None,
-        true,
-        "test",
-    )
-    .unwrap();
+    let again = audit_until(&mut c, day(10, 6, 20));
     assert_eq!(again.alerts, 0);
     let alert: Value = db.one("select payload from events where topic = 'standing_order.alert'");
     assert_eq!(alert["kind"], "no_work");
