@@ -54,6 +54,15 @@ fn attempts(db: &TestDb, job: &str) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
+/// Waits (at most 20 s) until a supervisor has woken the agent for `id`.
+fn wait_until_running(db: &TestDb, id: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while job(db, id)["status"] != "running" {
+        assert!(Instant::now() < until, "job {id} never started running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn job(db: &TestDb, job: &str) -> Value {
     db.one(&format!(
         "select to_jsonb(j.*) from jobs j where id = '{job}'"
@@ -623,11 +632,7 @@ fn sigterm_lets_running_children_finish_then_exits_0() {
         ],
         &[],
     );
-    let until = Instant::now() + Duration::from_secs(20);
-    while job(&db, &id)["status"] != "running" {
-        assert!(Instant::now() < until);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_running(&db, &id);
     let beats: i64 =
         db.one("select count(*) from dispatcher_heartbeats where dispatcher_id = 'term-test'");
     assert_eq!(beats, 1, "heartbeat row while running");
@@ -661,11 +666,7 @@ fn sigterm_stops_children_that_outlive_the_grace_and_requeues_their_jobs() {
         ],
         &[],
     );
-    let until = Instant::now() + Duration::from_secs(20);
-    while job(&db, &id)["status"] != "running" {
-        assert!(Instant::now() < until);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_running(&db, &id);
     sup.signal(Signal::SIGTERM);
     let out = sup.wait(Duration::from_secs(20));
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -957,11 +958,7 @@ fn a_second_sigterm_exits_at_once() {
     let runner = scratch.script("work.sh", "sleep 60");
     let id = db.enqueue("a", "slow", &[]);
     let sup = db.spawn_supervisor(&["--exec", &runner, "--shutdown-grace", "120"], &[]);
-    let until = Instant::now() + Duration::from_secs(20);
-    while job(&db, &id)["status"] != "running" {
-        assert!(Instant::now() < until);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_running(&db, &id);
     sup.signal(Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     sup.signal(Signal::SIGTERM);
