@@ -25,8 +25,6 @@ enum WakePlan {
         argv: Vec<String>,
         timeout: Duration,
     },
-    /// The agent cannot be woken as configured; the text says why.
-    Misconfigured(String),
 }
 
 pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
@@ -50,19 +48,21 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
             return;
         }
     };
-    let plan = plan_wake(shared, &job, agent.as_ref());
-    if let WakePlan::Misconfigured(why) = &plan {
-        wake_failed(
-            shared,
-            &job,
-            fence,
-            why,
-            WakeFailure::Rejected,
-            true,
-            AttemptFacts::default(),
-        );
-        return;
-    }
+    let plan = match plan_wake(shared, &job, agent.as_ref()) {
+        Ok(plan) => plan,
+        Err(why) => {
+            wake_failed(
+                shared,
+                &job,
+                fence,
+                &why,
+                WakeFailure::Rejected,
+                true,
+                AttemptFacts::default(),
+            );
+            return;
+        }
+    };
     let prompt = prompt::render(&input);
     let mode = match &plan {
         WakePlan::Hook(_) => WakeMode::Hook,
@@ -99,23 +99,20 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
         WakePlan::Exec { argv, timeout } => {
             exec::run(shared, &job, fence, &argv, timeout, &prompt.text)
         }
-        WakePlan::Misconfigured(_) => {}
     }
 }
 
-fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> WakePlan {
+/// How to wake the job's agent; `Err` says why it cannot be woken as configured.
+fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> Result<WakePlan, String> {
     let cfg = &shared.cfg;
     let agent = &job.target_agent;
-    let mode = row
-        .as_ref()
-        .and_then(|r| r.wake_mode)
-        .or(match &cfg.default_wake {
-            Some(DefaultWake::Exec(_)) => Some(WakeMode::Exec),
-            Some(DefaultWake::Hook(_)) => Some(WakeMode::Hook),
-            None => None,
-        });
-    let plan = match mode {
-        None => WakePlan::Misconfigured(format!(
+    let mode = row.and_then(|r| r.wake_mode).or(match &cfg.default_wake {
+        Some(DefaultWake::Exec(_)) => Some(WakeMode::Exec),
+        Some(DefaultWake::Hook(_)) => Some(WakeMode::Hook),
+        None => None,
+    });
+    match mode {
+        None => Err(format!(
             "agent {agent} has no wake mode and this supervisor has no default (--exec or --hook-url)"
         )),
         Some(WakeMode::Hook) => {
@@ -138,24 +135,22 @@ fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> WakePla
                 None => Ok(cfg.hook_token.clone()),
             };
             match (url, token) {
-                (None, _) => WakePlan::Misconfigured(format!(
+                (None, _) => Err(format!(
                     "agent {agent} is woken by hook but no hook URL is set (agents.hook_url or --hook-url)"
                 )),
-                (_, Err(why)) => WakePlan::Misconfigured(why),
-                (Some(url), Ok(token)) => WakePlan::Hook(HookTarget {
+                (_, Err(why)) => Err(why),
+                (Some(url), Ok(token)) => Ok(WakePlan::Hook(HookTarget {
                     url,
                     token,
                     agent_id: row
-                        .as_ref()
                         .and_then(|r| r.hook_agent_id.clone())
                         .unwrap_or_else(|| agent.clone()),
                     session_key: row.and_then(|r| r.hook_session_key.clone()),
                     timeout_seconds: row
-                        .as_ref()
                         .and_then(|r| r.hook_timeout_seconds)
                         .and_then(|s| u32::try_from(s).ok())
                         .unwrap_or(cfg.hook_timeout_seconds),
-                }),
+                })),
             }
         }
         Some(WakeMode::Exec) => {
@@ -164,19 +159,17 @@ fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> WakePla
                 _ => None,
             });
             let timeout = row
-                .as_ref()
                 .and_then(|r| r.exec_timeout_seconds)
                 .and_then(|s| u64::try_from(s).ok())
                 .map_or(cfg.exec_timeout, Duration::from_secs);
             match argv {
-                Some(argv) if !argv.is_empty() => WakePlan::Exec { argv, timeout },
-                _ => WakePlan::Misconfigured(format!(
+                Some(argv) if !argv.is_empty() => Ok(WakePlan::Exec { argv, timeout }),
+                _ => Err(format!(
                     "agent {agent} is woken by exec but no command is set (agents.exec_command or --exec)"
                 )),
             }
         }
-    };
-    plan
+    }
 }
 
 fn wake_hook(shared: &Shared, job: &Job, fence: Fence, target: &HookTarget, message: &str) {
