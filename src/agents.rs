@@ -63,19 +63,6 @@ impl WakeMode {
     }
 }
 
-/// Reads one agent's row, if it has one.
-pub fn get(
-    client: &mut impl postgres::GenericClient,
-    namespace: &str,
-    agent_id: &str,
-) -> Result<Option<Agent>> {
-    let row = client.query_opt(
-        "select to_jsonb(a.*) as row from agents a where namespace = $1 and agent_id = $2",
-        &[&namespace, &agent_id],
-    )?;
-    row.map(|r| decode(&r, "row")).transpose()
-}
-
 /// Every agent row of a namespace, by id.
 pub fn list(client: &mut impl postgres::GenericClient, namespace: &str) -> Result<Vec<Agent>> {
     let rows = client.query(

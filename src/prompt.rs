@@ -68,14 +68,9 @@ pub struct Prompt {
     pub version: i32,
 }
 
-/// Reads what the prompt of `job` needs besides the job itself.
-pub fn load_input(client: &mut impl postgres::GenericClient, job: Job) -> Result<PromptInput> {
-    Ok(load_input_and_agent(client, job)?.0)
-}
-
 /// Reads the prompt's inputs and the settings of the agent the job goes to, in one round
 /// trip (the supervisor needs both before every wake-up).
-pub fn load_input_and_agent(
+pub fn load_input(
     client: &mut impl postgres::GenericClient,
     job: Job,
 ) -> Result<(PromptInput, Option<Agent>)> {

@@ -179,7 +179,7 @@ pub fn audit(
         }
         if record {
             for at in &a.gaps {
-                if crate::standing_orders::record_missed_run(client, &order, *at, actor)? {
+                if crate::standing_orders::record_missed(client, &order, *at, actor)? {
                     out.recorded_missed += 1;
                     a.missed += 1;
                 }

@@ -378,16 +378,7 @@ fn fire_one(
 }
 
 /// A `missed` run and its `standing_order.missed` event, once; `true` when written now.
-pub fn record_missed_run(
-    client: &mut postgres::Client,
-    order: &Declared,
-    at: DateTime<Utc>,
-    actor: &str,
-) -> Result<bool> {
-    record_missed(client, order, at, actor)
-}
-
-fn record_missed(
+pub fn record_missed(
     client: &mut postgres::Client,
     order: &Declared,
     at: DateTime<Utc>,

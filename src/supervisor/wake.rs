@@ -39,7 +39,7 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
     let (input, agent) = match shared
         .pool
         .get()
-        .and_then(|mut c| prompt::load_input_and_agent(&mut *c, job.clone()))
+        .and_then(|mut c| prompt::load_input(&mut *c, job.clone()))
     {
         Ok(loaded) => loaded,
         Err(e) => {
