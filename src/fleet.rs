@@ -119,6 +119,16 @@ pub struct AgentSpec {
     pub standing_orders: Vec<OrderSpec>,
     /// Its agent.toml.
     pub file: PathBuf,
+    /// Lines of `id` and `handoffs` in it, for diagnostics found across agents.
+    #[serde(skip)]
+    lines: KeyLines,
+}
+
+/// Where an agent file sets the keys checked across the whole fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct KeyLines {
+    id: usize,
+    handoffs: usize,
 }
 
 /// A loaded, valid fleet.
@@ -267,10 +277,9 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for a in &agents {
         if let Some(first) = seen.insert(a.id.clone(), a.file.clone()) {
-            let lines = line_index(&std::fs::read_to_string(&a.file).unwrap_or_default());
             diags.push(Diagnostic {
                 file: a.file.clone(),
-                line: lines.get("id").copied().unwrap_or(1),
+                line: a.lines.id,
                 message: format!("agent id {:?} is already used by {}", a.id, first.display()),
             });
         }
@@ -279,10 +288,9 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
     for a in &agents {
         for h in &a.handoffs {
             if !ids.contains(h.as_str()) {
-                let lines = line_index(&std::fs::read_to_string(&a.file).unwrap_or_default());
                 diags.push(Diagnostic {
                     file: a.file.clone(),
-                    line: lines.get("handoffs").copied().unwrap_or(1),
+                    line: a.lines.handoffs,
                     message: format!("hand-off target {h:?} is not an agent of this fleet"),
                 });
             }
@@ -632,6 +640,10 @@ impl Walker<'_> {
             wake,
             standing_orders: orders,
             file: self.file.to_path_buf(),
+            lines: KeyLines {
+                id: self.line_of("id"),
+                handoffs: self.line_of("handoffs"),
+            },
             id,
         }
     }
