@@ -30,7 +30,7 @@ Examples:
   agentbus-supervisor --once --exec 'sh -c \"do-the-work && agentbus complete-job\"'
 
 Wake modes:
-  An agent's row in the agents table (agentbus configure-agent) may set its wake mode,
+  An agent's row in the agents table (agentbus fleet sync, or configure-agent) may set its wake mode,
   hook URL, OpenClaw agentId and sessionKey, timeouts, token variable and exec command.
   Agents without a wake mode of their own are woken with --exec or --hook-url; without
   either, the supervisor claims only agents that have one.
@@ -50,6 +50,13 @@ Wake modes:
   --lease-seconds while it runs; at the deadline the group gets TERM, then KILL after
   --kill-grace. If the job is still open when the command exits, the attempt fails with
   \"exited without closing the loop\", the exit code and the last lines of stderr.
+
+Standing orders:
+  Every second the supervisor fires the due orders with fired_by = \"supervisor\": one
+  standing_order_runs row and one `scheduled` job per occurrence, exactly once across
+  supervisors. An occurrence seen only after its grace is recorded missed (catch_up =
+  \"run_once\" fires the latest of those once). Every minute it runs the missed-run audit
+  over the last day (agentbus audit standing-orders), for OpenClaw-fired orders too.
 
 Attempts that never reached the agent (refused connection, HTTP 5xx or 4xx, a command
 that could not start) are recorded but do not count toward the job's max_attempts.
