@@ -156,6 +156,28 @@ mod tests {
     }
 
     #[test]
+    fn latest_occurrence_is_the_slot_being_run() {
+        let c = parse_cron("*/15 * * * *").unwrap_or_else(|e| panic!("{e}"));
+        let at = |h, m, s| Utc.with_ymd_and_hms(2026, 11, 23, h, m, s).unwrap();
+        let latest = |now| latest_occurrence(&c, chrono_tz::UTC, now).map(|o| o.at);
+        assert_eq!(latest(at(10, 7, 12)), Some(at(10, 0, 0)));
+        assert_eq!(latest(at(10, 15, 0)), Some(at(10, 15, 0)));
+        assert_eq!(latest(at(10, 14, 59)), Some(at(10, 0, 0)));
+        // Spring forward in Berlin: 02:30 local does not exist on 2026-03-29; the
+        // occurrence is at the end of the gap (03:00 CEST = 01:00 UTC).
+        let c = parse_cron("30 2 * * *").unwrap_or_else(|e| panic!("{e}"));
+        let berlin = parse_zone("Europe/Berlin").unwrap_or_else(|e| panic!("{e}"));
+        let now = Utc.with_ymd_and_hms(2026, 3, 29, 1, 20, 0).unwrap();
+        let o = latest_occurrence(&c, berlin, now).unwrap_or_else(|| panic!("no occurrence"));
+        assert_eq!(o.at, Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap());
+        assert!(o.dst_note.is_some());
+        // Fall back: 02:30 happens twice on 2026-10-25; the run belongs to the first.
+        let now = Utc.with_ymd_and_hms(2026, 10, 25, 1, 40, 0).unwrap(); // the second 02:40
+        let o = latest_occurrence(&c, berlin, now).unwrap_or_else(|| panic!("no occurrence"));
+        assert_eq!(o.at, Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap());
+    }
+
+    #[test]
     fn zones_are_iana_names() {
         assert!(parse_zone("Europe/Berlin").is_ok());
         assert!(parse_zone("UTC").is_ok());
@@ -252,6 +274,28 @@ pub fn occurrences(
     merged
 }
 
+/// The most recent occurrence at or before `now` (the one an agent woken by an outside
+/// scheduler is running), with the same daylight-saving rules as [`occurrences`]. `None`
+/// when the schedule never fired before `now`.
+pub fn latest_occurrence(
+    expr: &CronExpr,
+    tz: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Occurrence> {
+    let probe = (now + chrono::Duration::seconds(1)).with_timezone(&tz);
+    // A few candidates back: the latest instant may be the repeat of a local time that
+    // already happened (clocks went back), which is not an occurrence of its own.
+    let earliest = expr
+        .schedule
+        .after(&probe)
+        .rev()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .filter(|t| *t <= now)
+        .take(3)
+        .last()?;
+    occurrences(expr, tz, earliest - chrono::Duration::seconds(1), now).pop()
+}
+
 /// Spring-forward gaps in (after, until]: (first missing local time, first local time
 /// after the gap, the UTC instant of the change).
 fn forward_gaps(
@@ -284,7 +328,10 @@ fn forward_gaps(
                     hi = mid;
                 }
             }
-            let change = hi;
+            // Offsets change on whole seconds and the change is in (lo, hi], less than a
+            // second wide: truncating gives the same instant whatever fraction `after`
+            // carried, so every caller computes the same occurrence.
+            let change = chrono::SubsecRound::trunc_subsecs(hi, 0);
             let gap_start = (change + chrono::Duration::seconds(i64::from(before))).naive_utc();
             let gap_end = (change + chrono::Duration::seconds(i64::from(later))).naive_utc();
             gaps.push((gap_start, gap_end, change));
