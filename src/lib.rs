@@ -15,6 +15,7 @@ pub mod hook;
 pub mod input;
 pub mod jobs;
 pub mod migrate;
+pub mod openclaw;
 pub mod prompt;
 pub mod schedule;
 pub mod standing_order_audit;

@@ -107,11 +107,21 @@ pub struct StartParams {
     /// The OpenClaw cron job id, if OpenClaw fired it.
     pub cron_job_id: Option<String>,
     /// The occurrence this run is for.
-    pub scheduled_for: DateTime<Utc>,
+    pub scheduled_for: Slot,
     /// OpenClaw task reference.
     pub openclaw_task_ref: Option<String>,
     /// OpenClaw session key.
     pub openclaw_session_key: Option<String>,
+}
+
+/// Which occurrence a started run is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// This exact occurrence (UTC).
+    At(DateTime<Utc>),
+    /// The declared order's most recent occurrence at or before the database's clock: what
+    /// an agent woken by OpenClaw cron is running, without it having to know the slot.
+    Latest,
 }
 
 /// Records that an occurrence started; returns the existing run if it was already recorded.
@@ -124,6 +134,10 @@ pub fn start(client: &mut postgres::Client, p: &StartParams) -> Result<Run> {
     check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
     check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
     let mut tx = client.transaction()?;
+    let scheduled_for = match p.scheduled_for {
+        Slot::At(at) => at,
+        Slot::Latest => latest_slot(&mut tx, p)?,
+    };
     let row = tx.query_one(
         "insert into standing_order_runs (namespace, agent_id, order_name, trigger_source, cron_job_id,
                                           scheduled_for, status, openclaw_task_ref, openclaw_session_key)
@@ -137,7 +151,7 @@ pub fn start(client: &mut postgres::Client, p: &StartParams) -> Result<Run> {
             &p.order_name,
             &p.trigger_source,
             &p.cron_job_id,
-            &p.scheduled_for,
+            &scheduled_for,
             &p.openclaw_task_ref,
             &p.openclaw_session_key,
         ],
@@ -145,6 +159,45 @@ pub fn start(client: &mut postgres::Client, p: &StartParams) -> Result<Run> {
     let run = decode(&row, "row")?;
     tx.commit()?;
     Ok(run)
+}
+
+/// The declared order's latest occurrence by the database's clock.
+fn latest_slot(tx: &mut postgres::Transaction<'_>, p: &StartParams) -> Result<DateTime<Utc>> {
+    let name = format!("{}/{}/{}", p.namespace, p.agent_id, p.order_name);
+    let row = tx
+        .query_opt(
+            "select cron, timezone, removed_at is not null as removed, now() as now
+               from standing_orders
+              where namespace = $1 and agent_id = $2 and order_name = $3",
+            &[&p.namespace, &p.agent_id, &p.order_name],
+        )?
+        .ok_or_else(|| {
+            Error::not_found(format!("standing order {name} is not declared")).with_hint(
+                "--scheduled-for latest needs the order in the database: run `agentbus fleet sync DIR`, \
+                 or give the occurrence as an RFC 3339 time",
+            )
+        })?;
+    let (cron, zone, removed, now): (String, String, bool, DateTime<Utc>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if removed {
+        return Err(Error::conflict(format!(
+            "standing order {name} was removed from its fleet files"
+        ))
+        .with_hint(
+            "remove its OpenClaw cron job too (`openclaw cron list --all`, `openclaw cron rm ID`)",
+        ));
+    }
+    let expr = crate::schedule::parse_cron(&cron)
+        .map_err(|e| Error::config(format!("standing order {name}: cron {cron:?}: {e}")))?;
+    let tz = crate::schedule::parse_zone(&zone)
+        .map_err(|e| Error::config(format!("standing order {name}: {e}")))?;
+    crate::schedule::latest_occurrence(&expr, tz, now)
+        .map(|o| o.at)
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "standing order {name} ({cron} {zone}) has no occurrence before {now}"
+            ))
+        })
 }
 
 /// What `finish-standing-order` records.

@@ -1,4 +1,4 @@
-//! fleet validate, fleet sync.
+//! fleet validate, fleet sync, fleet openclaw-config, fleet openclaw-cron.
 
 use std::path::PathBuf;
 
@@ -8,6 +8,7 @@ use super::output;
 use super::{Ctx, Format};
 use crate::error::{Error, Result};
 use crate::fleet::{self, Fleet};
+use crate::openclaw;
 
 /// Check a fleet folder, or make the database match it
 ///
@@ -24,7 +25,9 @@ const FLEET_EXAMPLES: &str = "\
 Examples:
   agentbus fleet validate agents/gtm
   agentbus fleet sync agents/gtm
-  agentbus fleet sync agents/gtm --format json | jq '.changed'";
+  agentbus fleet sync agents/gtm --format json | jq '.changed'
+  agentbus fleet openclaw-config agents/ops > ops.openclaw.json5
+  agentbus fleet openclaw-cron agents/ops | bash     # safe to run again";
 
 #[derive(Debug, Subcommand)]
 enum FleetCommand {
@@ -35,6 +38,24 @@ enum FleetCommand {
     /// Prints what was added, changed and disabled; a second run changes nothing. An order
     /// removed from the files is disabled (its runs are kept); an agent removed is paused.
     Sync(FleetDirArgs),
+    /// Print the openclaw.json5 keys for the fleet: agents.entries, hooks and cron
+    ///
+    /// Hook-woken agents and agents with external orders become agents.entries (workspace: the
+    /// agent's folder, so OpenClaw reads its AGENTS.md); hooks allows exactly those agent ids
+    /// and reads its token from the same environment variable as the supervisor; cron is
+    /// enabled when an order is fired by OpenClaw. Nothing secret is printed. JSON5 text even
+    /// when piped; JSON with --format json.
+    OpenclawConfig(FleetDirArgs),
+    /// Print a bash script of `openclaw cron add` commands for the fleet's external orders
+    ///
+    /// Each job has a declaration key (agentbus:NAMESPACE:AGENT:ORDER), so running the script
+    /// again updates jobs in place instead of adding duplicates. Schedules keep the order's
+    /// zone (--tz, never the gateway's local zone) and fire exactly (--exact); runs are not
+    /// delivered to chat (--no-deliver); the message ends with the exact
+    /// `agentbus start-standing-order ... --scheduled-for latest` and `finish-standing-order`
+    /// lines the agent must run. A script even when piped; the jobs, with their argv, as JSON
+    /// with --format json.
+    OpenclawCron(FleetDirArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +86,20 @@ pub fn run(ctx: &mut Ctx, a: FleetArgs) -> Result<String> {
                     orders,
                     fleet.namespace
                 )),
+            }
+        }
+        FleetCommand::OpenclawConfig(d) => {
+            let fragment = openclaw::config(&load(&d.dir)?);
+            match ctx.document_format() {
+                Format::Json => output::json(&fragment),
+                Format::Table => Ok(fragment.to_json5()),
+            }
+        }
+        FleetCommand::OpenclawCron(d) => {
+            let plan = openclaw::cron_plan(&load(&d.dir)?);
+            match ctx.document_format() {
+                Format::Json => output::json(&plan),
+                Format::Table => Ok(plan.to_script(&d.dir.display().to_string())),
             }
         }
         FleetCommand::Sync(d) => {

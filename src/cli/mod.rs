@@ -142,6 +142,7 @@ pub struct Ctx {
     env: EnvLookup,
     command: &'static str,
     format: Format,
+    requested_format: Option<Format>,
     client: Option<postgres::Client>,
 }
 
@@ -154,6 +155,12 @@ impl Ctx {
     /// The resolved output format for read commands.
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// The format of commands whose text is itself the product (a script, a config file):
+    /// text unless `--format json` was asked for, terminal or not.
+    pub fn document_format(&self) -> Format {
+        self.requested_format.unwrap_or(Format::Table)
     }
 
     /// The database connection, opened on first use.
@@ -212,6 +219,7 @@ pub fn run(
         env,
         command,
         format,
+        requested_format: cli.format,
         client: None,
     };
     let result = dispatch(&mut ctx, cli.command, stdin);

@@ -2,7 +2,6 @@
 
 use std::io::Read;
 
-use chrono::{DateTime, Utc};
 use clap::Args;
 use uuid::Uuid;
 
@@ -11,7 +10,7 @@ use super::output;
 use super::Ctx;
 use crate::error::Result;
 use crate::input::TimeArg;
-use crate::standing_orders::{self, RunStatus};
+use crate::standing_orders::{self, RunStatus, Slot};
 
 /// Record that a standing-order occurrence started
 ///
@@ -32,9 +31,11 @@ pub struct StartStandingOrderArgs {
     #[arg(long, value_name = "NAME")]
     order_name: String,
 
-    /// The occurrence this run is for (RFC 3339), e.g. the cron slot 2026-04-15T18:00:00Z
-    #[arg(long, value_name = "TIME", value_parser = parse_occurrence)]
-    scheduled_for: DateTime<Utc>,
+    /// The occurrence this run is for: its time (RFC 3339, e.g. the cron slot
+    /// 2026-04-15T18:00:00Z), or `latest` for the declared order's most recent occurrence
+    /// (what an agent woken by OpenClaw cron uses)
+    #[arg(long, value_name = "TIME|latest", value_parser = parse_occurrence)]
+    scheduled_for: Slot,
 
     /// What fired it: cron, supervisor, manual
     #[arg(long, default_value = "cron", value_name = "SOURCE")]
@@ -58,15 +59,22 @@ Examples:
   RUN_ID=$(agentbus start-standing-order --agent-id auditor --order-name lease_reaper \\
       --scheduled-for 2026-04-15T18:00:00Z | jq -r .id)
   agentbus finish-standing-order \"$RUN_ID\" --status completed \\
-      --summary 'Requeued 2 expired jobs, found 0 cron gaps.' --evidence '{\"requeued\":2,\"gaps\":0}'";
+      --summary 'Requeued 2 expired jobs, found 0 cron gaps.' --evidence '{\"requeued\":2,\"gaps\":0}'
+  # Woken by OpenClaw cron, not knowing the slot: the order's latest occurrence
+  agentbus start-standing-order --agent-id auditor --order-name lease_reaper --scheduled-for latest";
 
-/// An occurrence is an absolute time: relative forms would make retries start new runs.
-fn parse_occurrence(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+/// An occurrence is an absolute time or `latest`: relative forms would make retries start
+/// new runs.
+fn parse_occurrence(s: &str) -> std::result::Result<Slot, String> {
+    if s == "latest" {
+        return Ok(Slot::Latest);
+    }
     match TimeArg::parse(s) {
-        Ok(TimeArg::At(at)) => Ok(at),
-        Ok(TimeArg::FromNow(_)) => {
-            Err("must be an RFC 3339 time (the occurrence), e.g. 2026-04-15T18:00:00Z".into())
-        }
+        Ok(TimeArg::At(at)) => Ok(Slot::At(at)),
+        Ok(TimeArg::FromNow(_)) => Err(
+            "must be an RFC 3339 time (the occurrence), e.g. 2026-04-15T18:00:00Z, or latest"
+                .into(),
+        ),
         Err(e) => Err(e.message),
     }
 }
