@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod cli;
+pub mod controls;
 pub mod db;
 pub mod error;
 pub mod events;

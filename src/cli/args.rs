@@ -41,3 +41,50 @@ fn read_limited(what: &str, reader: &mut dyn Read, source: &str) -> Result<Strin
         .map_err(|e| Error::usage(format!("{what}: cannot read {source}: {e}")))?;
     String::from_utf8(buf).map_err(|_| Error::usage(format!("{what}: {source} is not UTF-8")))
 }
+
+/// A job named on the command line: its uuid, or a unique prefix of at least 8 of its
+/// hexadecimal characters (what tables print).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRef {
+    /// A whole id.
+    Id(uuid::Uuid),
+    /// A prefix of one, lower case, as written (hyphens kept).
+    Prefix(String),
+}
+
+impl std::str::FromStr for JobRef {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        if let Ok(id) = uuid::Uuid::parse_str(&s) {
+            return Ok(JobRef::Id(id));
+        }
+        let hex = s.chars().filter(|c| *c != '-').count();
+        if (8..32).contains(&hex) && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            Ok(JobRef::Prefix(s))
+        } else {
+            Err("expected a job id (uuid) or its first 8 or more characters".into())
+        }
+    }
+}
+
+impl JobRef {
+    /// The job's id; a prefix must match exactly one job.
+    pub fn resolve(&self, client: &mut impl postgres::GenericClient) -> Result<uuid::Uuid> {
+        let prefix = match self {
+            JobRef::Id(id) => return Ok(*id),
+            JobRef::Prefix(p) => p,
+        };
+        let rows = client.query(
+            "select id from jobs where id::text like $1 || '%' order by id limit 2",
+            &[prefix],
+        )?;
+        match rows.as_slice() {
+            [] => Err(Error::not_found(format!("no job id starts with {prefix}"))),
+            [one] => Ok(one.try_get(0)?),
+            _ => Err(Error::usage(format!(
+                "{prefix} is the start of more than one job id; give more characters"
+            ))),
+        }
+    }
+}

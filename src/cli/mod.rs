@@ -7,6 +7,7 @@ mod agent_new;
 mod agents;
 mod args;
 mod audit;
+mod controls;
 mod events;
 mod fleet;
 mod jobs;
@@ -79,6 +80,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
 
+    /// Who is acting, for the job history (default: $AGENTBUS_AGENT, else operator:$USER)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub actor: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -106,6 +111,15 @@ enum Command {
     Fleet(fleet::FleetArgs),
     Agent(agent_new::AgentArgs),
     Audit(audit::AuditArgs),
+    CancelJob(controls::CancelJobArgs),
+    RetryJob(controls::RetryJobArgs),
+    UnblockJob(controls::UnblockJobArgs),
+    ReprioritizeJob(controls::ReprioritizeJobArgs),
+    DeadLetterJob(controls::DeadLetterJobArgs),
+    ApproveJob(controls::ApproveJobArgs),
+    RejectJob(controls::RejectJobArgs),
+    DrainAgent(controls::DrainAgentArgs),
+    ListApprovals(controls::ListApprovalsArgs),
 }
 
 impl Command {
@@ -132,6 +146,15 @@ impl Command {
             Command::Fleet(_) => "fleet",
             Command::Agent(_) => "agent",
             Command::Audit(_) => "audit",
+            Command::CancelJob(_) => "cancel-job",
+            Command::RetryJob(_) => "retry-job",
+            Command::UnblockJob(_) => "unblock-job",
+            Command::ReprioritizeJob(_) => "reprioritize-job",
+            Command::DeadLetterJob(_) => "dead-letter-job",
+            Command::ApproveJob(_) => "approve-job",
+            Command::RejectJob(_) => "reject-job",
+            Command::DrainAgent(_) => "drain-agent",
+            Command::ListApprovals(_) => "list-approvals",
         }
     }
 }
@@ -143,6 +166,7 @@ pub struct Ctx {
     command: &'static str,
     format: Format,
     requested_format: Option<Format>,
+    actor: Option<String>,
     client: Option<postgres::Client>,
 }
 
@@ -181,6 +205,14 @@ impl Ctx {
 
     /// Who is acting, for the history: `AGENTBUS_AGENT`, else `operator:$USER`.
     pub fn actor(&self) -> String {
+        if let Some(actor) = self
+            .actor
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            return actor.to_string();
+        }
         self.env("AGENTBUS_AGENT").unwrap_or_else(|| {
             format!(
                 "operator:{}",
@@ -220,6 +252,7 @@ pub fn run(
         command,
         format,
         requested_format: cli.format,
+        actor: cli.actor.clone(),
         client: None,
     };
     let result = dispatch(&mut ctx, cli.command, stdin);
@@ -270,6 +303,15 @@ fn dispatch(ctx: &mut Ctx, command: Command, stdin: &mut dyn std::io::Read) -> R
         Command::Fleet(a) => fleet::run(ctx, a),
         Command::Agent(a) => agent_new::run(ctx, a),
         Command::Audit(a) => audit::run(ctx, a),
+        Command::CancelJob(a) => controls::cancel(ctx, a),
+        Command::RetryJob(a) => controls::retry(ctx, a),
+        Command::UnblockJob(a) => controls::unblock(ctx, a, stdin),
+        Command::ReprioritizeJob(a) => controls::reprioritize(ctx, a),
+        Command::DeadLetterJob(a) => controls::dead_letter(ctx, a),
+        Command::ApproveJob(a) => controls::approve(ctx, a),
+        Command::RejectJob(a) => controls::reject(ctx, a),
+        Command::DrainAgent(a) => controls::drain(ctx, a),
+        Command::ListApprovals(a) => controls::list_approvals(ctx, a),
     }
 }
 

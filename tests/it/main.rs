@@ -4,6 +4,7 @@ mod agents;
 mod bad_input;
 mod commands;
 mod concurrency;
+mod controls;
 mod dependencies;
 mod docs;
 mod fencing;

@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::support::fake_hook::{Answer, FakeHook};
-use crate::support::{run_cli, TestDb, SUPERVISOR};
+use crate::support::{run_cli, s, TestDb, SUPERVISOR};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -967,4 +967,83 @@ fn a_second_sigterm_exits_at_once() {
     assert_ne!(out.code, 0, "{}", out.stderr);
     // The job is still leased to the dead supervisor; its lease will recover it.
     assert_eq!(job(&db, &id)["status"], "running");
+}
+
+#[test]
+fn an_operator_cancelling_a_running_job_stops_its_child_and_approvals_release_work() {
+    let db = TestDb::new();
+    let scratch = Scratch::new();
+    let marker = scratch.0.join("finished");
+    let runner = scratch.script(
+        "runner.sh",
+        &format!(
+            "if grep -q 'long job' \"$AGENTBUS_PROMPT_FILE\"; then sleep 30; touch {}; fi\nexec agentbus complete-job >/dev/null",
+            marker.display()
+        ),
+    );
+    let long = db.enqueue("worker", "long job", &[]);
+    let held = s(
+        &db.cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "worker",
+            "--subject",
+            "held job",
+            "--requires-approval",
+        ])
+        .ok(),
+        "id",
+    );
+    let sup = db.spawn_supervisor(
+        &[
+            "--exec",
+            &runner,
+            "--lease-seconds",
+            "5",
+            "--hook-request-timeout",
+            "2",
+            "--poll-interval",
+            "1",
+        ],
+        &[],
+    );
+    let deadline = std::time::Instant::now() + MINUTE;
+    while job(&db, &long)["status"] != "running" {
+        assert!(std::time::Instant::now() < deadline, "never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(job(&db, &held)["status"], "awaiting_approval");
+    db.cli(&["cancel-job", &long, "--reason", "wrong prospect"])
+        .ok();
+    db.cli(&["approve-job", &held]).ok();
+    while job(&db, &held)["status"] != "succeeded" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "approved job never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The cancelled job's child is stopped at its next lease renewal (every 1-2 s here).
+    let stopped: i64 = {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let n: i64 = db.one(&format!(
+                "select count(*) from job_attempts where job_id = '{long}' and status = 'cancelled'"
+            ));
+            if n == 1 || std::time::Instant::now() > until {
+                break n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert_eq!(stopped, 1);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    sup.signal(Signal::SIGTERM);
+    let out = sup.wait(MINUTE);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        !marker.exists(),
+        "the cancelled job's command ran to its end"
+    );
+    assert_eq!(job(&db, &long)["status"], "cancelled");
 }
