@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod fleet_scaffold;
+pub mod health;
 pub mod hook;
 pub mod input;
 pub mod jobs;

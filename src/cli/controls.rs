@@ -255,6 +255,6 @@ pub fn list_approvals(ctx: &mut Ctx, a: ListApprovalsArgs) -> Result<String> {
     match ctx.format() {
         Format::Json => output::json(&jobs),
         Format::Table if jobs.is_empty() => Ok("no jobs are waiting for approval".into()),
-        Format::Table => Ok(output::jobs_table(&jobs)),
+        Format::Table => Ok(output::jobs_table(&jobs, ctx.full_ids())),
     }
 }

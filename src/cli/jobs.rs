@@ -588,7 +588,7 @@ pub fn list(ctx: &mut Ctx, a: ListJobsArgs) -> Result<String> {
     let jobs = jobs::list(ctx.db()?, &params)?;
     match ctx.format() {
         Format::Json => output::json(&jobs),
-        Format::Table => Ok(output::jobs_table(&jobs)),
+        Format::Table => Ok(output::jobs_table(&jobs, ctx.full_ids())),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod man;
 mod migrate;
 mod output;
 mod standing_orders;
+mod status;
 pub mod supervisor;
 
 use std::io::Write;
@@ -84,6 +85,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
 
+    /// Show whole job ids in tables (they are shortened to 8 characters otherwise)
+    #[arg(long, global = true)]
+    pub full_ids: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -120,6 +125,9 @@ enum Command {
     RejectJob(controls::RejectJobArgs),
     DrainAgent(controls::DrainAgentArgs),
     ListApprovals(controls::ListApprovalsArgs),
+    Status(status::StatusArgs),
+    Health(status::HealthArgs),
+    Metrics(status::MetricsArgs),
 }
 
 impl Command {
@@ -155,6 +163,9 @@ impl Command {
             Command::RejectJob(_) => "reject-job",
             Command::DrainAgent(_) => "drain-agent",
             Command::ListApprovals(_) => "list-approvals",
+            Command::Status(_) => "status",
+            Command::Health(_) => "health",
+            Command::Metrics(_) => "metrics",
         }
     }
 }
@@ -167,6 +178,8 @@ pub struct Ctx {
     format: Format,
     requested_format: Option<Format>,
     actor: Option<String>,
+    full_ids: bool,
+    exit_code: u8,
     client: Option<postgres::Client>,
 }
 
@@ -185,6 +198,16 @@ impl Ctx {
     /// text unless `--format json` was asked for, terminal or not.
     pub fn document_format(&self) -> Format {
         self.requested_format.unwrap_or(Format::Table)
+    }
+
+    /// Whether tables show whole ids.
+    pub fn full_ids(&self) -> bool {
+        self.full_ids
+    }
+
+    /// Sets the exit code of a command that succeeded (health's 1 and 2).
+    pub fn set_exit_code(&mut self, code: u8) {
+        self.exit_code = code;
     }
 
     /// The database connection, opened on first use.
@@ -253,17 +276,20 @@ pub fn run(
         format,
         requested_format: cli.format,
         actor: cli.actor.clone(),
+        full_ids: cli.full_ids,
+        exit_code: 0,
         client: None,
     };
-    let result = dispatch(&mut ctx, cli.command, stdin);
+    let result = dispatch(&mut ctx, cli.command, stdin, stdout);
     match result {
+        Ok(text) if text.is_empty() => ctx.exit_code,
         Ok(text) => {
             if let Err(e) = write_all(stdout, &text) {
                 // A closed pipe (e.g. `| head`) is not worth more than a quiet failure.
                 let _ = writeln!(stderr, "agentbus: error: writing output: {e}");
                 return ErrorKind::Failure.exit_code();
             }
-            0
+            ctx.exit_code
         }
         Err(err) => {
             report(stderr, command, &err, json_errors);
@@ -280,7 +306,14 @@ fn write_all(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-fn dispatch(ctx: &mut Ctx, command: Command, stdin: &mut dyn std::io::Read) -> Result<String> {
+/// Runs one command. Most return their whole output; commands that stream (`--watch`,
+/// `--follow`) write to `stdout` themselves and return an empty string.
+fn dispatch(
+    ctx: &mut Ctx,
+    command: Command,
+    stdin: &mut dyn std::io::Read,
+    stdout: &mut dyn Write,
+) -> Result<String> {
     match command {
         Command::Migrate(a) => migrate::run(ctx, a),
         Command::EnqueueJob(a) => jobs::enqueue(ctx, a, stdin),
@@ -312,6 +345,9 @@ fn dispatch(ctx: &mut Ctx, command: Command, stdin: &mut dyn std::io::Read) -> R
         Command::RejectJob(a) => controls::reject(ctx, a),
         Command::DrainAgent(a) => controls::drain(ctx, a),
         Command::ListApprovals(a) => controls::list_approvals(ctx, a),
+        Command::Status(a) => status::status(ctx, a, stdout),
+        Command::Health(a) => status::health(ctx, a),
+        Command::Metrics(a) => status::metrics(ctx, a),
     }
 }
 

@@ -48,33 +48,36 @@ fn opt(s: Option<&str>) -> String {
     s.unwrap_or("-").to_string()
 }
 
-/// The `list-jobs` table.
-pub fn jobs_table(jobs: &[Job]) -> String {
+/// The `list-jobs` table: ids shortened unless `full_ids`, long text clipped.
+pub fn jobs_table(jobs: &[Job], full_ids: bool) -> String {
     if jobs.is_empty() {
         return "no jobs match\n".into();
     }
-    table(
+    fitted_table(
         &[
-            "id", "status", "agent", "type", "subject", "prio", "attempts", "created", "note",
+            "id", "status", "agent", "type", "subject", "prio", "tries", "created", "note",
         ],
         jobs.iter().map(|j| {
             vec![
-                j.id.to_string(),
+                id(j.id, full_ids),
                 j.status.to_string(),
-                j.target_agent.clone(),
-                j.job_type.clone(),
-                j.subject.clone(),
+                clip(&j.target_agent, 14),
+                clip(&j.job_type, 10),
+                clip(&j.subject, 26),
                 j.priority.to_string(),
                 format!("{}/{}", j.attempt_count, j.max_attempts),
-                time(j.created_at),
-                j.blocked_reason
-                    .as_deref()
-                    .or(j.last_error.as_deref())
-                    .or(j.summary.as_deref())
-                    .unwrap_or("")
-                    .to_string(),
+                j.created_at.format("%m-%d %H:%M").to_string(),
+                clip(
+                    j.blocked_reason
+                        .as_deref()
+                        .or(j.last_error.as_deref())
+                        .or(j.summary.as_deref())
+                        .unwrap_or(""),
+                    24,
+                ),
             ]
         }),
+        full_ids,
     )
 }
 
@@ -184,4 +187,82 @@ pub fn job_detail_table(d: &JobDetail) -> String {
         }),
     ));
     out
+}
+
+/// The widest a table gets: fits a 100-column terminal.
+pub const TABLE_WIDTH: u16 = 100;
+
+/// A table of at most [`TABLE_WIDTH`] columns; cells should be clipped beforehand (see
+/// [`clip`]) so nothing needs wrapping. `wide` (whole ids asked for) lifts the limit.
+pub fn fitted_table<I: IntoIterator<Item = Vec<String>>>(
+    header: &[&str],
+    rows: I,
+    wide: bool,
+) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.iter().copied());
+    if !wide {
+        t.set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(TABLE_WIDTH);
+    }
+    for row in rows {
+        t.add_row(row);
+    }
+    t.to_string()
+}
+
+/// `s` on one line, at most `max` characters, ending in an ellipsis when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let mut cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// A job id: its first 8 characters unless `full`.
+pub fn id(id: uuid::Uuid, full: bool) -> String {
+    let s = id.to_string();
+    if full {
+        s
+    } else {
+        s[..8].to_string()
+    }
+}
+
+/// Seconds as `45s`, `12m`, `3h05m`, `2d04h`.
+pub fn age(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as i64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// An optional age, or `-`.
+pub fn age_opt(seconds: Option<f64>) -> String {
+    seconds.map(age).unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_and_ages() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("a b\nc", 10), "a b c");
+        assert_eq!(clip("abcdefghijk", 5), "abcd…");
+        assert_eq!(clip("ééééééé", 3).chars().count(), 3);
+        assert_eq!(age(5.4), "5s");
+        assert_eq!(age(125.0), "2m05s");
+        assert_eq!(age(3.0 * 3600.0 + 300.0), "3h05m");
+        assert_eq!(age(2.0 * 86_400.0 + 4.0 * 3600.0), "2d04h");
+    }
 }

@@ -4,6 +4,7 @@ mod agents;
 mod bad_input;
 mod commands;
 mod concurrency;
+mod console;
 mod controls;
 mod dependencies;
 mod docs;
