@@ -392,9 +392,15 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
             )));
         }
     }
+    // A follow-up belongs to its parent's flow unless it names its own.
+    let mut flow_key = p.flow_key.clone();
+    let mut correlation_key = p.correlation_key.clone();
     if let Some(parent) = p.parent_job_id {
         let row = tx
-            .query_opt("select namespace from jobs where id = $1", &[&parent])?
+            .query_opt(
+                "select namespace, flow_key, correlation_key from jobs where id = $1",
+                &[&parent],
+            )?
             .ok_or_else(|| Error::not_found(format!("parent job {parent} not found")))?;
         let ns: String = row.try_get(0)?;
         if ns != p.namespace {
@@ -402,6 +408,12 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
                 "parent job {parent} is in namespace {ns:?}, not {:?}",
                 p.namespace
             )));
+        }
+        if flow_key.is_none() {
+            flow_key = row.try_get(1)?;
+        }
+        if correlation_key.is_none() {
+            correlation_key = row.try_get(2)?;
         }
     }
 
@@ -436,8 +448,8 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
                 &p.id,
                 &p.namespace,
                 &p.parent_job_id,
-                &p.flow_key,
-                &p.correlation_key,
+                &flow_key,
+                &correlation_key,
                 &p.source_agent,
                 &p.target_agent,
                 &p.job_type,

@@ -23,5 +23,6 @@ pub mod schedule;
 pub mod standing_order_audit;
 pub mod standing_orders;
 pub mod supervisor;
+pub mod trace;
 
 pub use error::{Error, ErrorKind, Result};

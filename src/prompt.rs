@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::jobs::{Job, JobStatus};
 
 /// Bumped whenever the layout of the prompt changes.
-pub const PROMPT_VERSION: i32 = 2;
+pub const PROMPT_VERSION: i32 = 3;
 
 /// Payloads larger than this are cut (the agent can read the whole job with `show-job`).
 const PAYLOAD_LIMIT: usize = 64 * 1024;
@@ -227,7 +227,12 @@ pub fn render(input: &PromptInput) -> Prompt {
     line(&format!(
         "  longer:   agentbus renew-job-lease {id} --lease-token {token} --lease-seconds 900"
     ));
-    line("Follow-up work: agentbus enqueue-job --parent-job-id ... ; facts: agentbus emit-event --source-job-id ...");
+    line(&format!(
+        "Follow-up work: agentbus enqueue-job --parent-job-id {id} --target-agent AGENT --subject '...' (the flow is inherited)"
+    ));
+    line(&format!(
+        "Facts: agentbus emit-event --source-job-id {id} --topic TOPIC --payload '{{...}}'"
+    ));
     line("A job that is not closed before its lease ends is retried; exit code 4 from a close means another attempt owns the job now: stop.");
 
     let hash = format!("{:x}", Sha256::digest(out.as_bytes()));

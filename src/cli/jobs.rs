@@ -79,15 +79,15 @@ pub struct EnqueueJobArgs {
     #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
     source_agent: Option<String>,
 
-    /// Job that asked for this one
+    /// Job that asked for this one (default: $AGENTBUS_JOB_ID, the job being run)
     #[arg(long, value_name = "UUID")]
     parent_job_id: Option<Uuid>,
 
-    /// Groups the jobs of one flow
+    /// Groups the jobs of one flow (default: the parent's)
     #[arg(long, value_name = "KEY")]
     flow_key: Option<String>,
 
-    /// Ties the job to an outside thing (opportunity:42, a ticket id)
+    /// Ties the job to an outside thing, e.g. opportunity:42 (default: the parent's)
     #[arg(long, value_name = "KEY")]
     correlation_key: Option<String>,
 
@@ -149,10 +149,20 @@ pub fn enqueue(ctx: &mut Ctx, a: EnqueueJobArgs, stdin: &mut dyn Read) -> Result
     let mut stdin_used = false;
     let payload = json_object("--payload", Some(&a.payload), stdin, &mut stdin_used)?;
     let state = json_object("--state", Some(&a.state), stdin, &mut stdin_used)?;
+    // Inside a run the job being run is the parent, so follow-ups join its flow.
+    let parent_job_id = match a.parent_job_id {
+        Some(id) => Some(id),
+        None => match ctx.env("AGENTBUS_JOB_ID") {
+            Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| {
+                Error::usage("AGENTBUS_JOB_ID is not a valid uuid (it names the parent job)")
+            })?),
+            None => None,
+        },
+    };
     let params = jobs::EnqueueParams {
         id: a.id,
         namespace: a.namespace,
-        parent_job_id: a.parent_job_id,
+        parent_job_id,
         flow_key: a.flow_key,
         correlation_key: a.correlation_key,
         source_agent: a.source_agent,

@@ -17,6 +17,7 @@ mod output;
 mod standing_orders;
 mod status;
 pub mod supervisor;
+mod trace;
 
 use std::io::Write;
 
@@ -128,6 +129,7 @@ enum Command {
     Status(status::StatusArgs),
     Health(status::HealthArgs),
     Metrics(status::MetricsArgs),
+    Trace(trace::TraceArgs),
 }
 
 impl Command {
@@ -166,6 +168,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Health(_) => "health",
             Command::Metrics(_) => "metrics",
+            Command::Trace(_) => "trace",
         }
     }
 }
@@ -348,6 +351,7 @@ fn dispatch(
         Command::Status(a) => status::status(ctx, a, stdout),
         Command::Health(a) => status::health(ctx, a),
         Command::Metrics(a) => status::metrics(ctx, a),
+        Command::Trace(a) => trace::run(ctx, a),
     }
 }
 

@@ -328,3 +328,164 @@ fn metrics_are_valid_prometheus_text() {
     );
     assert_eq!(sample("agentbus_agents_paused{"), 1.0);
 }
+
+/// claim-jobs for one agent; returns the lease token.
+fn claim(db: &TestDb, agent: &str, owner: &str) -> String {
+    let (_, token) = db.claim_one(owner, Some(agent));
+    token
+}
+
+#[test]
+fn trace_renders_a_three_level_flow_with_a_retry_and_a_block() {
+    let db = TestDb::new();
+    let root = s(
+        &db.cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "scout",
+            "--subject",
+            "Research Acme",
+            "--flow-key",
+            "prospect:acme",
+        ])
+        .ok(),
+        "id",
+    );
+    let t = claim(&db, "scout", "sup-1");
+    // Inside a run, AGENTBUS_JOB_ID makes the follow-up a child in the same flow.
+    let in_run = |job: &str, args: &[&str]| {
+        db.cli_with(
+            args,
+            &[("AGENTBUS_JOB_ID", job), ("AGENTBUS_AGENT", "tester")],
+            None,
+        )
+        .ok()
+    };
+    let writer = s(
+        &in_run(
+            &root,
+            &[
+                "enqueue-job",
+                "--target-agent",
+                "writer",
+                "--subject",
+                "Draft email",
+            ],
+        ),
+        "id",
+    );
+    db.cli(&[
+        "emit-event",
+        "--topic",
+        "prospect.found",
+        "--source-job-id",
+        &root,
+        "--payload",
+        r#"{"company":"Acme"}"#,
+    ])
+    .ok();
+    db.cli(&[
+        "complete-job",
+        &root,
+        "--lease-token",
+        &t,
+        "--summary",
+        "3 signals",
+    ])
+    .ok();
+    let t = claim(&db, "writer", "sup-1");
+    db.cli(&[
+        "fail-job",
+        &writer,
+        "--lease-token",
+        &t,
+        "--last-error",
+        "model timeout",
+        "--retry-seconds",
+        "0",
+    ])
+    .ok();
+    let t = claim(&db, "writer", "sup-2");
+    let rep = s(
+        &in_run(
+            &writer,
+            &[
+                "enqueue-job",
+                "--target-agent",
+                "rep",
+                "--subject",
+                "Send email",
+            ],
+        ),
+        "id",
+    );
+    db.cli(&["complete-job", &writer, "--lease-token", &t]).ok();
+    let t = claim(&db, "rep", "sup-1");
+    db.cli(&[
+        "block-job",
+        &rep,
+        "--lease-token",
+        &t,
+        "--blocked-reason",
+        "no email address",
+    ])
+    .ok();
+
+    let v = db.cli(&["trace", &writer, "--format", "json"]).ok();
+    assert_eq!(v["job_count"], 3);
+    let scout = &v["roots"][0];
+    assert_eq!(scout["job"]["id"], root.as_str());
+    assert_eq!(scout["events"][0]["topic"], "prospect.found");
+    let w = &scout["children"][0];
+    assert_eq!(w["focus"], true);
+    assert_eq!(
+        w["job"]["flow_key"], "prospect:acme",
+        "inherited from the parent"
+    );
+    let attempts: Vec<&str> = w["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(attempts, ["failed", "succeeded"]);
+    let r = &w["children"][0];
+    assert_eq!(r["job"]["status"], "blocked");
+    assert_eq!(r["job"]["blocked_reason"], "no email address");
+
+    let text = db.cli(&["trace", &writer[..8], "--format", "table"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    for needle in [
+        &root[..8],
+        &writer[..8],
+        &rep[..8],
+        "attempt 1 failed by sup-1",
+        "model timeout",
+        "attempt 2 succeeded by sup-2",
+        "blocked: no email address",
+        "event prospect.found",
+        "queued -> leased by sup-1",
+        "▶",
+    ] {
+        assert!(
+            text.stdout.contains(needle),
+            "{needle} missing:\n{}",
+            text.stdout
+        );
+    }
+    for line in text.stdout.lines() {
+        assert!(line.chars().count() <= 100, "{line}");
+    }
+
+    let flow = db
+        .cli(&["trace", "--flow", "prospect:acme", "--format", "json"])
+        .ok();
+    assert_eq!(flow["job_count"], 3);
+    assert_eq!(flow["roots"].as_array().unwrap().len(), 1);
+
+    db.cli(&["trace", "--flow", "nope"])
+        .fails(3, "no job in namespace default has flow_key");
+    db.cli(&["trace"]).fails(2, "required");
+    db.cli(&["trace", &root, "--flow", "x"])
+        .fails(2, "cannot be used with");
+}
