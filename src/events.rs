@@ -103,3 +103,112 @@ pub fn emit(client: &mut postgres::Client, p: &EmitParams) -> Result<Emitted> {
     tx.commit()?;
     Ok(Emitted { event, deduped })
 }
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Namespace.
+    pub namespace: String,
+    /// Topics (exact, or a prefix ending in `.*` such as `standing_order.*`); any when empty.
+    pub topics: Vec<String>,
+    /// Only events this agent emitted.
+    pub source_agent: Option<String>,
+    /// Only events of this job.
+    pub source_job_id: Option<Uuid>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Events matching `f` with an id over `after_id`, returned oldest first: the first
+/// `limit` of them, or with `tail` the last `limit`.
+pub fn list(
+    client: &mut impl postgres::GenericClient,
+    f: &EventFilter,
+    after_id: i64,
+    limit: i64,
+    tail: bool,
+) -> Result<Vec<Event>> {
+    let exact: Vec<&str> = f
+        .topics
+        .iter()
+        .filter(|t| !t.ends_with(".*"))
+        .map(String::as_str)
+        .collect();
+    let prefixes: Vec<String> = f
+        .topics
+        .iter()
+        .filter_map(|t| t.strip_suffix('*'))
+        .map(|p| {
+            format!(
+                "{}%",
+                p.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        })
+        .collect();
+    let any_topic = f.topics.is_empty();
+    let rows = client.query(
+        "select row from (
+           select id, to_jsonb(e.*) as row from events e
+            where namespace = $1 and id > $2
+              and ($3 or topic = any($4) or topic like any($5))
+              and ($6::text is null or source_agent = $6)
+              and ($7::uuid is null or source_job_id = $7)
+              and ($8::timestamptz is null or created_at >= $8)
+            order by case when $10 then -id else id end
+            limit $9) picked
+          order by id",
+        &[
+            &f.namespace,
+            &after_id,
+            &any_topic,
+            &exact,
+            &prefixes,
+            &f.source_agent,
+            &f.source_job_id,
+            &f.since,
+            &limit,
+            &tail,
+        ],
+    )?;
+    crate::db::decode_all(&rows, "row")
+}
+
+/// For followers: matching events with an id over `high`, plus those of the last
+/// `lookback_seconds` (an event whose id was handed out before a higher one may commit
+/// after it; the caller skips what it already printed). Oldest first, at most 10000.
+pub fn follow_batch(
+    client: &mut impl postgres::GenericClient,
+    f: &EventFilter,
+    high: i64,
+    lookback_seconds: f64,
+) -> Result<Vec<Event>> {
+    let mut recent = list(client, f, high, 10_000, false)?;
+    let rows = client.query(
+        "select to_jsonb(e.*) as row from events e
+          where namespace = $1 and id <= $2
+            and created_at >= now() - make_interval(secs => $3)
+          order by id",
+        &[&f.namespace, &high, &lookback_seconds],
+    )?;
+    let late: Vec<Event> = crate::db::decode_all(&rows, "row")?;
+    let late: Vec<Event> = late.into_iter().filter(|e| matches(f, e)).collect();
+    recent.splice(0..0, late);
+    Ok(recent)
+}
+
+/// Whether `e` passes `f` (the same test `list` makes in SQL).
+fn matches(f: &EventFilter, e: &Event) -> bool {
+    let topic_ok = f.topics.is_empty()
+        || f.topics.iter().any(|t| match t.strip_suffix('*') {
+            Some(prefix) => e.topic.starts_with(prefix),
+            None => &e.topic == t,
+        });
+    topic_ok
+        && f.source_agent
+            .as_ref()
+            .map_or(true, |a| e.source_agent.as_ref() == Some(a))
+        && f.source_job_id.map_or(true, |j| e.source_job_id == Some(j))
+        && f.since.map_or(true, |s| e.created_at >= s)
+}

@@ -4,6 +4,7 @@
 //! renders results; `src/bin/agentbus.rs` only wires the process to [`cli::run`].
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod agents;
 pub mod cli;
 pub mod controls;

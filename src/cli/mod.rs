@@ -3,6 +3,7 @@
 //! This layer only parses, calls one library function, and renders. Stdout carries only
 //! the command's document (JSON, or a table on a terminal); everything else goes to stderr.
 
+mod activity;
 mod agent_new;
 mod agents;
 mod args;
@@ -130,6 +131,8 @@ enum Command {
     Health(status::HealthArgs),
     Metrics(status::MetricsArgs),
     Trace(trace::TraceArgs),
+    Activity(activity::ActivityArgs),
+    Events(activity::EventsArgs),
 }
 
 impl Command {
@@ -169,6 +172,8 @@ impl Command {
             Command::Health(_) => "health",
             Command::Metrics(_) => "metrics",
             Command::Trace(_) => "trace",
+            Command::Activity(_) => "activity",
+            Command::Events(_) => "events",
         }
     }
 }
@@ -352,6 +357,8 @@ fn dispatch(
         Command::Health(a) => status::health(ctx, a),
         Command::Metrics(a) => status::metrics(ctx, a),
         Command::Trace(a) => trace::run(ctx, a),
+        Command::Activity(a) => activity::activity(ctx, a),
+        Command::Events(a) => activity::events(ctx, a, stdout),
     }
 }
 

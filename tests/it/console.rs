@@ -489,3 +489,213 @@ fn trace_renders_a_three_level_flow_with_a_retry_and_a_block() {
     db.cli(&["trace", &root, "--flow", "x"])
         .fails(2, "cannot be used with");
 }
+
+#[test]
+fn activity_tells_what_an_agent_and_an_operator_did_in_the_window() {
+    let db = TestDb::new();
+    let as_writer = |args: &[&str]| {
+        db.cli_with(args, &[("AGENTBUS_AGENT", "writer")], None)
+            .ok()
+    };
+    let job = db.enqueue("writer", "Draft email", &[]);
+    let old = db.enqueue("writer", "Last week's draft", &[]);
+    exec(
+        &db,
+        &format!("update jobs set created_at = now() - interval '3 days' where id = '{old}'"),
+    );
+    let (claimed, token) = db.claim_one("sup-1", Some("writer"));
+    assert_eq!(claimed, job);
+    let follow_up = s(
+        &db.cli_with(
+            &[
+                "enqueue-job",
+                "--target-agent",
+                "closer",
+                "--subject",
+                "Close Acme",
+                "--requires-approval",
+            ],
+            &[("AGENTBUS_AGENT", "writer"), ("AGENTBUS_JOB_ID", &job)],
+            None,
+        )
+        .ok(),
+        "id",
+    );
+    as_writer(&[
+        "emit-event",
+        "--topic",
+        "draft.ready",
+        "--source-job-id",
+        &job,
+        "--payload",
+        "{}",
+    ]);
+    as_writer(&[
+        "complete-job",
+        &job,
+        "--lease-token",
+        &token,
+        "--summary",
+        "drafted",
+    ]);
+    as_writer(&[
+        "start-standing-order",
+        "--agent-id",
+        "writer",
+        "--order-name",
+        "inbox-sweep",
+        "--scheduled-for",
+        "2026-11-23T08:00:00Z",
+    ]);
+    db.cli(&[
+        "--actor",
+        "operator:alice",
+        "approve-job",
+        &follow_up,
+        "--reason",
+        "ok",
+    ])
+    .ok();
+
+    let act = db
+        .cli(&[
+            "activity", "--agent", "writer", "--since", "1d", "--format", "json",
+        ])
+        .ok();
+    let kinds: Vec<(String, String)> = act["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (s(e, "kind"), s(e, "what")))
+        .collect();
+    for expected in [
+        ("received", "reactive"),
+        ("transition", "queued -> leased"),
+        ("transition", "leased -> succeeded"),
+        ("enqueued", "reactive"),
+        ("emitted", "draft.ready"),
+        ("standing_order_started", "inbox-sweep"),
+    ] {
+        assert!(
+            kinds.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} missing from {kinds:?}"
+        );
+    }
+    assert!(
+        !act["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["job_id"] == old.as_str()),
+        "outside the window"
+    );
+    let times: Vec<String> = act["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(e, "at"))
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "time order");
+
+    let alice = db
+        .cli(&[
+            "activity",
+            "--agent",
+            "operator:alice",
+            "--since",
+            "1d",
+            "--format",
+            "json",
+        ])
+        .ok();
+    assert_eq!(alice["entries"][0]["kind"], "acted");
+    assert_eq!(alice["entries"][0]["what"], "awaiting_approval -> queued");
+    assert_eq!(alice["entries"][0]["other_agent"], "closer");
+
+    let table = db.cli(&["activity", "--agent", "writer", "--format", "table"]);
+    assert_eq!(table.code, 0);
+    for line in table.stdout.lines() {
+        assert!(line.chars().count() <= 100, "{line}");
+    }
+    db.cli(&["activity", "--agent", "writer", "--since", "yesterday"])
+        .fails(2, "not a window");
+    db.cli(&["activity", "--agent", " "]).fails(2, "--agent");
+}
+
+#[test]
+fn events_filter_by_topic_prefix_and_agent_and_follow_streams_new_ones() {
+    let db = TestDb::new();
+    let emit = |topic: &str, agent: &str| {
+        db.cli(&[
+            "emit-event",
+            "--topic",
+            topic,
+            "--source-agent",
+            agent,
+            "--payload",
+            "{}",
+        ])
+        .ok()
+    };
+    emit("standing_order.missed", "auditor");
+    emit("standing_order.alert", "auditor");
+    emit("prospect.found", "scout");
+    let topics = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["events", "--format", "json"];
+        all.extend_from_slice(args);
+        db.cli(&all)
+            .ok()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| s(e, "topic"))
+            .collect()
+    };
+    assert_eq!(topics(&[]).len(), 3);
+    assert_eq!(
+        topics(&["--topic", "standing_order.*"]),
+        ["standing_order.missed", "standing_order.alert"]
+    );
+    assert_eq!(topics(&["--topic", "prospect.found"]), ["prospect.found"]);
+    assert_eq!(topics(&["--source-agent", "scout"]), ["prospect.found"]);
+    assert_eq!(topics(&["--limit", "1"]), ["prospect.found"], "the newest");
+    db.cli(&["events", "--topic", "a*b"])
+        .fails(2, "prefix ending in .*");
+    db.cli(&["events", "--limit", "0"]).fails(2, "out of range");
+
+    // --follow: what exists, then what arrives, as JSON Lines.
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["events", "--follow", "--topic", "prospect.*"])
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> Value {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a line within 20 s");
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(next()["topic"], "prospect.found");
+    emit("other.topic", "x");
+    emit("prospect.lost", "scout");
+    assert_eq!(next()["topic"], "prospect.lost");
+    emit("prospect.won", "closer");
+    assert_eq!(next()["topic"], "prospect.won");
+    child.kill().unwrap();
+    let _ = child.wait();
+}
