@@ -11,6 +11,7 @@ pub mod controls;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod findings;
 pub mod fleet;
 pub mod fleet_scaffold;
 pub mod health;

@@ -1,26 +1,88 @@
-//! audit standing-orders.
+//! audit (findings), audit standing-orders.
 
 use clap::{Args, Subcommand};
 
-use super::output;
+use super::output::{self, clip};
 use super::{Ctx, Format};
-use crate::error::Result;
-use crate::input::SinceArg;
+use crate::error::{Error, Result};
+use crate::findings::{self, Limits};
+use crate::input::{parse_duration, SinceArg};
 use crate::standing_order_audit;
 
-/// Audits of what should have happened
+/// What is wrong right now, as findings with stable codes and the command that fixes each
+///
+/// Without a subcommand, lists findings: stale_queued (claimable work nobody claims),
+/// stale_running (a run going on far too long), lease_expired (a lease nobody recovered),
+/// closed_loop_missing (an agent was woken but never closed its job), retry_storm (many
+/// failed attempts of one agent in the last hour), dead_growth (jobs that went dead),
+/// standing_order_missed (a scheduled duty that did not run), supervisor_stale (a
+/// supervisor that stopped beating), blocked_too_long. Each names the ids involved and a
+/// command to run. With --record, each finding not recorded before is written once as an
+/// audit.finding event (dedupe key = the finding's key), for the auditor agent and the
+/// publisher. `audit standing-orders` is the per-order table.
 #[derive(Debug, Args)]
-#[command(after_help = AUDIT_EXAMPLES)]
+#[command(after_help = AUDIT_EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
     #[command(subcommand)]
-    command: AuditCommand,
+    command: Option<AuditCommand>,
+
+    #[command(flatten)]
+    findings: FindingsArgs,
 }
 
 const AUDIT_EXAMPLES: &str = "\
 Examples:
+  agentbus audit
+  agentbus audit --record --format json | jq -r '.findings[].suggestion'
+  agentbus audit --stale-queued 10m --blocked-too-long 1h
   agentbus audit standing-orders --since 24h
   agentbus audit standing-orders --since 7d --agent auditor --format json | jq '.orders[].gaps'
   agentbus audit standing-orders --dry-run";
+
+#[derive(Debug, Args)]
+struct FindingsArgs {
+    /// Namespace
+    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
+    namespace: String,
+
+    /// Window for things that happened (dead jobs, missed runs, unclosed runs)
+    #[arg(long, default_value = "24h", value_name = "WHEN", value_parser = parse_since)]
+    since: SinceArg,
+
+    /// A claimable job waiting longer than this is stale
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = parse_span)]
+    stale_queued: std::time::Duration,
+
+    /// A job leased or running longer than this is stale
+    #[arg(long, default_value = "2h", value_name = "DURATION", value_parser = parse_span)]
+    stale_running: std::time::Duration,
+
+    /// A job blocked longer than this is a finding
+    #[arg(long, default_value = "4h", value_name = "DURATION", value_parser = parse_span)]
+    blocked_too_long: std::time::Duration,
+
+    /// A lease this far past its end and not recovered is a finding
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_span)]
+    lease_grace: std::time::Duration,
+
+    /// A supervisor heartbeat older than this is stale
+    #[arg(long, default_value = "90s", value_name = "DURATION", value_parser = parse_span)]
+    supervisor_stale: std::time::Duration,
+
+    /// This many failed or timed-out attempts of one agent in an hour is a retry storm
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    retry_storm: i64,
+
+    /// Write each new finding once as an audit.finding event
+    #[arg(long)]
+    record: bool,
+}
+
+fn parse_span(s: &str) -> std::result::Result<std::time::Duration, String> {
+    parse_duration(s)
+        .and_then(|d| d.to_std().ok())
+        .ok_or_else(|| format!("expected a duration such as 90s, 30m, 4h or 2d; got {s:?}"))
+}
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
@@ -57,7 +119,8 @@ struct StandingOrdersArgs {
 
 pub fn run(ctx: &mut Ctx, a: AuditArgs) -> Result<String> {
     match a.command {
-        AuditCommand::StandingOrders(s) => {
+        None => findings(ctx, a.findings),
+        Some(AuditCommand::StandingOrders(s)) => {
             let now = chrono::Utc::now();
             let since = s.since.resolve(now);
             let actor = ctx.actor();
@@ -119,4 +182,65 @@ pub fn run(ctx: &mut Ctx, a: AuditArgs) -> Result<String> {
 
 fn parse_since(s: &str) -> std::result::Result<SinceArg, String> {
     SinceArg::parse(s).map_err(|e| e.message)
+}
+
+fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {
+    if a.retry_storm < 1 {
+        return Err(Error::usage("--retry-storm: must be at least 1"));
+    }
+    let full = ctx.full_ids();
+    let actor = ctx.actor();
+    let client = ctx.db()?;
+    let now: chrono::DateTime<chrono::Utc> = client.query_one("select now()", &[])?.try_get(0)?;
+    let limits = Limits {
+        stale_queued: a.stale_queued,
+        stale_running: a.stale_running,
+        blocked_too_long: a.blocked_too_long,
+        lease_grace: a.lease_grace,
+        supervisor_stale: a.supervisor_stale,
+        retry_storm: a.retry_storm,
+        since: a.since.resolve(now),
+    };
+    let report = findings::audit(client, &a.namespace, &limits, a.record, &actor)?;
+    match ctx.format() {
+        Format::Json => output::json(&report),
+        Format::Table => {
+            // A finding per paragraph: code and ids, what is wrong, what to run.
+            let mut out = String::new();
+            for f in &report.findings {
+                let ids: Vec<String> = f
+                    .ids
+                    .iter()
+                    .map(|id| match uuid::Uuid::parse_str(id) {
+                        Ok(u) => output::id(u, full),
+                        Err(_) => id.clone(),
+                    })
+                    .collect();
+                let ids = match ids.len() {
+                    0..=3 => ids.join(" "),
+                    n => format!("{} and {} more", ids[..3].join(" "), n - 3),
+                };
+                let head = format!("{} {}", f.code, ids);
+                out += &format!("{}\n", if full { head } else { clip(&head, 100) });
+                out += &format!("  {}\n", clip(&f.detail, 98));
+                out += &format!("  -> {}\n\n", clip(&f.suggestion, 95));
+            }
+            out += &format!(
+                "{} finding(s) in namespace {} at {}\n",
+                report.findings.len(),
+                report.namespace,
+                output::time(report.checked_at)
+            );
+            for (code, n) in &report.more {
+                out += &format!("{code}: {n} in all (first 50 listed; --format json for ids)\n");
+            }
+            if a.record {
+                out += &format!(
+                    "{} new finding(s) recorded as audit.finding events\n",
+                    report.recorded
+                );
+            }
+            Ok(out)
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod controls;
 mod dependencies;
 mod docs;
 mod fencing;
+mod findings;
 mod firing;
 mod fleet;
 mod migrations;

@@ -1,0 +1,201 @@
+//! `agentbus audit`: each finding code from a crafted state, none when healthy, and
+//! `--record` writing each finding once.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::support::TestDb;
+
+/// Runs SQL with triggers off (to back-date rows the triggers would stamp now()).
+fn raw(db: &TestDb, sql: &str) {
+    db.client()
+        .batch_execute(&format!(
+            "set session_replication_role = replica; {sql}; set session_replication_role = origin;"
+        ))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+fn audit(db: &TestDb, args: &[&str]) -> Value {
+    let mut all = vec!["audit", "--format", "json"];
+    all.extend_from_slice(args);
+    db.cli(&all).ok()
+}
+
+/// code -> ids of every finding.
+fn by_code(report: &Value) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in report["findings"].as_array().unwrap() {
+        let ids = f["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string());
+        out.entry(f["code"].as_str().unwrap().to_string())
+            .or_default()
+            .extend(ids);
+        assert!(!f["suggestion"].as_str().unwrap().is_empty(), "{f}");
+        assert!(!f["detail"].as_str().unwrap().is_empty(), "{f}");
+    }
+    out
+}
+
+fn healthy(db: &TestDb) {
+    raw(
+        db,
+        "insert into dispatcher_heartbeats (dispatcher_id, host, pid, last_seen)
+         values ('sup-ok', 'h', 1, now())",
+    );
+    db.enqueue("writer", "fresh work", &[]);
+    let done = db.insert_job_in("succeeded");
+    let _ = done;
+}
+
+#[test]
+fn a_healthy_ledger_has_no_findings() {
+    let db = TestDb::new();
+    healthy(&db);
+    let r = audit(&db, &[]);
+    assert_eq!(r["findings"], serde_json::json!([]), "{r}");
+    let text = db.cli(&["audit", "--format", "table"]);
+    assert!(text.stdout.starts_with("0 finding(s)"), "{}", text.stdout);
+}
+
+#[test]
+fn each_finding_code_comes_from_its_state() {
+    let db = TestDb::new();
+    healthy(&db);
+    let stale_queued = db.enqueue("writer", "old work", &[]);
+    raw(
+        &db,
+        &format!(
+            "update jobs set run_after = now() - interval '1 hour' where id = '{stale_queued}'"
+        ),
+    );
+
+    let stale_running = db.insert_job_in("running");
+    raw(
+        &db,
+        &format!("update job_attempts set started_at = now() - interval '3 hours' where job_id = '{stale_running}'"),
+    );
+
+    let expired = db.insert_job_in("leased");
+    raw(
+        &db,
+        &format!(
+            "update jobs set leased_until = now() - interval '5 minutes' where id = '{expired}'"
+        ),
+    );
+
+    let unclosed = db.insert_job_in("queued");
+    raw(
+        &db,
+        &format!(
+            "update jobs set attempt_count = 1 where id = '{unclosed}';
+             insert into job_attempts (job_id, attempt_no, status, woken_at, finished_at, error)
+             values ('{unclosed}', 1, 'timed_out', now() - interval '20 minutes', now() - interval '5 minutes', 'lease expired')"
+        ),
+    );
+
+    let stormy = db.insert_job_in("queued");
+    raw(
+        &db,
+        &format!(
+            "update jobs set target_agent = 'flaky', attempt_count = 10 where id = '{stormy}';
+             insert into job_attempts (job_id, attempt_no, status, finished_at, error)
+             select '{stormy}', n, 'failed', now() - make_interval(mins => n), 'boom'
+               from generate_series(1, 10) n"
+        ),
+    );
+
+    let dead = db.insert_job_in("dead");
+
+    raw(
+        &db,
+        "insert into standing_order_runs (agent_id, order_name, scheduled_for, status)
+         values ('auditor', 'sweep', now() - interval '1 hour', 'missed')",
+    );
+    let missed_run: String = db.one("select id::text from standing_order_runs");
+
+    raw(
+        &db,
+        "insert into dispatcher_heartbeats (dispatcher_id, host, pid, last_seen)
+         values ('sup-dead', 'h2', 2, now() - interval '10 minutes')",
+    );
+
+    let blocked = db.insert_job_in("blocked");
+    raw(
+        &db,
+        &format!("update jobs set updated_at = now() - interval '5 hours' where id = '{blocked}'"),
+    );
+
+    let r = audit(&db, &[]);
+    let codes = by_code(&r);
+    let expect = [
+        ("stale_queued", stale_queued.clone()),
+        ("stale_running", stale_running.to_string()),
+        ("lease_expired", expired.to_string()),
+        ("closed_loop_missing", unclosed.to_string()),
+        ("retry_storm", stormy.to_string()),
+        ("dead_growth", dead.to_string()),
+        ("standing_order_missed", missed_run),
+        ("supervisor_stale", "sup-dead".to_string()),
+        ("blocked_too_long", blocked.to_string()),
+    ];
+    for (code, id) in &expect {
+        let ids = codes
+            .get(*code)
+            .unwrap_or_else(|| panic!("no {code} finding in {r}"));
+        assert!(ids.contains(id), "{code}: {id} not in {ids:?}");
+    }
+    assert_eq!(codes.len(), expect.len(), "nothing else: {codes:?}");
+    for code in agentbus::findings::CODES {
+        assert!(codes.contains_key(*code), "{code} untested");
+    }
+
+    // Thresholds move the line.
+    let lenient = by_code(&audit(
+        &db,
+        &[
+            "--stale-queued",
+            "2h",
+            "--blocked-too-long",
+            "1d",
+            "--retry-storm",
+            "50",
+        ],
+    ));
+    assert!(!lenient.contains_key("stale_queued"));
+    assert!(!lenient.contains_key("blocked_too_long"));
+    assert!(!lenient.contains_key("retry_storm"));
+
+    // --record writes each finding once.
+    let first = audit(&db, &["--record"]);
+    assert_eq!(first["recorded"], expect.len());
+    let again = audit(&db, &["--record"]);
+    assert_eq!(again["recorded"], 0);
+    let events: i64 = db.one("select count(*) from events where topic = 'audit.finding'");
+    assert_eq!(events, expect.len() as i64);
+
+    // The table fits 100 columns.
+    let text = db.cli(&["audit", "--format", "table"]);
+    for line in text.stdout.lines() {
+        assert!(line.chars().count() <= 100, "{line}");
+    }
+    assert!(
+        text.stdout.contains("-> agentbus unblock-job"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn bad_audit_arguments_are_usage_errors() {
+    let db = TestDb::new();
+    db.cli(&["audit", "--stale-queued", "soon"])
+        .fails(2, "expected a duration");
+    db.cli(&["audit", "--retry-storm", "0"])
+        .fails(2, "at least 1");
+    db.cli(&["audit", "--record", "standing-orders"])
+        .fails(2, "cannot be used with");
+}
