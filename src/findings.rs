@@ -175,7 +175,7 @@ pub fn audit(
         &mut more,
         rows,
         "stale_running",
-        |id, agent, attempt, age_s| {
+        |id, agent, attempt, age_s, _| {
             (
                 format!("stale_running:{id}:{attempt}"),
                 format!(
@@ -202,7 +202,7 @@ pub fn audit(
         &mut more,
         rows,
         "lease_expired",
-        |id, agent, attempt, age_s| {
+        |id, agent, attempt, age_s, _| {
             (
                 format!("lease_expired:{id}:{attempt}"),
                 format!(
@@ -231,7 +231,7 @@ pub fn audit(
         &mut more,
         rows,
         "closed_loop_missing",
-        |id, agent, attempt, age_s| {
+        |id, agent, attempt, age_s, _| {
             (
             format!("closed_loop_missing:{id}:{attempt}"),
             format!(
@@ -287,7 +287,7 @@ pub fn audit(
         &mut more,
         rows,
         "dead_growth",
-        |id, agent, attempt, age_s| {
+        |id, agent, attempt, age_s, _| {
             (
                 format!("dead_growth:{id}"),
                 format!(
@@ -372,29 +372,19 @@ pub fn audit(
           order by j.updated_at limit $3",
         &[ns, &secs(limits.blocked_too_long), &cap],
     )?;
-    let mut total = 0;
-    for r in &rows {
-        total = r.try_get(4)?;
-        let id: String = r.try_get(0)?;
-        let agent: String = r.try_get(1)?;
-        let blocked: f64 = r.try_get(3)?;
-        let reason: Option<String> = r.try_get(5)?;
-        findings.push(Finding {
-            code: "blocked_too_long",
-            key: format!("blocked_too_long:{id}"),
-            agent: Some(agent.clone()),
-            ids: vec![id.clone()],
-            detail: format!(
-                "{agent}'s job blocked for {}: {}",
-                age(blocked),
-                reason.as_deref().unwrap_or("?")
-            ),
-            suggestion: format!("agentbus unblock-job {id} --note 'what changed'  (or cancel-job {id} --reason ...)"),
-        });
-    }
-    if total > cap {
-        more.push(("blocked_too_long".into(), total));
-    }
+    push_per_job(
+        &mut findings,
+        &mut more,
+        rows,
+        "blocked_too_long",
+        |id, agent, _, age_s, why| {
+            (
+            format!("blocked_too_long:{id}"),
+            format!("{agent}'s job blocked for {}: {}", age(age_s), why.unwrap_or("?")),
+            format!("agentbus unblock-job {id} --note 'what changed'  (or cancel-job {id} --reason ...)"),
+        )
+        },
+    )?;
 
     let mut recorded = 0;
     if record && !findings.is_empty() {
@@ -423,13 +413,14 @@ pub fn audit(
     })
 }
 
-/// Adds one finding per row of (job id, agent, attempt, age seconds, total count).
+/// Adds one finding per row of (job id, agent, attempt, age seconds, total count, and an
+/// optional note).
 fn push_per_job(
     findings: &mut Vec<Finding>,
     more: &mut Vec<(String, i64)>,
     rows: Vec<postgres::Row>,
     code: &'static str,
-    describe: impl Fn(&str, &str, i32, f64) -> (String, String, String),
+    describe: impl Fn(&str, &str, i32, f64, Option<&str>) -> (String, String, String),
 ) -> Result<()> {
     let mut total = 0;
     for r in &rows {
@@ -438,7 +429,8 @@ fn push_per_job(
         let agent: String = r.try_get(1)?;
         let attempt: i32 = r.try_get(2)?;
         let age_s: f64 = r.try_get(3)?;
-        let (key, detail, suggestion) = describe(&id, &agent, attempt, age_s);
+        let note: Option<String> = if r.len() > 5 { r.try_get(5)? } else { None };
+        let (key, detail, suggestion) = describe(&id, &agent, attempt, age_s, note.as_deref());
         findings.push(Finding {
             code,
             key,
