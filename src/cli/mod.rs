@@ -8,6 +8,7 @@ mod agent_new;
 mod agents;
 mod args;
 mod audit;
+mod completions;
 mod controls;
 mod events;
 mod fleet;
@@ -133,6 +134,7 @@ enum Command {
     Trace(trace::TraceArgs),
     Activity(activity::ActivityArgs),
     Events(activity::EventsArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 impl Command {
@@ -174,6 +176,7 @@ impl Command {
             Command::Trace(_) => "trace",
             Command::Activity(_) => "activity",
             Command::Events(_) => "events",
+            Command::Completions(_) => "completions",
         }
     }
 }
@@ -359,6 +362,7 @@ fn dispatch(
         Command::Trace(a) => trace::run(ctx, a),
         Command::Activity(a) => activity::activity(ctx, a),
         Command::Events(a) => activity::events(ctx, a, stdout),
+        Command::Completions(a) => completions::run(ctx, a),
     }
 }
 

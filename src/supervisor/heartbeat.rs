@@ -132,6 +132,42 @@ fn beat(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
+/// Removes the heartbeat rows of supervisors of this host whose process no longer exists
+/// (killed, crashed, then restarted under a new id), so `status` and `audit` stop
+/// reporting them stale. Their leases are not touched: they expire and are recovered.
+pub(super) fn forget_dead_neighbours(shared: &Shared, client: &mut postgres::Client) -> Result<()> {
+    let here = host_name();
+    let rows = client.query(
+        "select dispatcher_id, pid, last_seen from dispatcher_heartbeats
+          where namespace = $1 and host = $2 and dispatcher_id <> $3 and pid is not null",
+        &[&shared.cfg.namespace, &here, &shared.cfg.supervisor_id],
+    )?;
+    for row in rows {
+        let id: String = row.try_get(0)?;
+        let pid: i32 = row.try_get(1)?;
+        let seen: chrono::DateTime<chrono::Utc> = row.try_get(2)?;
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        if !gone {
+            continue;
+        }
+        // Only the row as observed: a process that came back meanwhile keeps its row.
+        let removed = client.execute(
+            "delete from dispatcher_heartbeats
+              where namespace = $1 and dispatcher_id = $2 and last_seen = $3",
+            &[&shared.cfg.namespace, &id, &seen],
+        )?;
+        if removed > 0 {
+            shared.log(
+                Level::Info,
+                "forgot the heartbeat of a dead supervisor of this host",
+                &[("supervisor", &id), ("pid", &pid)],
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Deletes this supervisor's heartbeat row on a clean stop, so it is not reported stale.
 pub(super) fn remove(shared: &Shared) {
     let result = shared.pool.get().and_then(|mut c| {

@@ -353,6 +353,7 @@ fn startup(shared: &Arc<Shared>) -> Result<()> {
         match shared.pool.get() {
             Ok(mut client) => {
                 heartbeat::check_id_free(shared, &mut client)?;
+                heartbeat::forget_dead_neighbours(shared, &mut client)?;
                 release_leftovers(shared, &mut client)?;
                 shared.log(
                     Level::Info,

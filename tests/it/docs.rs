@@ -76,3 +76,42 @@ fn man_pages_match_the_clap_definitions() {
 fn is_man_page(name: &str) -> bool {
     [".1", ".5", ".8"].iter().any(|ext| name.ends_with(ext))
 }
+
+#[test]
+fn completion_scripts_cover_the_commands_and_parse() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = crate::support::run_cli(&["completions", shell], &[], None);
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        for cmd in [
+            "trace",
+            "approve-job",
+            "drain-agent",
+            "openclaw-cron",
+            "full-ids",
+        ] {
+            assert!(out.stdout.contains(cmd), "{shell} completion lacks {cmd}");
+        }
+    }
+    for args in [
+        &["completions", "bash"][..],
+        &["completions", "bash", "--supervisor"],
+    ] {
+        let out = crate::support::run_cli(args, &[], None);
+        let mut bash = std::process::Command::new("bash")
+            .arg("-n")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        bash.stdin
+            .take()
+            .unwrap()
+            .write_all(out.stdout.as_bytes())
+            .unwrap();
+        assert!(
+            bash.wait().unwrap().success(),
+            "bash -n failed for {args:?}"
+        );
+    }
+    crate::support::run_cli(&["completions", "tcsh"], &[], None).fails(2, "invalid value");
+}

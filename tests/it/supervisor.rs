@@ -1047,3 +1047,38 @@ fn an_operator_cancelling_a_running_job_stops_its_child_and_approvals_release_wo
     );
     assert_eq!(job(&db, &long)["status"], "cancelled");
 }
+
+#[test]
+fn a_restarted_supervisor_forgets_the_heartbeats_of_dead_processes_on_its_host() {
+    let db = TestDb::new();
+    let host = nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id() as i32;
+    gone.wait().unwrap();
+    let alive_pid = std::process::id() as i32;
+    db.client()
+        .execute(
+            "insert into dispatcher_heartbeats (dispatcher_id, host, pid, last_seen)
+             values ('old-dead', $1, $2, now() - interval '10 minutes'),
+                    ('old-alive', $1, $3, now() - interval '10 minutes'),
+                    ('elsewhere', 'another-host', $2, now() - interval '10 minutes')",
+            &[&host, &dead_pid, &alive_pid],
+        )
+        .unwrap();
+    let out = db.supervise_once(&["--exec", "true"], &[], MINUTE);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let left: Vec<String> = db
+        .client()
+        .query(
+            "select dispatcher_id from dispatcher_heartbeats order by 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["elsewhere", "old-alive"]);
+}
