@@ -699,3 +699,26 @@ fn events_filter_by_topic_prefix_and_agent_and_follow_streams_new_ones() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[test]
+fn status_watch_redraws_until_stopped() {
+    use std::io::BufRead;
+    let db = TestDb::new();
+    db.cli(&["status", "--watch", "0"]).fails(2, "out of range");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["status", "--watch", "1", "--format", "json"])
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["jobs"]["queued"], 0);
+    db.enqueue("writer", "arrives between two screens", &[]);
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(second["jobs"]["queued"], 1);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
