@@ -327,7 +327,8 @@ pub fn fire_due(
         "select to_jsonb(s.*) as row,
                 (select max(r.scheduled_for) from standing_order_runs r
                  where r.namespace = s.namespace and r.agent_id = s.agent_id
-                   and r.order_name = s.order_name) as last_run
+                   and r.order_name = s.order_name
+                   and r.trigger_source <> 'manual') as last_run
          from standing_orders s
          where s.namespace = $1 and s.enabled and s.fired_by = 'supervisor'
          order by s.agent_id, s.order_name",
@@ -367,7 +368,7 @@ pub fn fire_due(
             }
         }
         for o in to_fire {
-            if fire_one(client, &order, &o, actor)? {
+            if fire_one(client, &order, &o, "supervisor", actor)?.is_some() {
                 report.fired.push(format!("{label}@{}", o.at.to_rfc3339()));
             }
         }
@@ -375,25 +376,33 @@ pub fn fire_due(
     Ok(report)
 }
 
-/// One occurrence: run + job, linked, or nothing when another supervisor fired it first.
+/// One occurrence: run + job, linked; `None` when it was fired already (by another
+/// supervisor, or a second manual firing within the same second).
 fn fire_one(
     client: &mut postgres::Client,
     order: &Declared,
     o: &crate::schedule::Occurrence,
+    trigger_source: &str,
     actor: &str,
-) -> Result<bool> {
+) -> Result<Option<Uuid>> {
     let mut tx = client.transaction()?;
     crate::db::set_actor(&mut tx, actor, Some("standing order fired"))?;
     let run = tx.query_opt(
         "insert into standing_order_runs (namespace, agent_id, order_name, trigger_source,
                                           scheduled_for, status, started_at)
-         values ($1, $2, $3, 'supervisor', $4, 'started', now())
+         values ($1, $2, $3, $5, $4, 'started', now())
          on conflict (namespace, agent_id, order_name, scheduled_for) do nothing
          returning id",
-        &[&order.namespace, &order.agent_id, &order.order_name, &o.at],
+        &[
+            &order.namespace,
+            &order.agent_id,
+            &order.order_name,
+            &o.at,
+            &trigger_source,
+        ],
     )?;
     let Some(run) = run else {
-        return Ok(false);
+        return Ok(None);
     };
     let run_id: Uuid = run.try_get(0)?;
     let payload = serde_json::json!({
@@ -427,7 +436,51 @@ fn fire_one(
         &[&run_id, &job_id],
     )?;
     tx.commit()?;
-    Ok(true)
+    Ok(Some(run_id))
+}
+
+/// Fires a declared order now, outside its schedule (an operator's "run it now"): a run
+/// with `trigger_source = manual` for the current second and its `scheduled` job, exactly
+/// as the supervisor fires an occurrence. Manual runs do not move the schedule: the next
+/// occurrences fire as usual.
+pub fn fire_now(
+    client: &mut postgres::Client,
+    namespace: &str,
+    agent_id: &str,
+    order_name: &str,
+    actor: &str,
+) -> Result<Run> {
+    let name = format!("{namespace}/{agent_id}/{order_name}");
+    let row = client
+        .query_opt(
+            "select to_jsonb(s.*) as row, date_trunc('second', now()) as now
+               from standing_orders s
+              where namespace = $1 and agent_id = $2 and order_name = $3 and removed_at is null",
+            &[&namespace, &agent_id, &order_name],
+        )?
+        .ok_or_else(|| {
+            Error::not_found(format!("standing order {name} is not declared"))
+                .with_hint("`agentbus fleet sync DIR` declares the orders of a fleet")
+        })?;
+    let order: Declared = decode(&row, "row")?;
+    let now: DateTime<Utc> = row.try_get("now")?;
+    let tz = crate::schedule::parse_zone(&order.timezone)
+        .map_err(|e| Error::config(format!("standing order {name}: {e}")))?;
+    let occurrence = crate::schedule::Occurrence {
+        at: now,
+        local: now.with_timezone(&tz).naive_local(),
+        dst_note: None,
+    };
+    let run_id = fire_one(client, &order, &occurrence, "manual", actor)?.ok_or_else(|| {
+        Error::conflict(format!(
+            "standing order {name} was already fired for {now}; try again in a second"
+        ))
+    })?;
+    let row = client.query_one(
+        "select to_jsonb(r.*) as row from standing_order_runs r where id = $1",
+        &[&run_id],
+    )?;
+    decode(&row, "row")
 }
 
 /// A `missed` run and its `standing_order.missed` event, once; `true` when written now.

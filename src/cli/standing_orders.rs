@@ -146,3 +146,34 @@ pub fn finish(ctx: &mut Ctx, a: FinishStandingOrderArgs, stdin: &mut dyn Read) -
     let run = standing_orders::finish(ctx.db()?, a.run_id, &params)?;
     output::json(&run)
 }
+
+/// Fire a declared standing order now, outside its schedule
+///
+/// Creates a run (trigger_source manual, for the current second) and its scheduled job,
+/// exactly as the supervisor fires an occurrence; a supervisor then wakes the agent, and
+/// the run ends with the job (completed, no_work, blocked, failed). The schedule is not
+/// moved: the next occurrences fire as usual. Prints the run as JSON.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+agentbus fire-standing-order --agent-id mission-control --order-name nightly-standup\n  \
+agentbus trace $(agentbus fire-standing-order --agent-id auditor --order-name lease-sweep | jq -r .job_id)")]
+pub struct FireStandingOrderArgs {
+    /// Namespace
+    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
+    namespace: String,
+
+    /// Agent whose duty this is
+    #[arg(long, value_name = "AGENT")]
+    agent_id: String,
+
+    /// The standing order's name
+    #[arg(long, value_name = "NAME")]
+    order_name: String,
+}
+
+pub fn fire(ctx: &mut Ctx, a: FireStandingOrderArgs) -> Result<String> {
+    let actor = ctx.actor();
+    let run =
+        standing_orders::fire_now(ctx.db()?, &a.namespace, &a.agent_id, &a.order_name, &actor)?;
+    output::json(&run)
+}

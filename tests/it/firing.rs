@@ -352,3 +352,82 @@ fn audit_standing_orders_from_the_command_line() {
     db.cli(&["audit", "standing-orders", "--since", "yesterday"])
         .fails(2, "not a window");
 }
+
+#[test]
+fn an_operator_fires_an_order_now_without_moving_its_schedule() {
+    let db = TestDb::new();
+    let created: DateTime<Utc> = db.one("select now() - interval '3 minutes'");
+    declare(
+        &db,
+        "mission-control",
+        "standup",
+        "* * * * *",
+        3600,
+        "skip",
+        created,
+    );
+    let fire = |order: &str| {
+        db.cli(&[
+            "fire-standing-order",
+            "--agent-id",
+            "mission-control",
+            "--order-name",
+            order,
+        ])
+    };
+    fire("nope").fails(
+        3,
+        "standing order default/mission-control/nope is not declared",
+    );
+
+    let run = fire("standup").ok();
+    assert_eq!(run["trigger_source"], "manual");
+    assert_eq!(run["status"], "started");
+    let job = db
+        .cli(&[
+            "show-job",
+            run["job_id"].as_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .ok();
+    assert_eq!(job["job_type"], "scheduled");
+    assert_eq!(job["payload"]["run_id"], run["id"]);
+
+    // The scheduled occurrences since the order was declared still fire.
+    let mut c = db.client();
+    let now: DateTime<Utc> = db.one("select now()");
+    let report = fire_due(&mut c, "default", now, "test").unwrap();
+    assert!(report.fired.len() >= 3, "{report:?}");
+
+    // The manual run ends with its job.
+    let (claimed, token) = db.claim_one("sup", Some("mission-control"));
+    let manual_job = run["job_id"].as_str().unwrap().to_string();
+    let token = if claimed == manual_job {
+        token
+    } else {
+        // Scheduled jobs may be claimed first; claim until the manual one comes up.
+        let mut t = String::new();
+        for _ in 0..10 {
+            let (id, tok) = db.claim_one("sup", Some("mission-control"));
+            if id == manual_job {
+                t = tok;
+                break;
+            }
+        }
+        t
+    };
+    db.cli(&[
+        "complete-job",
+        &manual_job,
+        "--lease-token",
+        &token,
+        "--no-work",
+    ])
+    .ok();
+    let status: String = db.one(&format!(
+        "select status::text from standing_order_runs where id = '{}'",
+        run["id"].as_str().unwrap()
+    ));
+    assert_eq!(status, "no_work");
+}
