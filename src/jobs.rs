@@ -1422,6 +1422,10 @@ pub struct ListParams {
     pub job_type: Option<String>,
     /// Only jobs created in this window.
     pub since: Option<SinceArg>,
+    /// Only jobs of this flow.
+    pub flow_key: Option<String>,
+    /// Only jobs with this correlation key.
+    pub correlation_key: Option<String>,
     /// At most this many (newest first).
     pub limit: i64,
 }
@@ -1453,6 +1457,8 @@ pub fn list(client: &mut impl postgres::GenericClient, p: &ListParams) -> Result
            and ($5::text is null or job_type = $5)
            and ($6::timestamptz is null or created_at >= $6)
            and ($7::float8 is null or created_at >= now() - make_interval(secs => $7))
+           and ($9::text is null or flow_key = $9)
+           and ($10::text is null or correlation_key = $10)
          order by created_at desc, id
          limit $8",
         &[
@@ -1464,6 +1470,8 @@ pub fn list(client: &mut impl postgres::GenericClient, p: &ListParams) -> Result
             &since_at,
             &since_secs,
             &p.limit,
+            &p.flow_key,
+            &p.correlation_key,
         ],
     )?;
     decode_all(&rows, "row")

@@ -19,6 +19,7 @@ pub mod hook;
 pub mod input;
 pub mod jobs;
 pub mod migrate;
+pub mod namespaces;
 pub mod openclaw;
 pub mod prompt;
 pub mod schedule;

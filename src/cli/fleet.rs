@@ -63,12 +63,27 @@ struct FleetDirArgs {
     /// The fleet folder (the one holding fleet.toml)
     #[arg(value_name = "DIR")]
     dir: PathBuf,
+
+    /// Use this namespace instead of fleet.toml's (a staging or demo copy of a fleet)
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+}
+
+impl FleetDirArgs {
+    fn load(&self) -> Result<Fleet> {
+        let mut fleet = load(&self.dir)?;
+        if let Some(ns) = &self.namespace {
+            crate::input::check_required_text("--namespace", ns)?;
+            fleet.namespace = ns.clone();
+        }
+        Ok(fleet)
+    }
 }
 
 pub fn run(ctx: &mut Ctx, a: FleetArgs) -> Result<String> {
     match a.command {
         FleetCommand::Validate(d) => {
-            let fleet = load(&d.dir)?;
+            let fleet = d.load()?;
             let orders: usize = fleet.agents.iter().map(|a| a.standing_orders.len()).sum();
             let doc = serde_json::json!({
                 "fleet": fleet.name,
@@ -89,21 +104,21 @@ pub fn run(ctx: &mut Ctx, a: FleetArgs) -> Result<String> {
             }
         }
         FleetCommand::OpenclawConfig(d) => {
-            let fragment = openclaw::config(&load(&d.dir)?);
+            let fragment = openclaw::config(&d.load()?);
             match ctx.document_format() {
                 Format::Json => output::json(&fragment),
                 Format::Table => Ok(fragment.to_json5()),
             }
         }
         FleetCommand::OpenclawCron(d) => {
-            let plan = openclaw::cron_plan(&load(&d.dir)?);
+            let plan = openclaw::cron_plan(&d.load()?);
             match ctx.document_format() {
                 Format::Json => output::json(&plan),
                 Format::Table => Ok(plan.to_script(&d.dir.display().to_string())),
             }
         }
         FleetCommand::Sync(d) => {
-            let fleet = load(&d.dir)?;
+            let fleet = d.load()?;
             let actor = ctx.actor();
             let report = fleet::sync(ctx.db()?, &fleet, &actor)?;
             match ctx.format() {

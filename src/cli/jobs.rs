@@ -570,6 +570,14 @@ pub struct ListJobsArgs {
     #[arg(long, value_name = "WINDOW", value_parser = parse_since)]
     since: Option<SinceArg>,
 
+    /// Only jobs of this flow
+    #[arg(long, value_name = "KEY")]
+    flow: Option<String>,
+
+    /// Only jobs with this correlation key
+    #[arg(long, value_name = "KEY")]
+    correlation: Option<String>,
+
     /// At most this many jobs
     #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
     limit: i64,
@@ -579,6 +587,7 @@ const LIST_EXAMPLES: &str = "\
 Examples:
   agentbus list-jobs --status queued,blocked
   agentbus list-jobs --agent security --since 2h
+  agentbus list-jobs --flow prospect:acme --get '[].status'
   agentbus list-jobs --status dead --format json | jq -r '.[] | [.id, .last_error] | @tsv'";
 
 fn parse_status(s: &str) -> std::result::Result<JobStatus, String> {
@@ -593,6 +602,8 @@ pub fn list(ctx: &mut Ctx, a: ListJobsArgs) -> Result<String> {
         statuses: a.status,
         job_type: a.job_type,
         since: a.since,
+        flow_key: a.flow,
+        correlation_key: a.correlation,
         limit: a.limit,
     };
     let jobs = jobs::list(ctx.db()?, &params)?;

@@ -16,6 +16,7 @@ mod jobs;
 pub mod man;
 mod migrate;
 mod output;
+mod purge;
 mod standing_orders;
 mod status;
 pub mod supervisor;
@@ -92,6 +93,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub full_ids: bool,
 
+    /// Print only this part of the JSON output, raw, one value per line: a dotted path
+    /// such as `id`, `payload.email`, `jobs.queued`, `[].id` (every element), `roots.0.job`
+    #[arg(long, global = true, value_name = "PATH")]
+    pub get: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -136,6 +142,7 @@ enum Command {
     Activity(activity::ActivityArgs),
     Events(activity::EventsArgs),
     Completions(completions::CompletionsArgs),
+    PurgeNamespace(purge::PurgeNamespaceArgs),
 }
 
 impl Command {
@@ -179,6 +186,7 @@ impl Command {
             Command::Activity(_) => "activity",
             Command::Events(_) => "events",
             Command::Completions(_) => "completions",
+            Command::PurgeNamespace(_) => "purge-namespace",
         }
     }
 }
@@ -276,24 +284,35 @@ pub fn run(
         Ok(cli) => cli,
         Err(err) => return clap_error(err, &argv, stdout, stderr),
     };
-    let format = cli.format.unwrap_or(if stdout_is_tty {
-        Format::Table
-    } else {
+    let format = if cli.get.is_some() {
         Format::Json
-    });
+    } else {
+        cli.format.unwrap_or(if stdout_is_tty {
+            Format::Table
+        } else {
+            Format::Json
+        })
+    };
     let json_errors = cli.format == Some(Format::Json);
     let command = cli.command.name();
     let mut ctx = Ctx {
         env,
         command,
         format,
-        requested_format: cli.format,
+        requested_format: if cli.get.is_some() {
+            Some(Format::Json)
+        } else {
+            cli.format
+        },
         actor: cli.actor.clone(),
         full_ids: cli.full_ids,
         exit_code: 0,
         client: None,
     };
-    let result = dispatch(&mut ctx, cli.command, stdin, stdout);
+    let result = dispatch(&mut ctx, cli.command, stdin, stdout).and_then(|text| match &cli.get {
+        Some(path) if !text.is_empty() => output::get_path(&text, path),
+        _ => Ok(text),
+    });
     match result {
         Ok(text) if text.is_empty() => ctx.exit_code,
         Ok(text) => {
@@ -366,6 +385,7 @@ fn dispatch(
         Command::Activity(a) => activity::activity(ctx, a),
         Command::Events(a) => activity::events(ctx, a, stdout),
         Command::Completions(a) => completions::run(ctx, a),
+        Command::PurgeNamespace(a) => purge::run(ctx, a),
     }
 }
 

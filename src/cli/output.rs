@@ -266,3 +266,90 @@ mod tests {
         assert_eq!(age(2.0 * 86_400.0 + 4.0 * 3600.0), "2d04h");
     }
 }
+
+/// `--get PATH`: the parts of a JSON document at `path`, raw (strings unquoted, other
+/// values as JSON), one per line. `[]` maps over an array; a number indexes one.
+pub fn get_path(json_text: &str, path: &str) -> Result<String> {
+    let doc: serde_json::Value = serde_json::from_str(json_text)
+        .map_err(|_| Error::usage("--get: this command's output is not a JSON document"))?;
+    let mut values = vec![doc];
+    for step in path.split('.').filter(|s| !s.is_empty()) {
+        let mut next = Vec::new();
+        for v in values {
+            match (step, v) {
+                ("[]", serde_json::Value::Array(items)) => next.extend(items),
+                ("[]", other) => {
+                    return Err(Error::usage(format!(
+                        "--get {path}: [] needs an array, found {}",
+                        kind(&other)
+                    )))
+                }
+                (key, serde_json::Value::Array(items)) => {
+                    let i: usize = key.parse().map_err(|_| {
+                        Error::usage(format!(
+                            "--get {path}: {key:?} on an array (use [] or an index)"
+                        ))
+                    })?;
+                    next.push(items.get(i).cloned().unwrap_or(serde_json::Value::Null));
+                }
+                (key, serde_json::Value::Object(mut map)) => {
+                    next.push(map.remove(key).unwrap_or(serde_json::Value::Null));
+                }
+                (key, other) => {
+                    return Err(Error::usage(format!(
+                        "--get {path}: {key:?} on {}",
+                        kind(&other)
+                    )))
+                }
+            }
+        }
+        values = next;
+    }
+    Ok(values
+        .iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod get_tests {
+    use super::get_path;
+
+    #[test]
+    fn paths() {
+        let doc =
+            r#"{"id":"a","payload":{"email":"x@y","n":3},"list":[{"id":1},{"id":2}],"none":null}"#;
+        assert_eq!(get_path(doc, "id").unwrap(), "a");
+        assert_eq!(get_path(doc, "payload.email").unwrap(), "x@y");
+        assert_eq!(get_path(doc, "payload.n").unwrap(), "3");
+        assert_eq!(get_path(doc, "payload.missing").unwrap(), "");
+        assert_eq!(get_path(doc, "list.[].id").unwrap(), "1\n2");
+        assert_eq!(get_path(doc, "list.1.id").unwrap(), "2");
+        assert_eq!(
+            get_path(doc, "payload").unwrap(),
+            r#"{"email":"x@y","n":3}"#
+        );
+        assert!(get_path(doc, "id.x").is_err());
+        assert!(get_path(doc, "payload.[]").is_err());
+        assert_eq!(
+            get_path(r#"[{"id":"a"},{"id":"b"}]"#, "[].id").unwrap(),
+            "a\nb"
+        );
+    }
+}

@@ -680,3 +680,101 @@ fn the_health_views_count_what_the_ledger_holds() {
     assert_eq!(v["standing_no_work_last_24h"], 1);
     assert_eq!(v["dispatcher_count"], 0);
 }
+
+#[test]
+fn get_prints_parts_of_the_json_output() {
+    let db = TestDb::new();
+    let id = db.enqueue("writer", "draft", &[]);
+    let out = db.cli(&["show-job", &id, "--get", "subject"]);
+    assert_eq!(out.stdout.trim(), "draft");
+    let out = db.cli(&["list-jobs", "--get", "[].target_agent"]);
+    assert_eq!(out.stdout.trim(), "writer");
+    let out = db.cli(&["status", "--get", "jobs.queued"]);
+    assert_eq!(out.stdout.trim(), "1");
+    db.cli(&["show-job", &id, "--get", "subject.x"])
+        .fails(2, "--get subject.x");
+}
+
+#[test]
+fn list_jobs_filters_by_flow_and_correlation() {
+    let db = TestDb::new();
+    for (flow, corr) in [("a", "x"), ("a", "y"), ("b", "x")] {
+        db.cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "w",
+            "--subject",
+            "s",
+            "--flow-key",
+            flow,
+            "--correlation-key",
+            corr,
+        ])
+        .ok();
+    }
+    let n = |args: &[&str]| {
+        let mut all = vec!["list-jobs", "--format", "json"];
+        all.extend_from_slice(args);
+        db.cli(&all).ok().as_array().unwrap().len()
+    };
+    assert_eq!(n(&["--flow", "a"]), 2);
+    assert_eq!(n(&["--correlation", "x"]), 2);
+    assert_eq!(n(&["--flow", "a", "--correlation", "x"]), 1);
+}
+
+#[test]
+fn purge_namespace_deletes_one_namespace_only_when_confirmed_and_idle() {
+    let db = TestDb::new();
+    let keep = db.enqueue("writer", "keep me", &[]);
+    let gone = s(
+        &db.cli(&[
+            "enqueue-job",
+            "--namespace",
+            "demo",
+            "--target-agent",
+            "writer",
+            "--subject",
+            "demo job",
+        ])
+        .ok(),
+        "id",
+    );
+    db.cli(&[
+        "emit-event",
+        "--namespace",
+        "demo",
+        "--topic",
+        "t",
+        "--source-job-id",
+        &gone,
+        "--payload",
+        "{}",
+    ])
+    .ok();
+    let before = db.snapshot();
+    db.cli(&["purge-namespace", "demo"])
+        .fails(2, "--confirm demo");
+    db.cli(&["purge-namespace", "demo", "--confirm", "dmeo"])
+        .fails(2, "--confirm demo");
+    db.client()
+        .execute(
+            "insert into dispatcher_heartbeats (namespace, dispatcher_id, last_seen) values ('demo', 'sup', now())",
+            &[],
+        )
+        .unwrap();
+    db.cli(&["purge-namespace", "demo", "--confirm", "demo"])
+        .fails(4, "supervisor sup is running");
+    db.client()
+        .execute("delete from dispatcher_heartbeats", &[])
+        .unwrap();
+    assert_eq!(db.snapshot(), before);
+
+    let out = db
+        .cli(&["purge-namespace", "demo", "--confirm", "demo"])
+        .ok();
+    assert_eq!(out["deleted"]["jobs"], 1);
+    assert_eq!(out["deleted"]["events"], 1);
+    let left: i64 = db.one("select count(*) from jobs");
+    assert_eq!(left, 1);
+    db.cli(&["show-job", &keep]).ok();
+}

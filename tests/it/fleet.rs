@@ -602,3 +602,20 @@ fn an_agent_woken_by_openclaw_cron_starts_the_latest_occurrence() {
     start("new-year").fails(4, "was removed from its fleet files");
     assert_eq!(db.one::<i64>("select count(*) from standing_order_runs"), 1);
 }
+
+#[test]
+fn sync_into_another_namespace_keeps_the_two_apart() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    db.cli(&["fleet", "sync", f.path()]).ok();
+    let report = db
+        .cli(&["fleet", "sync", f.path(), "--namespace", "staging"])
+        .ok();
+    assert_eq!(report["namespace"], "staging");
+    let n: i64 = db.one("select count(*) from agents where namespace = 'staging'");
+    assert_eq!(n, 2);
+    let n: i64 = db.one("select count(*) from agents where namespace = 'default'");
+    assert_eq!(n, 2);
+    db.cli(&["fleet", "sync", f.path(), "--namespace", " "])
+        .fails(2, "--namespace");
+}

@@ -1,0 +1,66 @@
+//! Whole namespaces: removing one (a finished demo, a staging copy of a fleet).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::input::check_required_text;
+
+/// What a purge removed, per table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Purged {
+    /// The namespace.
+    pub namespace: String,
+    /// Rows deleted per table (attempts, history and dependencies go with their jobs).
+    pub deleted: BTreeMap<&'static str, u64>,
+}
+
+/// Deletes every row of `namespace` in one transaction. Refused (exit 4) while a
+/// supervisor of the namespace has a fresh heartbeat: it would keep working on rows that
+/// are going away.
+pub fn purge(client: &mut postgres::Client, namespace: &str) -> Result<Purged> {
+    check_required_text("NAMESPACE", namespace)?;
+    let mut tx = client.transaction()?;
+    // Serialize with claims and syncs of the namespace: lock its agents and jobs first.
+    tx.execute(
+        "select 1 from agents where namespace = $1 for update",
+        &[&namespace],
+    )?;
+    if let Some(row) = tx.query_opt(
+        "select dispatcher_id from dispatcher_heartbeats
+          where namespace = $1 and last_seen > now() - interval '90 seconds' limit 1",
+        &[&namespace],
+    )? {
+        let id: String = row.try_get(0)?;
+        return Err(Error::conflict(format!(
+            "supervisor {id} is running in namespace {namespace}"
+        ))
+        .with_hint("stop it first (SIGTERM), then purge"));
+    }
+    let mut deleted = BTreeMap::new();
+    for (table, sql) in [
+        ("events", "delete from events where namespace = $1"),
+        (
+            "standing_order_runs",
+            "delete from standing_order_runs where namespace = $1",
+        ),
+        ("jobs", "delete from jobs where namespace = $1"),
+        (
+            "standing_orders",
+            "delete from standing_orders where namespace = $1",
+        ),
+        ("agents", "delete from agents where namespace = $1"),
+        (
+            "dispatcher_heartbeats",
+            "delete from dispatcher_heartbeats where namespace = $1",
+        ),
+    ] {
+        deleted.insert(table, tx.execute(sql, &[&namespace])?);
+    }
+    tx.commit()?;
+    Ok(Purged {
+        namespace: namespace.to_string(),
+        deleted,
+    })
+}
