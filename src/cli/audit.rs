@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::output::{self, clip};
+use super::output::{self, clip, fitted_table};
 use super::{Ctx, Format};
 use crate::error::{Error, Result};
 use crate::findings::{self, Limits};
@@ -136,38 +136,52 @@ pub fn run(ctx: &mut Ctx, a: AuditArgs) -> Result<String> {
             match ctx.format() {
                 Format::Json => output::json(&audit),
                 Format::Table => {
-                    let table = output::table(
-                        &[
-                            "agent", "order", "by", "expected", "done", "no_work", "blocked",
-                            "failed", "missed", "running", "late", "pending", "gaps", "last",
-                        ],
+                    // One row per order, at most 100 columns: the outcomes that
+                    // happened, by count.
+                    let table = fitted_table(
+                        &["order", "expected", "what happened", "gaps", "last"],
                         audit.orders.iter().map(|o| {
+                            let name = if o.fired_by == "external" {
+                                format!("{}/{} (ext)", o.agent_id, o.order_name)
+                            } else {
+                                format!("{}/{}", o.agent_id, o.order_name)
+                            };
+                            let outcomes: Vec<String> = [
+                                ("done", o.completed),
+                                ("no_work", o.no_work),
+                                ("blocked", o.blocked),
+                                ("failed", o.failed),
+                                ("missed", o.missed),
+                                ("running", o.running),
+                                ("late", o.late),
+                                ("pending", o.pending),
+                            ]
+                            .iter()
+                            .filter(|(_, n)| *n > 0)
+                            .map(|(what, n)| format!("{n} {what}"))
+                            .collect();
                             vec![
-                                o.agent_id.clone(),
-                                o.order_name.clone(),
-                                o.fired_by.clone(),
+                                clip(&name, 34),
                                 o.expected.to_string(),
-                                o.completed.to_string(),
-                                o.no_work.to_string(),
-                                o.blocked.to_string(),
-                                o.failed.to_string(),
-                                o.missed.to_string(),
-                                o.running.to_string(),
-                                o.late.to_string(),
-                                o.pending.to_string(),
+                                if outcomes.is_empty() {
+                                    "-".to_string()
+                                } else {
+                                    clip(&outcomes.join(", "), 28)
+                                },
                                 match (o.gaps.first(), &o.error) {
-                                    (_, Some(e)) => format!("error: {e}"),
+                                    (_, Some(e)) => clip(&format!("error: {e}"), 14),
                                     (Some(first), None) => {
-                                        format!("{} from {}", o.gaps.len(), output::time(*first))
+                                        format!("{} from {}", o.gaps.len(), first.format("%H:%M"))
                                     }
                                     (None, None) => "-".into(),
                                 },
                                 o.last_status.clone().unwrap_or_else(|| "-".into()),
                             ]
                         }),
+                        false,
                     );
                     Ok(format!(
-                        "{table}\nstanding orders of namespace {} from {} to {}: {} missed recorded now, {} alerts",
+                        "{table}\nstanding orders of namespace {}, {} to {}\n{} missed recorded now, {} alerts",
                         audit.namespace,
                         output::time(audit.since),
                         output::time(audit.until),

@@ -48,32 +48,28 @@ fn opt(s: Option<&str>) -> String {
     s.unwrap_or("-").to_string()
 }
 
-/// The `list-jobs` table: ids shortened unless `full_ids`, long text clipped.
+/// The `list-jobs` table: ids shortened unless `full_ids`, long text clipped, at most
+/// 100 columns (type, priority and times are in `--format json`).
 pub fn jobs_table(jobs: &[Job], full_ids: bool) -> String {
     if jobs.is_empty() {
         return "no jobs match\n".into();
     }
     fitted_table(
-        &[
-            "id", "status", "agent", "type", "subject", "prio", "tries", "created", "note",
-        ],
+        &["id", "status", "agent", "subject", "tries", "note"],
         jobs.iter().map(|j| {
             vec![
                 id(j.id, full_ids),
                 j.status.to_string(),
-                clip(&j.target_agent, 14),
-                clip(&j.job_type, 10),
-                clip(&j.subject, 26),
-                j.priority.to_string(),
+                clip(&j.target_agent, 12),
+                clip(&j.subject, 22),
                 format!("{}/{}", j.attempt_count, j.max_attempts),
-                j.created_at.format("%m-%d %H:%M").to_string(),
                 clip(
                     j.blocked_reason
                         .as_deref()
                         .or(j.last_error.as_deref())
                         .or(j.summary.as_deref())
                         .unwrap_or(""),
-                    24,
+                    16,
                 ),
             ]
         }),

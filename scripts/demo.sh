@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# scripts/demo.sh: the main job. Runs the go-to-market fleet (agents/gtm) end to end
+# through agentbus-supervisor, offline, with stand-in agents (scripts/demo/agent.sh):
+#
+#   scout researches 4 prospects -> writer drafts (one draft fails once and is retried)
+#   -> rep sends (one prospect is blocked: no email) -> closer, behind a human approval
+#   that this script grants -> Mission Control's nightly standup writes a digest.
+#
+# Then it prints the pipeline, the trace of one prospect, and the standing-order audit.
+# It leaves everything in namespace gtm-demo for you to explore; running it again starts
+# that namespace afresh. Nothing here needs the network or a model.
+#
+# Environment (all optional):
+#   DATABASE_URL             where to run (default: whatever scripts/pg-local.sh finds)
+#   AGENTBUS_DEMO_NAMESPACE  namespace to use (default gtm-demo; it is purged first)
+#   AGENTBUS_DEMO_OUT        where the outbox and the digest go (default .agentbus/demo)
+#   AGENTBUS_BIN_DIR         use the binaries in this folder instead of a release build
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+ns=${AGENTBUS_DEMO_NAMESPACE:-gtm-demo}
+out=${AGENTBUS_DEMO_OUT:-$root/.agentbus/demo}
+started=$(date +%s)
+
+step() { printf '\n== %s\n' "$*"; }
+die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
+
+step "database"
+DATABASE_URL=$(scripts/pg-local.sh)
+export DATABASE_URL
+
+step "binaries"
+if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
+  bin=$AGENTBUS_BIN_DIR
+else
+  cargo build --release --quiet --bin agentbus --bin agentbus-supervisor
+  bin=$root/target/release
+fi
+export PATH="$bin:$PATH"
+export AGENTBUS_NAMESPACE=$ns AGENTBUS_DEMO_OUT=$out
+agentbus --version
+built=$(date +%s)
+
+step "schema and fleet (namespace $ns)"
+agentbus migrate > /dev/null
+mkdir -p "$out"
+if [ -f "$out/supervisor.pid" ] && kill -0 "$(cat "$out/supervisor.pid")" 2>/dev/null; then
+  kill -TERM "$(cat "$out/supervisor.pid")" 2>/dev/null || true
+  sleep 2
+fi
+rm -f "$out/outbox.txt" "$out/standup.md" "$out/supervisor.pid"
+agentbus purge-namespace "$ns" --confirm "$ns" > /dev/null
+agentbus fleet sync agents/gtm --namespace "$ns" --format table
+# The fleet's files wake OpenClaw agents over HTTP; the demo wakes the stand-ins instead.
+for agent in mission-control scout writer rep closer; do
+  agentbus configure-agent "$agent" --wake exec \
+    --exec-command "$root/scripts/demo/agent.sh" --exec-timeout-seconds 60 > /dev/null
+done
+
+step "supervisor"
+agentbus-supervisor --poll-interval 1 --lease-seconds 30 --hook-request-timeout 10 \
+  --supervisor-id "demo-$$" > "$out/supervisor.log" 2>&1 &
+supervisor=$!
+echo "$supervisor" > "$out/supervisor.pid"
+stop_supervisor() {
+  if kill -0 "$supervisor" 2>/dev/null; then
+    kill -TERM "$supervisor" 2>/dev/null || true
+    wait "$supervisor" 2>/dev/null || true
+  fi
+  rm -f "$out/supervisor.pid"
+}
+trap stop_supervisor EXIT
+
+# Waits until no job of the namespace is queued, leased, running or waiting.
+settle() {
+  local deadline=$(( $(date +%s) + ${1:-60} )) open
+  while :; do
+    open=0
+    for s in queued leased running waiting; do
+      open=$(( open + $(agentbus status --get "jobs.$s") ))
+    done
+    [ "$open" -eq 0 ] && return 0
+    [ "$(date +%s)" -lt "$deadline" ] || die "jobs still open after ${1:-60}s: see $out/supervisor.log"
+    kill -0 "$supervisor" 2>/dev/null || die "the supervisor exited: see $out/supervisor.log"
+    sleep 0.5
+  done
+}
+
+step "pipeline: scout -> writer -> rep -> closer"
+agentbus enqueue-job --target-agent scout --subject "Prospect list: demo" \
+  --payload "{\"prospects_file\": \"$root/scripts/demo/prospects.txt\"}" > /dev/null
+settle 60
+
+step "approvals (the human step)"
+agentbus list-approvals --format table
+for id in $(agentbus list-approvals --get '[].id'); do
+  agentbus --actor operator:demo approve-job "$id" --reason "pricing checked (demo)" > /dev/null
+done
+settle 60
+
+step "nightly standup, fired now"
+agentbus --actor operator:demo fire-standing-order --agent-id mission-control \
+  --order-name nightly-standup > /dev/null
+settle 60
+stop_supervisor
+trap - EXIT
+finished=$(date +%s)
+
+step "pipeline summary"
+printf '%-10s %-17s %-9s %-10s %s\n' PROSPECT COMPANY STAGE STATUS NOTE
+while IFS='|' read -r id company _; do
+  case "$id" in ''|'#'*) continue ;; esac
+  newest() { agentbus list-jobs --flow "prospect:$id" --limit 1 --get "0.$1"; }
+  note=$(newest blocked_reason)
+  [ -n "$note" ] || note=$(newest summary)
+  printf '%-10s %-17s %-9s %-10s %s\n' "$id" "$company" "$(newest target_agent)" "$(newest status)" "$note"
+done < scripts/demo/prospects.txt
+
+step "trace of one prospect (acme), from the prospect list to the proposal"
+agentbus trace "$(agentbus list-jobs --flow prospect:acme --agent closer --get '0.id')" --format table
+
+step "standing-order audit"
+agentbus audit standing-orders --format table
+
+step "standup digest ($out/standup.md)"
+cat "$out/standup.md"
+
+cat <<MSG
+
+Done in $(( finished - built ))s (build and setup: $(( built - started ))s). Everything is
+still in namespace $ns; look around with:
+
+  export DATABASE_URL='$DATABASE_URL' AGENTBUS_NAMESPACE=$ns PATH="$bin:\$PATH"
+  agentbus status
+  agentbus list-jobs
+  agentbus trace --flow prospect:globex      # the retried draft: two attempts
+  agentbus activity --agent rep --since 1h
+  agentbus events --since 1h
+
+Clean up: agentbus purge-namespace $ns --confirm $ns   (scripts/pg-local.sh stop stops a
+private cluster the demo started)
+MSG
