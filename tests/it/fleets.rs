@@ -1,0 +1,179 @@
+//! The fleets shipped under agents/: they validate and sync, every hand-off they name
+//! exists, and the operations fleet carries the seed's 22 standing orders.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::TestDb;
+
+const FLEETS: [&str; 3] = ["ops", "gtm", "b2b"];
+
+fn fleet_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("agents").join(name)
+}
+
+fn agent_ids(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("agent.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn every_shipped_fleet_validates_and_syncs_twice_without_changes() {
+    let db = TestDb::new();
+    for name in FLEETS {
+        let dir = fleet_dir(name);
+        let dir = dir.to_str().unwrap();
+        let v = db.cli(&["fleet", "validate", dir, "--format", "json"]).ok();
+        assert_eq!(v["valid"], true, "{name}");
+        let first = db.cli(&["fleet", "sync", dir, "--format", "json"]).ok();
+        assert!(!first["added"].as_array().unwrap().is_empty(), "{name}");
+        let second = db.cli(&["fleet", "sync", dir, "--format", "json"]).ok();
+        for k in ["added", "changed", "disabled"] {
+            assert_eq!(second[k], serde_json::json!([]), "{name}: {k}");
+        }
+    }
+}
+
+/// Hand-off targets named in agent.toml (`handoffs`), in AGENTS.md (the bullets of its
+/// "Hand-offs" section, and every `--target-agent NAME`) are agents of the same fleet, and
+/// the two lists agree.
+#[test]
+fn every_hand_off_target_exists_in_its_fleet() {
+    for name in FLEETS {
+        let dir = fleet_dir(name);
+        let ids = agent_ids(&dir);
+        assert!(ids.len() >= 5, "{name}: {ids:?}");
+        for agent in &ids {
+            let toml: toml::Table =
+                std::fs::read_to_string(dir.join(agent).join("agent.toml"))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            let declared: BTreeSet<String> = toml
+                .get("handoffs")
+                .and_then(|h| h.as_array())
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for t in &declared {
+                assert!(ids.contains(t), "{name}/{agent}: agent.toml hands off to unknown {t}");
+            }
+
+            let md = std::fs::read_to_string(dir.join(agent).join("AGENTS.md")).unwrap();
+            let section = md
+                .split("## Hand-offs")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{name}/{agent}: AGENTS.md has no Hand-offs section"));
+            let section = section.split("\n## ").next().unwrap();
+            let listed: BTreeSet<String> = section
+                .lines()
+                .filter_map(|l| l.strip_prefix("- `"))
+                .filter_map(|l| l.split('`').next())
+                .map(str::to_string)
+                .collect();
+            for t in &listed {
+                assert!(ids.contains(t), "{name}/{agent}: AGENTS.md hands off to unknown {t}");
+            }
+            assert_eq!(listed, declared, "{name}/{agent}: AGENTS.md and agent.toml disagree");
+            for (i, _) in md.match_indices("--target-agent ") {
+                let word: String = md[i + "--target-agent ".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                let placeholder = word.chars().all(|c| !c.is_ascii_lowercase());
+                assert!(
+                    placeholder || ids.contains(&word),
+                    "{name}/{agent}: AGENTS.md names --target-agent {word}, not in the fleet"
+                );
+            }
+            for needle in [
+                "agentbus complete-job",
+                "--lease-token",
+                "agentbus block-job",
+                "agentbus fail-job",
+                "agentbus enqueue-job",
+                "agentbus emit-event",
+                "closes nothing",
+                "## Escalation",
+                "## Never",
+                "## Events it emits",
+                "## Work it accepts",
+                "## Authority",
+            ] {
+                assert!(md.contains(needle), "{name}/{agent}: AGENTS.md lacks {needle:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_operations_fleet_has_the_seed_roles_and_its_22_standing_orders() {
+    let db = TestDb::new();
+    let dir = fleet_dir("ops");
+    let ids = agent_ids(&dir);
+    let roles: BTreeSet<String> = [
+        "coordinator",
+        "auditor",
+        "project-tracker",
+        "knowledge",
+        "devops",
+        "product-metrics",
+        "design",
+        "security",
+        "research",
+        "publisher",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(ids, roles);
+    db.cli(&["fleet", "sync", dir.to_str().unwrap()]).ok();
+    let orders: i64 = db.one(
+        "select count(*) from standing_orders where namespace = 'ops' and enabled and timezone = 'UTC'",
+    );
+    assert_eq!(orders, 22);
+    let agents: Value = db.one(
+        "select jsonb_agg(jsonb_build_object('id', agent_id, 'c', max_concurrency, 'w', wake_mode) order by agent_id)
+         from agents where namespace = 'ops'",
+    );
+    for a in agents.as_array().unwrap() {
+        assert_eq!(a["c"], 1, "{a}");
+        assert_eq!(a["w"], "hook", "{a}");
+    }
+    // The seed's schedules, a few by name.
+    for (order, cron) in [
+        ("audit-lease-reaper", "*/5 * * * *"),
+        ("coord-daily-replan", "0 6 * * *"),
+        ("design-queue-triage", "0 9 * * 1-5"),
+        ("publisher-weekly-report", "0 17 * * 5"),
+        ("knowledge-hygiene", "30 2 * * *"),
+    ] {
+        let got: String = db.one(&format!(
+            "select cron from standing_orders where namespace = 'ops' and order_name = '{order}'"
+        ));
+        assert_eq!(got, cron, "{order}");
+    }
+}
+
+#[test]
+fn the_b2b_fleet_gates_everything_past_negotiation_behind_approval() {
+    let dir = fleet_dir("b2b");
+    for agent in ["orchestrator", "deal-conversion"] {
+        let md = std::fs::read_to_string(dir.join(agent).join("AGENTS.md")).unwrap();
+        assert!(md.contains("Nothing moves past negotiation"), "{agent}");
+        assert!(md.contains("--requires-approval"), "{agent}");
+    }
+    for agent in ["lead-gen", "customer-success"] {
+        let md = std::fs::read_to_string(dir.join(agent).join("AGENTS.md")).unwrap();
+        assert!(md.contains("T3 (long tail)"), "{agent}: the tier rules");
+    }
+}
