@@ -33,14 +33,21 @@ fn the_demo_runs_the_pipeline_end_to_end_and_can_run_again() {
             "round {round}: exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
             out.status.code()
         );
-        for section in ["pipeline summary", "trace of one prospect", "standing-order audit"] {
+        for section in [
+            "pipeline summary",
+            "trace of one prospect",
+            "standing-order audit",
+        ] {
             assert!(stdout.contains(section), "round {round}: no {section:?}");
         }
         check_end_state(&db, round);
     }
     let outbox = std::fs::read_to_string(out_dir.join("outbox.txt")).unwrap();
     assert_eq!(outbox.lines().filter(|l| l.starts_with("EMAIL")).count(), 3);
-    assert_eq!(outbox.lines().filter(|l| l.starts_with("PROPOSAL")).count(), 2);
+    assert_eq!(
+        outbox.lines().filter(|l| l.starts_with("PROPOSAL")).count(),
+        2
+    );
     let digest = std::fs::read_to_string(out_dir.join("standup.md")).unwrap();
     assert!(digest.contains("no email address for Lee Park"), "{digest}");
     let _ = std::fs::remove_dir_all(&out_dir);
@@ -52,7 +59,8 @@ fn one<T: for<'a> postgres::types::FromSql<'a>>(db: &TestDb, sql: &str) -> T {
 
 fn check_end_state(db: &TestDb, round: i32) {
     let ns = "namespace = 'gtm-demo'";
-    // Every prospect reached its expected stage.
+    // Every prospect reached its expected stage. (Standing orders that come due while the
+    // demo runs add scheduled jobs; the checks below look at the pipeline's own jobs.)
     for (prospect, agent, status) in [
         ("acme", "closer", "succeeded"),
         ("globex", "rep", "succeeded"),
@@ -67,7 +75,11 @@ fn check_end_state(db: &TestDb, round: i32) {
                   order by created_at desc, id limit 1"
             ),
         );
-        assert_eq!(got, format!("{agent} {status}"), "round {round}: {prospect}");
+        assert_eq!(
+            got,
+            format!("{agent} {status}"),
+            "round {round}: {prospect}"
+        );
     }
     // The blocked one says why.
     let reason: String = one(
@@ -95,7 +107,7 @@ fn check_end_state(db: &TestDb, round: i32) {
                                  || case when h.to_status = 'queued' and h.from_status = 'awaiting_approval'
                                          then '(' || h.actor || ')' else '' end, ' ' order by h.id) as path
                  from job_history h join jobs j on j.id = h.job_id
-                where j.{ns} and j.target_agent = 'closer'
+                where j.{ns} and j.target_agent = 'closer' and j.job_type = 'reactive'
                 group by h.job_id) p"
         ),
     );
@@ -106,7 +118,8 @@ fn check_end_state(db: &TestDb, round: i32) {
         db,
         &format!(
             "select status::text || ' ' || trigger_source from standing_order_runs
-              where {ns} and agent_id = 'mission-control' and order_name = 'nightly-standup'"
+              where {ns} and agent_id = 'mission-control' and order_name = 'nightly-standup'
+                and trigger_source = 'manual'"
         ),
     );
     assert_eq!(standup, "completed manual", "round {round}");
@@ -116,6 +129,9 @@ fn check_end_state(db: &TestDb, round: i32) {
         &format!("select count(*) from jobs where {ns} and status in ('queued', 'leased', 'running', 'waiting', 'awaiting_approval')"),
     );
     assert_eq!(open, 0, "round {round}");
-    let beats: i64 = one(db, &format!("select count(*) from dispatcher_heartbeats where {ns}"));
+    let beats: i64 = one(
+        db,
+        &format!("select count(*) from dispatcher_heartbeats where {ns}"),
+    );
     assert_eq!(beats, 0, "round {round}: the supervisor stopped cleanly");
 }

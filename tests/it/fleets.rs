@@ -11,7 +11,9 @@ use crate::support::TestDb;
 const FLEETS: [&str; 3] = ["ops", "gtm", "b2b"];
 
 fn fleet_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("agents").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("agents")
+        .join(name)
 }
 
 fn agent_ids(dir: &Path) -> BTreeSet<String> {
@@ -50,22 +52,20 @@ fn every_hand_off_target_exists_in_its_fleet() {
         let ids = agent_ids(&dir);
         assert!(ids.len() >= 5, "{name}: {ids:?}");
         for agent in &ids {
-            let toml: toml::Table =
-                std::fs::read_to_string(dir.join(agent).join("agent.toml"))
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+            let toml: toml::Table = std::fs::read_to_string(dir.join(agent).join("agent.toml"))
+                .unwrap()
+                .parse()
+                .unwrap();
             let declared: BTreeSet<String> = toml
                 .get("handoffs")
                 .and_then(|h| h.as_array())
-                .map(|a| {
-                    a.iter()
-                        .map(|v| v.as_str().unwrap().to_string())
-                        .collect()
-                })
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
                 .unwrap_or_default();
             for t in &declared {
-                assert!(ids.contains(t), "{name}/{agent}: agent.toml hands off to unknown {t}");
+                assert!(
+                    ids.contains(t),
+                    "{name}/{agent}: agent.toml hands off to unknown {t}"
+                );
             }
 
             let md = std::fs::read_to_string(dir.join(agent).join("AGENTS.md")).unwrap();
@@ -81,9 +81,15 @@ fn every_hand_off_target_exists_in_its_fleet() {
                 .map(str::to_string)
                 .collect();
             for t in &listed {
-                assert!(ids.contains(t), "{name}/{agent}: AGENTS.md hands off to unknown {t}");
+                assert!(
+                    ids.contains(t),
+                    "{name}/{agent}: AGENTS.md hands off to unknown {t}"
+                );
             }
-            assert_eq!(listed, declared, "{name}/{agent}: AGENTS.md and agent.toml disagree");
+            assert_eq!(
+                listed, declared,
+                "{name}/{agent}: AGENTS.md and agent.toml disagree"
+            );
             for (i, _) in md.match_indices("--target-agent ") {
                 let word: String = md[i + "--target-agent ".len()..]
                     .chars()
@@ -109,7 +115,10 @@ fn every_hand_off_target_exists_in_its_fleet() {
                 "## Work it accepts",
                 "## Authority",
             ] {
-                assert!(md.contains(needle), "{name}/{agent}: AGENTS.md lacks {needle:?}");
+                assert!(
+                    md.contains(needle),
+                    "{name}/{agent}: AGENTS.md lacks {needle:?}"
+                );
             }
         }
     }
