@@ -143,6 +143,9 @@ impl From<postgres::Error> for Error {
                 Error::config(format!("cannot use the database: {message}"))
             }
             "23505" => Error::conflict(format!("already exists: {message}")),
+            // A proactive budget (0004_proactive.sql): the message says the budget, what
+            // was used and when it resets.
+            "AB001" => Error::conflict(message),
             "23503" => Error::not_found(format!("referenced row not found: {message}")),
             // check_violation, not_null_violation, invalid_text_representation,
             // character_not_in_repertoire, untranslatable_character, numeric out of range,

@@ -23,6 +23,10 @@ pub const CODES: &[&str] = &[
     "standing_order_missed",
     "supervisor_stale",
     "blocked_too_long",
+    "opportunity_stale_new",
+    "opportunity_duplicate_title",
+    "low_confidence_repeat",
+    "budget_rejected",
 ];
 
 /// The topic recorded findings are emitted on.
@@ -46,6 +50,10 @@ pub struct Limits {
     pub supervisor_stale: Duration,
     /// Failed or timed-out attempts of one agent in the last hour.
     pub retry_storm: i64,
+    /// An opportunity left `new` (untriaged) longer than this.
+    pub stale_opportunity: Duration,
+    /// This many low-confidence (1 or 2) opportunities from one agent in the window.
+    pub low_confidence_repeat: i64,
     /// Window for events that happened (dead jobs, missed runs, unclosed runs).
     pub since: DateTime<Utc>,
 }
@@ -386,6 +394,8 @@ pub fn audit(
         },
     )?;
 
+    proactive_findings(client, namespace, limits, &mut findings)?;
+
     let mut recorded = 0;
     if record && !findings.is_empty() {
         let mut tx = client.transaction()?;
@@ -442,6 +452,114 @@ fn push_per_job(
     }
     if total > PER_CODE_LIMIT {
         more.push((code.to_string(), total));
+    }
+    Ok(())
+}
+
+/// The proactive lane's hygiene: opportunities nobody triaged, the same title proposed by
+/// several agents, one agent proposing many low-confidence ones, budget refusals.
+fn proactive_findings(
+    client: &mut postgres::Client,
+    namespace: &str,
+    limits: &Limits,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let ns = &namespace;
+    for r in client.query(
+        "select id::text, source_agent, title, extract(epoch from now() - created_at)::float8
+           from opportunities
+          where namespace = $1 and status = 'new'
+            and created_at <= now() - make_interval(secs => $2)
+          order by created_at limit $3",
+        &[ns, &secs(limits.stale_opportunity), &PER_CODE_LIMIT],
+    )? {
+        let id: String = r.try_get(0)?;
+        let agent: String = r.try_get(1)?;
+        let title: String = r.try_get(2)?;
+        let waited: f64 = r.try_get(3)?;
+        findings.push(Finding {
+            code: "opportunity_stale_new",
+            key: format!("opportunity_stale_new:{id}"),
+            agent: Some(agent.clone()),
+            ids: vec![id.clone()],
+            detail: format!("{agent}'s opportunity \"{title}\" untriaged for {}", age(waited)),
+            suggestion: format!(
+                "agentbus triage-opportunity --opportunity-id {id} --decision accepted|rejected|parked"
+            ),
+        });
+    }
+    for r in client.query(
+        "select lower(title), array_agg(distinct source_agent order by source_agent),
+                array_agg(id::text order by created_at)
+           from opportunities
+          where namespace = $1 and status in ('new', 'triaged', 'accepted', 'parked')
+          group by lower(title) having count(distinct source_agent) > 1
+          order by 1 limit $2",
+        &[ns, &PER_CODE_LIMIT],
+    )? {
+        let title: String = r.try_get(0)?;
+        let agents: Vec<String> = r.try_get(1)?;
+        let ids: Vec<String> = r.try_get(2)?;
+        findings.push(Finding {
+            code: "opportunity_duplicate_title",
+            key: format!("opportunity_duplicate_title:{}", ids.join(",")),
+            agent: None,
+            ids: ids.clone(),
+            detail: format!("\"{title}\" is proposed by {}", agents.join(", ")),
+            suggestion: format!(
+                "keep one: agentbus triage-opportunity --opportunity-id {} --decision rejected --notes 'duplicate'",
+                ids.last().map(String::as_str).unwrap_or("ID")
+            ),
+        });
+    }
+    for r in client.query(
+        "select source_agent, count(*), array_agg(id::text order by created_at)
+           from opportunities
+          where namespace = $1 and confidence_score <= 2 and created_at >= $2
+          group by source_agent having count(*) >= $3
+          order by 2 desc",
+        &[ns, &limits.since, &limits.low_confidence_repeat],
+    )? {
+        let agent: String = r.try_get(0)?;
+        let n: i64 = r.try_get(1)?;
+        let mut ids: Vec<String> = r.try_get(2)?;
+        ids.truncate(20);
+        findings.push(Finding {
+            code: "low_confidence_repeat",
+            key: format!("low_confidence_repeat:{agent}:{}", ids.first().map(String::as_str).unwrap_or("")),
+            agent: Some(agent.clone()),
+            ids,
+            detail: format!("{agent} proposed {n} low-confidence (1-2) opportunities in the window"),
+            suggestion: format!(
+                "file these as ideas instead (agentbus create-idea); lower {agent}'s max_opportunities_per_day"
+            ),
+        });
+    }
+    for r in client.query(
+        "select agent_id, kind, count(*), max(budget), min(id), max(id)
+           from proactive_budget_refusals
+          where namespace = $1 and created_at >= $2
+          group by agent_id, kind order by 3 desc",
+        &[ns, &limits.since],
+    )? {
+        let agent: String = r.try_get(0)?;
+        let kind: String = r.try_get(1)?;
+        let n: i64 = r.try_get(2)?;
+        let budget: i32 = r.try_get(3)?;
+        let first: i64 = r.try_get(4)?;
+        let last: i64 = r.try_get(5)?;
+        findings.push(Finding {
+            code: "budget_rejected",
+            key: format!("budget_rejected:{agent}:{kind}:{first}-{last}"),
+            agent: Some(agent.clone()),
+            ids: vec![agent.clone()],
+            detail: format!(
+                "{agent} hit its {kind} budget ({budget} per day) {n} time(s) in the window"
+            ),
+            suggestion: format!(
+                "agentbus list-opportunities --agent {agent} --since 1d  (raise [budgets] in its agent.toml only if they were worth it)"
+            ),
+        });
     }
     Ok(())
 }

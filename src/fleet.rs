@@ -98,6 +98,34 @@ pub struct OrderSpec {
     pub source: String,
 }
 
+/// Daily proactive budgets (`[budgets]`, defaults in `[defaults.budgets]`); `None` = no
+/// limit. Enforced by the database (proactive_budgets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Budgets {
+    /// New opportunities per UTC day.
+    pub max_opportunities_per_day: Option<i32>,
+    /// Urgent escalations (opportunities with urgency 5) per UTC day.
+    pub max_urgent_per_day: Option<i32>,
+    /// Ideas per UTC day.
+    pub max_ideas_per_day: Option<i32>,
+}
+
+impl Budgets {
+    fn over(self, base: Budgets) -> Budgets {
+        Budgets {
+            max_opportunities_per_day: self
+                .max_opportunities_per_day
+                .or(base.max_opportunities_per_day),
+            max_urgent_per_day: self.max_urgent_per_day.or(base.max_urgent_per_day),
+            max_ideas_per_day: self.max_ideas_per_day.or(base.max_ideas_per_day),
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self == Budgets::default()
+    }
+}
+
 /// One agent folder.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentSpec {
@@ -117,6 +145,8 @@ pub struct AgentSpec {
     pub wake: Option<WakeSpec>,
     /// Its standing orders.
     pub standing_orders: Vec<OrderSpec>,
+    /// Its proactive budgets.
+    pub budgets: Budgets,
     /// Its agent.toml.
     pub file: PathBuf,
     /// Lines of `id` and `handoffs` in it, for diagnostics found across agents.
@@ -152,7 +182,18 @@ pub struct Fleet {
 pub const FORMAT_DOC: &str = include_str!("fleet_format.txt");
 
 const FLEET_KEYS: &[&str] = &["name", "namespace", "description", "defaults", "openclaw"];
-const DEFAULTS_KEYS: &[&str] = &["max_concurrency", "timezone", "grace_seconds", "wake"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "max_concurrency",
+    "timezone",
+    "grace_seconds",
+    "wake",
+    "budgets",
+];
+const BUDGET_KEYS: &[&str] = &[
+    "max_opportunities_per_day",
+    "max_urgent_per_day",
+    "max_ideas_per_day",
+];
 const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env"];
 const AGENT_KEYS: &[&str] = &[
     "id",
@@ -163,6 +204,7 @@ const AGENT_KEYS: &[&str] = &[
     "handoffs",
     "wake",
     "standing_orders",
+    "budgets",
 ];
 const WAKE_KEYS: &[&str] = &[
     "mode",
@@ -223,6 +265,10 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         w.table(t, "defaults", "wake")
             .map(|wt| w.wake(wt, "defaults.wake", None))
     });
+    let default_budgets = defaults
+        .and_then(|t| w.table(t, "defaults", "budgets"))
+        .map(|bt| w.budgets(bt, "defaults.budgets"))
+        .unwrap_or_default();
     let openclaw = w.table(&fleet_table, "", "openclaw");
     let (hook_url, hook_token_env) = match openclaw {
         Some(t) => {
@@ -270,6 +316,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
             default_wake.clone().flatten(),
             default_zone.as_deref(),
             default_grace,
+            default_budgets,
         ));
     }
 
@@ -503,6 +550,24 @@ impl Walker<'_> {
         })
     }
 
+    fn non_negative(&mut self, t: &Table, prefix: &str, key: &str) -> Option<i32> {
+        self.typed(t, prefix, key, "a whole number, 0 or more", |v| {
+            v.as_integer()
+                .filter(|n| *n >= 0)
+                .and_then(|n| i32::try_from(n).ok())
+        })
+    }
+
+    /// `[budgets]` or `[defaults.budgets]`.
+    fn budgets(&mut self, t: &Table, prefix: &str) -> Budgets {
+        self.unknown_keys(t, prefix, BUDGET_KEYS);
+        Budgets {
+            max_opportunities_per_day: self.non_negative(t, prefix, "max_opportunities_per_day"),
+            max_urgent_per_day: self.non_negative(t, prefix, "max_urgent_per_day"),
+            max_ideas_per_day: self.non_negative(t, prefix, "max_ideas_per_day"),
+        }
+    }
+
     fn strings(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Vec<String>> {
         self.typed(t, prefix, key, "a list of strings", |v| {
             v.as_array()?
@@ -576,6 +641,7 @@ impl Walker<'_> {
         default_wake: Option<WakeSpec>,
         default_zone: Option<&str>,
         default_grace: Option<i32>,
+        default_budgets: Budgets,
     ) -> AgentSpec {
         self.unknown_keys(t, "", AGENT_KEYS);
         let id = self.string(t, "", "id").unwrap_or_else(|| {
@@ -639,6 +705,11 @@ impl Walker<'_> {
             handoffs: self.strings(t, "", "handoffs").unwrap_or_default(),
             wake,
             standing_orders: orders,
+            budgets: self
+                .table(t, "", "budgets")
+                .map(|bt| self.budgets(bt, "budgets"))
+                .unwrap_or_default()
+                .over(default_budgets),
             file: self.file.to_path_buf(),
             lines: KeyLines {
                 id: self.line_of("id"),
@@ -730,7 +801,7 @@ impl Walker<'_> {
 /// One difference `sync` found and fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// `agent` or `standing_order`.
+    /// `agent`, `standing_order` or `budgets`.
     pub object: &'static str,
     /// `agent_id` or `agent_id/order_name`.
     pub id: String,
@@ -871,6 +942,56 @@ pub fn sync(
                 id: agent.id.clone(),
                 fields: vec!["paused".into()],
             });
+        }
+
+        // Proactive budgets: a row when the files set any, kept in step after that.
+        let existing: Option<J> = tx
+            .query_opt(
+                "select to_jsonb(b.*) from proactive_budgets b
+                  where namespace = $1 and agent_id = $2 for update",
+                &[ns, &agent.id],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if existing.is_some() || !agent.budgets.is_empty() {
+            let desired = json!({
+                "max_opportunities_per_day": agent.budgets.max_opportunities_per_day,
+                "max_urgent_per_day": agent.budgets.max_urgent_per_day,
+                "max_ideas_per_day": agent.budgets.max_ideas_per_day,
+            });
+            let keys = ["namespace", "agent_id"];
+            let values: [&(dyn postgres::types::ToSql + Sync); 2] = [ns, &agent.id];
+            let id = format!("{}/budgets", agent.id);
+            match existing {
+                None => {
+                    upsert(&mut tx, "proactive_budgets", &keys, &values, &desired, true)?;
+                    report.added.push(Change {
+                        object: "budgets",
+                        id,
+                        fields: vec![],
+                    });
+                }
+                Some(row) => {
+                    let fields = differing(&row, &desired);
+                    if fields.is_empty() {
+                        report.unchanged += 1;
+                    } else {
+                        upsert(
+                            &mut tx,
+                            "proactive_budgets",
+                            &keys,
+                            &values,
+                            &desired,
+                            false,
+                        )?;
+                        report.changed.push(Change {
+                            object: "budgets",
+                            id,
+                            fields,
+                        });
+                    }
+                }
+            }
         }
 
         let mut declared = Vec::new();

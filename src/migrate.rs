@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fleets",
         sql: include_str!("../sql/0003_fleets.sql"),
     },
+    Migration {
+        version: 4,
+        name: "proactive",
+        sql: include_str!("../sql/0004_proactive.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -42,6 +42,24 @@ pub fn purge(client: &mut postgres::Client, namespace: &str) -> Result<Purged> {
     for (table, sql) in [
         ("events", "delete from events where namespace = $1"),
         (
+            "opportunity_reviews",
+            "delete from opportunity_reviews r using opportunities o
+              where r.opportunity_id = o.id and o.namespace = $1",
+        ),
+        ("ideas", "delete from ideas where namespace = $1"),
+        (
+            "opportunities",
+            "delete from opportunities where namespace = $1",
+        ),
+        (
+            "proactive_budgets",
+            "delete from proactive_budgets where namespace = $1",
+        ),
+        (
+            "proactive_budget_refusals",
+            "delete from proactive_budget_refusals where namespace = $1",
+        ),
+        (
             "standing_order_runs",
             "delete from standing_order_runs where namespace = $1",
         ),

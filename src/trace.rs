@@ -1,6 +1,6 @@
 //! The whole story of a piece of work: a job with its parents and the follow-ups it
 //! enqueued, as a tree, each node with its dependencies, attempts, history, emitted events
-//! and the standing-order occurrence it came from; or every job of one flow or
+//! and the standing-order occurrence or opportunity it came from; or every job of one flow or
 //! correlation key.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +45,8 @@ pub struct Node {
     pub events: Vec<Event>,
     /// The standing-order occurrence it carried.
     pub standing_order_run: Option<Run>,
+    /// The opportunity it was converted from.
+    pub opportunity: Option<crate::proactive::Opportunity>,
     /// Follow-ups it enqueued (jobs whose parent it is), oldest first.
     pub children: Vec<Node>,
 }
@@ -196,6 +198,21 @@ pub fn trace(
         }
     }
 
+    let mut opportunities: BTreeMap<Uuid, crate::proactive::Opportunity> = BTreeMap::new();
+    for o in decode_all::<crate::proactive::Opportunity>(
+        &client.query(
+            "select to_jsonb(o.*) || jsonb_build_object('score',
+                      opportunity_score(o.impact_score, o.confidence_score, o.urgency_score, o.reversibility)) as row
+               from opportunities o where converted_job_id = any($1)",
+            &[&ids],
+        )?,
+        "row",
+    )? {
+        if let Some(job) = o.converted_job_id {
+            opportunities.insert(job, o);
+        }
+    }
+
     let in_trace: BTreeSet<Uuid> = jobs.iter().map(|j| j.id).collect();
     let mut children_of: BTreeMap<Option<Uuid>, Vec<Job>> = BTreeMap::new();
     for job in jobs {
@@ -209,6 +226,7 @@ pub fn trace(
         events,
         deps,
         runs,
+        opportunities,
         focus,
     };
     let roots = parts.build(None, 0);
@@ -227,6 +245,7 @@ struct Parts {
     events: BTreeMap<Uuid, Vec<Event>>,
     deps: BTreeMap<Uuid, Vec<JobLink>>,
     runs: BTreeMap<Uuid, Run>,
+    opportunities: BTreeMap<Uuid, crate::proactive::Opportunity>,
     focus: Option<Uuid>,
 }
 
@@ -250,6 +269,7 @@ impl Parts {
                     history: self.history.remove(&id).unwrap_or_default(),
                     events: self.events.remove(&id).unwrap_or_default(),
                     standing_order_run: self.runs.remove(&id),
+                    opportunity: self.opportunities.remove(&id),
                     children,
                     job,
                 }

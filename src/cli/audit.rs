@@ -16,7 +16,10 @@ use crate::standing_order_audit;
 /// closed_loop_missing (an agent was woken but never closed its job), retry_storm (many
 /// failed attempts of one agent in the last hour), dead_growth (jobs that went dead),
 /// standing_order_missed (a scheduled duty that did not run), supervisor_stale (a
-/// supervisor that stopped beating), blocked_too_long. Each names the ids involved and a
+/// supervisor that stopped beating), blocked_too_long; and for the proactive lane
+/// opportunity_stale_new (nobody triaged it), opportunity_duplicate_title (several agents
+/// propose the same thing), low_confidence_repeat (one agent proposing many weak ones),
+/// budget_rejected (an agent hitting its daily budget). Each names the ids involved and a
 /// command to run. With --record, each finding not recorded before is written once as an
 /// audit.finding event (dedupe key = the finding's key), for the auditor agent and the
 /// publisher. `audit standing-orders` is the per-order table.
@@ -72,6 +75,14 @@ struct FindingsArgs {
     /// This many failed or timed-out attempts of one agent in an hour is a retry storm
     #[arg(long, default_value_t = 10, value_name = "N")]
     retry_storm: i64,
+
+    /// An opportunity untriaged (new) longer than this is a finding
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_span)]
+    stale_opportunity: std::time::Duration,
+
+    /// This many low-confidence (1-2) opportunities of one agent in the window is a finding
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    low_confidence_repeat: i64,
 
     /// Write each new finding once as an audit.finding event
     #[arg(long)]
@@ -213,6 +224,8 @@ fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {
         lease_grace: a.lease_grace,
         supervisor_stale: a.supervisor_stale,
         retry_storm: a.retry_storm,
+        stale_opportunity: a.stale_opportunity,
+        low_confidence_repeat: a.low_confidence_repeat.max(1),
         since: a.since.resolve(now),
     };
     let report = findings::audit(client, &a.namespace, &limits, a.record, &actor)?;

@@ -16,6 +16,7 @@ mod jobs;
 pub mod man;
 mod migrate;
 mod output;
+mod proactive;
 mod purge;
 mod standing_orders;
 mod status;
@@ -143,6 +144,17 @@ enum Command {
     Events(activity::EventsArgs),
     Completions(completions::CompletionsArgs),
     PurgeNamespace(purge::PurgeNamespaceArgs),
+    CreateIdea(proactive::CreateIdeaArgs),
+    ReviewIdea(proactive::ReviewIdeaArgs),
+    ArchiveIdea(proactive::ArchiveIdeaArgs),
+    PromoteIdeaToOpportunity(proactive::PromoteIdeaArgs),
+    CreateOpportunity(proactive::CreateOpportunityArgs),
+    TriageOpportunity(proactive::TriageOpportunityArgs),
+    ConvertOpportunity(proactive::ConvertOpportunityArgs),
+    ListIdeas(proactive::ListIdeasArgs),
+    ListOpportunities(proactive::ListOpportunitiesArgs),
+    ShowOpportunity(proactive::ShowOpportunityArgs),
+    Digest(proactive::DigestArgs),
 }
 
 impl Command {
@@ -187,6 +199,17 @@ impl Command {
             Command::Events(_) => "events",
             Command::Completions(_) => "completions",
             Command::PurgeNamespace(_) => "purge-namespace",
+            Command::CreateIdea(_) => "create-idea",
+            Command::ReviewIdea(_) => "review-idea",
+            Command::ArchiveIdea(_) => "archive-idea",
+            Command::PromoteIdeaToOpportunity(_) => "promote-idea-to-opportunity",
+            Command::CreateOpportunity(_) => "create-opportunity",
+            Command::TriageOpportunity(_) => "triage-opportunity",
+            Command::ConvertOpportunity(_) => "convert-opportunity",
+            Command::ListIdeas(_) => "list-ideas",
+            Command::ListOpportunities(_) => "list-opportunities",
+            Command::ShowOpportunity(_) => "show-opportunity",
+            Command::Digest(_) => "digest",
         }
     }
 }
@@ -386,6 +409,17 @@ fn dispatch(
         Command::Events(a) => activity::events(ctx, a, stdout),
         Command::Completions(a) => completions::run(ctx, a),
         Command::PurgeNamespace(a) => purge::run(ctx, a),
+        Command::CreateIdea(a) => proactive::create_idea(ctx, a, stdin),
+        Command::ReviewIdea(a) => proactive::review_idea(ctx, a),
+        Command::ArchiveIdea(a) => proactive::archive_idea(ctx, a),
+        Command::PromoteIdeaToOpportunity(a) => proactive::promote_idea(ctx, a, stdin),
+        Command::CreateOpportunity(a) => proactive::create_opportunity(ctx, a, stdin),
+        Command::TriageOpportunity(a) => proactive::triage(ctx, a),
+        Command::ConvertOpportunity(a) => proactive::convert(ctx, a, stdin),
+        Command::ListIdeas(a) => proactive::list_ideas(ctx, a),
+        Command::ListOpportunities(a) => proactive::list_opportunities(ctx, a),
+        Command::ShowOpportunity(a) => proactive::show_opportunity(ctx, a),
+        Command::Digest(a) => proactive::digest(ctx, a),
     }
 }
 

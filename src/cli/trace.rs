@@ -132,6 +132,15 @@ fn node_lines(node: &Node, prefix: &str, last: bool, full: bool, out: &mut Strin
             run.status.as_str()
         ));
     }
+    if let Some(o) = &node.opportunity {
+        detail(format!(
+            "from opportunity {} \"{}\" (score {}, proposed by {})",
+            output::id(o.id, full),
+            o.title,
+            o.score,
+            o.source_agent
+        ));
+    }
     for d in &node.depends_on {
         detail(format!(
             "waited for {} {} {} \"{}\"",

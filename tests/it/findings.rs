@@ -149,7 +149,8 @@ fn each_finding_code_comes_from_its_state() {
         assert!(ids.contains(id), "{code}: {id} not in {ids:?}");
     }
     assert_eq!(codes.len(), expect.len(), "nothing else: {codes:?}");
-    for code in agentbus::findings::CODES {
+    // The ledger's codes; the proactive lane's are in tests/it/proactive.rs.
+    for code in &agentbus::findings::CODES[..9] {
         assert!(codes.contains_key(*code), "{code} untested");
     }
 

@@ -15,6 +15,7 @@ mod firing;
 mod fleet;
 mod fleets;
 mod migrations;
+mod proactive;
 mod state_machine;
 mod supervisor;
 mod support;

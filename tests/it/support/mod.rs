@@ -253,7 +253,12 @@ impl TestDb {
                    'standing_order_runs', (select coalesce(jsonb_agg(to_jsonb(r) order by id), '[]') from standing_order_runs r),
                    'agents', (select coalesce(jsonb_agg(to_jsonb(a) order by namespace, agent_id), '[]') from agents a),
                    'standing_orders', (select coalesce(jsonb_agg(to_jsonb(o) order by namespace, agent_id, order_name), '[]') from standing_orders o),
-                   'dispatcher_heartbeats', (select coalesce(jsonb_agg(to_jsonb(h) order by namespace, dispatcher_id), '[]') from dispatcher_heartbeats h))",
+                   'dispatcher_heartbeats', (select coalesce(jsonb_agg(to_jsonb(h) order by namespace, dispatcher_id), '[]') from dispatcher_heartbeats h),
+                   'ideas', (select coalesce(jsonb_agg(to_jsonb(i) order by id), '[]') from ideas i),
+                   'opportunities', (select coalesce(jsonb_agg(to_jsonb(o) order by id), '[]') from opportunities o),
+                   'opportunity_reviews', (select coalesce(jsonb_agg(to_jsonb(r) order by id), '[]') from opportunity_reviews r),
+                   'proactive_budgets', (select coalesce(jsonb_agg(to_jsonb(b) order by namespace, agent_id), '[]') from proactive_budgets b),
+                   'proactive_budget_refusals', (select coalesce(jsonb_agg(to_jsonb(x) order by id), '[]') from proactive_budget_refusals x))",
                 &[],
             )
             .expect("snapshot");
@@ -353,6 +358,16 @@ impl CliOutput {
     }
 
     /// Asserts the exit code and a one-line `agentbus: error:` message containing `needle`.
+    /// Asserts success and returns stdout as text (for table and Markdown output).
+    pub fn ok_text(&self) -> String {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self.stdout.clone()
+    }
+
     pub fn fails(&self, code: i32, needle: &str) {
         assert_eq!(
             self.code, code,
