@@ -962,36 +962,13 @@ pub fn sync(
             let keys = ["namespace", "agent_id"];
             let values: [&(dyn postgres::types::ToSql + Sync); 2] = [ns, &agent.id];
             let id = format!("{}/budgets", agent.id);
-            match existing {
-                None => {
-                    upsert(&mut tx, "proactive_budgets", &keys, &values, &desired, true)?;
-                    report.added.push(Change {
-                        object: "budgets",
-                        id,
-                        fields: vec![],
-                    });
-                }
-                Some(row) => {
-                    let fields = differing(&row, &desired);
-                    if fields.is_empty() {
-                        report.unchanged += 1;
-                    } else {
-                        upsert(
-                            &mut tx,
-                            "proactive_budgets",
-                            &keys,
-                            &values,
-                            &desired,
-                            false,
-                        )?;
-                        report.changed.push(Change {
-                            object: "budgets",
-                            id,
-                            fields,
-                        });
-                    }
-                }
-            }
+            let target = Row {
+                table: "proactive_budgets",
+                object: "budgets",
+                keys: &keys,
+                values: &values,
+            };
+            reconcile(&mut tx, &mut report, &target, id, existing, &desired)?;
         }
 
         let mut declared = Vec::new();
@@ -1023,29 +1000,13 @@ pub fn sync(
                 .transpose()?;
             let keys = ["namespace", "agent_id", "order_name"];
             let values: [&(dyn postgres::types::ToSql + Sync); 3] = [ns, &agent.id, &o.name];
-            match existing {
-                None => {
-                    upsert(&mut tx, "standing_orders", &keys, &values, &desired, true)?;
-                    report.added.push(Change {
-                        object: "standing_order",
-                        id,
-                        fields: vec![],
-                    });
-                }
-                Some(row) => {
-                    let fields = differing(&row, &desired);
-                    if fields.is_empty() {
-                        report.unchanged += 1;
-                    } else {
-                        upsert(&mut tx, "standing_orders", &keys, &values, &desired, false)?;
-                        report.changed.push(Change {
-                            object: "standing_order",
-                            id,
-                            fields,
-                        });
-                    }
-                }
-            }
+            let target = Row {
+                table: "standing_orders",
+                object: "standing_order",
+                keys: &keys,
+                values: &values,
+            };
+            reconcile(&mut tx, &mut report, &target, id, existing, &desired)?;
             // Where it is declared (not a change worth reporting when only lines moved).
             tx.execute(
                 "update standing_orders set source = $4
@@ -1113,6 +1074,49 @@ fn differing(row: &serde_json::Value, desired: &serde_json::Value) -> Vec<String
 
 /// Inserts (or updates) one row of `table` from `desired`'s keys, which are column names
 /// chosen by this module (never user input), through jsonb_populate_record.
+/// A row `sync` keeps in step: its table, what the report calls it, its key.
+struct Row<'a> {
+    table: &'static str,
+    object: &'static str,
+    keys: &'a [&'a str],
+    values: &'a [&'a (dyn postgres::types::ToSql + Sync)],
+}
+
+/// Inserts the row, or updates the fields that differ, and says so in the report.
+fn reconcile(
+    tx: &mut postgres::Transaction<'_>,
+    report: &mut SyncReport,
+    row: &Row<'_>,
+    id: String,
+    existing: Option<serde_json::Value>,
+    desired: &serde_json::Value,
+) -> crate::Result<()> {
+    match existing {
+        None => {
+            upsert(tx, row.table, row.keys, row.values, desired, true)?;
+            report.added.push(Change {
+                object: row.object,
+                id,
+                fields: vec![],
+            });
+        }
+        Some(current) => {
+            let fields = differing(&current, desired);
+            if fields.is_empty() {
+                report.unchanged += 1;
+            } else {
+                upsert(tx, row.table, row.keys, row.values, desired, false)?;
+                report.changed.push(Change {
+                    object: row.object,
+                    id,
+                    fields,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn upsert(
     tx: &mut postgres::Transaction<'_>,
     table: &str,
