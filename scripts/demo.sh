@@ -4,7 +4,8 @@
 #
 #   scout researches 4 prospects -> writer drafts (one draft fails once and is retried)
 #   -> rep sends (one prospect is blocked: no email) -> closer, behind a human approval
-#   that this script grants -> Mission Control's nightly standup writes a digest.
+#   that this script grants; scout's idea is promoted to an opportunity and converted to a
+#   job; Mission Control's nightly standup writes a digest.
 #
 # Then it prints the pipeline, the trace of one prospect, and the standing-order audit.
 # It leaves everything in namespace gtm-demo for you to explore; running it again starts
@@ -98,6 +99,24 @@ for id in $(agentbus list-approvals --get '[].id'); do
   agentbus --actor operator:demo approve-job "$id" --reason "pricing checked (demo)" > /dev/null
 done
 settle 60
+
+step "proactive lane: scout's idea, promoted to an opportunity, converted to a job"
+idea=$(agentbus list-ideas --agent scout --get '0.id')
+opportunity=$(agentbus --actor coordinator promote-idea-to-opportunity --idea-id "$idea" \
+  --source-agent coordinator --theme targeting \
+  --title "Target logistics firms that are hiring dispatchers" \
+  --why-now "Acme qualified on exactly this signal today" \
+  --evidence '{"qualified": ["acme"], "idea": "scout"}' \
+  --impact-score 4 --confidence-score 3 --urgency-score 2 --reversibility high \
+  --owner-candidate scout \
+  --suggested-next-step "Build a prospect list of logistics firms hiring dispatchers" \
+  --notes "promoted at the demo's pipeline review" --get opportunity.id)
+agentbus --actor coordinator triage-opportunity --opportunity-id "$opportunity" \
+  --decision accepted --notes "cheap to try, easy to stop" > /dev/null
+agentbus --actor coordinator convert-opportunity --opportunity-id "$opportunity" \
+  --target-agent scout --subject "Prospect list: logistics firms hiring dispatchers" > /dev/null
+settle 60
+agentbus show-opportunity "$opportunity" --format table
 
 step "nightly standup, fired now"
 agentbus --actor operator:demo fire-standing-order --agent-id mission-control \

@@ -6,7 +6,8 @@
 # in its AGENTS.md (hand work on as jobs, record facts as events, close its job), but
 # deterministically and without a model or a network:
 #
-#   scout     reads the prospect list and enqueues one briefing for writer per prospect
+#   scout     reads the prospect list, enqueues one briefing for writer per prospect, and
+#             files an idea; later it follows up the opportunity that idea became
 #   writer    drafts copy and hands the prospect to rep; the globex draft fails once
 #   rep       "sends" (to $AGENTBUS_DEMO_OUT/outbox.txt); blocks a prospect without an
 #             email; hands qualified prospects to closer behind human approval
@@ -49,6 +50,15 @@ if [ "$job_type" = scheduled ]; then
   exit 0
 fi
 
+if [ "$job_type" = proactive ]; then
+  # Work converted from an opportunity: its context is in payload.opportunity.
+  agentbus emit-event --source-job-id "$job" --topic opportunity.followed_up \
+    --payload "{\"opportunity\": \"$(get payload.opportunity.id)\"}" > /dev/null
+  agentbus complete-job "$job" \
+    --summary "followed up: $(get payload.opportunity.suggested_next_step)" > /dev/null
+  exit 0
+fi
+
 # A prospect job's payload, as written by scout: {prospect, company, contact, email, tier,
 # signals, qualified, ...}. The demo's data has no quotes or backslashes, so plain string
 # splicing builds valid JSON here; a real agent would use its JSON tooling.
@@ -69,6 +79,11 @@ scout)
       --payload "{\"prospect\": \"$id\"}" > /dev/null
     n=$((n + 1))
   done < "$file"
+  # Something noticed on the way that might matter later: an idea, not yet a proposal.
+  agentbus create-idea --source-agent scout --theme targeting \
+    --title "Logistics firms hiring dispatchers look ready to buy" \
+    --body "Acme's signal (a second warehouse, 40 dispatchers) is the strongest on the list." \
+    --evidence '{"prospects": ["acme"]}' --dedupe-key targeting:dispatch-hiring > /dev/null
   agentbus complete-job "$job" --summary "briefed writer on $n prospects" > /dev/null
   ;;
 writer)

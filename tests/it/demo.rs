@@ -123,6 +123,21 @@ fn check_end_state(db: &TestDb, round: i32) {
         ),
     );
     assert_eq!(standup, "completed manual", "round {round}");
+    // Scout's idea became an opportunity, and the opportunity a job that ran.
+    let chain: String = one(
+        db,
+        &format!(
+            "select i.status::text || ' ' || o.status::text || ' ' || j.status::text || ' ' || j.target_agent
+               from ideas i
+               join opportunities o on o.id = i.promoted_opportunity_id
+               join jobs j on j.id = o.converted_job_id
+              where i.{ns}"
+        ),
+    );
+    assert_eq!(
+        chain, "promoted_to_opportunity converted_to_job succeeded scout",
+        "round {round}"
+    );
     // Nothing was left open, and the run left the namespace to itself (no supervisor).
     let open: i64 = one(
         db,

@@ -125,7 +125,7 @@ fn every_hand_off_target_exists_in_its_fleet() {
 }
 
 #[test]
-fn the_operations_fleet_has_the_seed_roles_and_its_22_standing_orders() {
+fn the_operations_fleet_has_the_seed_roles_its_standing_orders_and_budgets() {
     let db = TestDb::new();
     let dir = fleet_dir("ops");
     let ids = agent_ids(&dir);
@@ -149,7 +149,24 @@ fn the_operations_fleet_has_the_seed_roles_and_its_22_standing_orders() {
     let orders: i64 = db.one(
         "select count(*) from standing_orders where namespace = 'ops' and enabled and timezone = 'UTC'",
     );
-    assert_eq!(orders, 22);
+    assert_eq!(orders, 22 + 12, "22 operational and 12 proactive");
+    let proactive: i64 = db.one(
+        "select count(*) from standing_orders where namespace = 'ops'
+            and order_name in ('coord-opportunity-ranking', 'coord-weekly-bets-review',
+              'audit-opportunity-hygiene', 'tracker-opportunity-triage', 'knowledge-gap-opportunities',
+              'devops-automation-opportunities', 'metrics-growth-opportunities', 'design-ux-opportunities',
+              'security-hardening-opportunities', 'research-external-opportunities',
+              'publisher-opportunity-digest', 'publisher-weekly-bets-memo')",
+    );
+    assert_eq!(proactive, 12);
+    let budgets: i64 = db.one(
+        "select count(*) from proactive_budgets where namespace = 'ops' and max_opportunities_per_day = 3",
+    );
+    assert_eq!(budgets, 10, "every agent gets the fleet's default budgets");
+    for agent in &ids {
+        let md = std::fs::read_to_string(dir.join(agent).join("AGENTS.md")).unwrap();
+        assert!(md.contains("## Proactive work"), "{agent}");
+    }
     let agents: Value = db.one(
         "select jsonb_agg(jsonb_build_object('id', agent_id, 'c', max_concurrency, 'w', wake_mode) order by agent_id)
          from agents where namespace = 'ops'",
