@@ -600,3 +600,55 @@ fn fleet_files_set_budgets() {
         .fails(2, "a whole number, 0 or more");
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+#[test]
+fn opportunity_dedupe_keys_and_archiving() {
+    let db = TestDb::new();
+    let mut args = opportunity_args("research", "gap", ["3", "3", "3"]);
+    args.extend(["--dedupe-key", "gap:2026-11"]);
+    let first = db.cli(&args).ok();
+    assert_eq!(first["deduped"], false);
+    let second = db.cli(&args).ok();
+    assert_eq!(second["deduped"], true);
+    assert_eq!(second["opportunity"]["id"], first["opportunity"]["id"]);
+    // Rejected, the key is free again.
+    let id = s(&first["opportunity"], "id");
+    db.cli(&[
+        "triage-opportunity",
+        "--opportunity-id",
+        &id,
+        "--decision",
+        "rejected",
+    ])
+    .ok();
+    assert_eq!(db.cli(&args).ok()["deduped"], false);
+
+    let idea = s(
+        &db.cli(&[
+            "create-idea",
+            "--source-agent",
+            "design",
+            "--theme",
+            "t",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--tags",
+            r#"["a","b"]"#,
+        ])
+        .ok(),
+        "id",
+    );
+    assert_eq!(
+        db.cli(&["archive-idea", "--idea-id", &idea]).ok()["status"],
+        "archived"
+    );
+    db.cli(&["review-idea", "--idea-id", &idea])
+        .fails(4, "is archived");
+    let listed = db
+        .cli(&["list-ideas", "--status", "archived", "--format", "json"])
+        .ok();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["tags"], serde_json::json!(["a", "b"]));
+}
