@@ -146,6 +146,8 @@ impl From<postgres::Error> for Error {
             // A proactive budget (0004_proactive.sql): the message says the budget, what
             // was used and when it resets.
             "AB001" => Error::conflict(message),
+            // A memory-lane rule (0005_memory.sql): frozen lane, no sources, not a curator.
+            "AB002" => Error::conflict(message),
             "23503" => Error::not_found(format!("referenced row not found: {message}")),
             // check_violation, not_null_violation, invalid_text_representation,
             // character_not_in_repertoire, untranslatable_character, numeric out of range,

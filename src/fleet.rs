@@ -176,12 +176,25 @@ pub struct Fleet {
     pub hook_token_env: Option<String>,
     /// Agents, by id.
     pub agents: Vec<AgentSpec>,
+    /// Agents that may promote into shared memory (`[memory] curators`; default: the
+    /// `knowledge` agent when the fleet has one).
+    pub memory_curators: Vec<String>,
+    /// Whether the supervisor injects memories into prompts (`[memory] inject`).
+    pub memory_inject: bool,
 }
 
 /// The documentation of every key, rendered as agentbus-fleet(5).
 pub const FORMAT_DOC: &str = include_str!("fleet_format.txt");
 
-const FLEET_KEYS: &[&str] = &["name", "namespace", "description", "defaults", "openclaw"];
+const FLEET_KEYS: &[&str] = &[
+    "name",
+    "namespace",
+    "description",
+    "defaults",
+    "openclaw",
+    "memory",
+];
+const MEMORY_KEYS: &[&str] = &["curators", "inject"];
 const DEFAULTS_KEYS: &[&str] = &[
     "max_concurrency",
     "timezone",
@@ -287,6 +300,20 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         None => (None, None),
     };
 
+    let memory = w.table(&fleet_table, "", "memory");
+    let (curators, memory_inject, curators_line) = match memory {
+        Some(t) => {
+            w.unknown_keys(t, "memory", MEMORY_KEYS);
+            (
+                w.strings(t, "memory", "curators"),
+                w.boolean(t, "memory", "inject").unwrap_or(true),
+                w.line_of("memory.curators"),
+            )
+        }
+        None => (None, true, 1),
+    };
+    let fleet_file = dir.join("fleet.toml");
+
     let mut agents = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -343,6 +370,22 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
             }
         }
     }
+    let memory_curators = match curators {
+        Some(list) => {
+            for c in &list {
+                if !ids.contains(c.as_str()) {
+                    diags.push(Diagnostic {
+                        file: fleet_file.clone(),
+                        line: curators_line,
+                        message: format!("memory curator {c:?} is not an agent of this fleet"),
+                    });
+                }
+            }
+            list
+        }
+        None if ids.contains("knowledge") => vec!["knowledge".to_string()],
+        None => Vec::new(),
+    };
     if agents.is_empty() && diags.is_empty() {
         diags.push(Diagnostic {
             file: dir.to_path_buf(),
@@ -360,6 +403,8 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         hook_url,
         hook_token_env,
         agents,
+        memory_curators,
+        memory_inject,
     })
 }
 
@@ -1057,6 +1102,55 @@ pub fn sync(
             fields: vec![],
         });
     }
+    // The memory lane: curators and the injection switch.
+    let current: Vec<String> = tx
+        .query(
+            "select agent_id from memory_curators where namespace = $1 order by agent_id",
+            &[ns],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut wanted = fleet.memory_curators.clone();
+    wanted.sort();
+    wanted.dedup();
+    if current != wanted {
+        tx.execute("delete from memory_curators where namespace = $1", &[ns])?;
+        tx.execute(
+            "insert into memory_curators (namespace, agent_id) select $1, unnest($2::text[])",
+            &[ns, &wanted],
+        )?;
+        report.changed.push(Change {
+            object: "memory",
+            id: "curators".into(),
+            fields: wanted.clone(),
+        });
+    } else {
+        report.unchanged += 1;
+    }
+    let inject: Option<bool> = tx
+        .query_opt(
+            "select inject from lane_controls where namespace = $1 and lane = 'memory' for update",
+            &[ns],
+        )?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    if inject != Some(fleet.memory_inject) {
+        tx.execute(
+            "insert into lane_controls (namespace, lane, inject) values ($1, 'memory', $2)
+             on conflict (namespace, lane) do update set inject = excluded.inject, updated_at = now()",
+            &[ns, &fleet.memory_inject],
+        )?;
+        // A first sync that leaves injection on (the default) is not worth reporting.
+        if inject.is_some() || !fleet.memory_inject {
+            report.changed.push(Change {
+                object: "memory",
+                id: "inject".into(),
+                fields: vec![fleet.memory_inject.to_string()],
+            });
+        }
+    }
+
     tx.commit()?;
     Ok(report)
 }

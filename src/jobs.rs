@@ -230,6 +230,9 @@ pub struct Attempt {
     pub exit_code: Option<i32>,
     pub exit_signal: Option<i32>,
     pub stderr_tail: Option<String>,
+    /// Memories retrieved into this attempt's prompt.
+    #[serde(default)]
+    pub memory_ids: Vec<Uuid>,
 }
 
 /// What a supervisor learned about an attempt (columns of `job_attempts`); `None` keeps
@@ -970,6 +973,8 @@ pub struct WakeRecord {
     pub prompt_hash: String,
     /// Version of the prompt layout.
     pub prompt_version: i32,
+    /// Memories the prompt carries.
+    pub memory_ids: Vec<Uuid>,
 }
 
 /// Marks a leased job running because the supervisor is about to wake its agent, and
@@ -1002,7 +1007,7 @@ pub fn mark_woken(
          attempt as (
            update job_attempts
            set status = 'running', wake_mode = $4, woken_at = now(),
-               prompt_hash = $5, prompt_version = $6
+               prompt_hash = $5, prompt_version = $6, memory_ids = $8
            where job_id = $1
              and attempt_no = (select attempt_count from woken)
              and finished_at is null
@@ -1018,6 +1023,7 @@ pub fn mark_woken(
             &wake.prompt_hash,
             &wake.prompt_version,
             &fence.attempt,
+            &wake.memory_ids,
         ],
     )?;
     if let (Some(row), Some(_)) = (row, fence.lease_token) {
@@ -1041,7 +1047,7 @@ pub fn mark_woken(
             tx.execute(
                 "update job_attempts
                  set status = 'running', wake_mode = $3, woken_at = now(),
-                     prompt_hash = $4, prompt_version = $5
+                     prompt_hash = $4, prompt_version = $5, memory_ids = $6
                  where job_id = $1 and attempt_no = $2 and finished_at is null",
                 &[
                     &job.id,
@@ -1049,6 +1055,7 @@ pub fn mark_woken(
                     &wake.wake_mode,
                     &wake.prompt_hash,
                     &wake.prompt_version,
+                    &wake.memory_ids,
                 ],
             )?;
             decode(&row, "row")

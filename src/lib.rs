@@ -19,6 +19,7 @@ pub mod health;
 pub mod hook;
 pub mod input;
 pub mod jobs;
+pub mod memory;
 pub mod migrate;
 pub mod namespaces;
 pub mod openclaw;

@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "proactive",
         sql: include_str!("../sql/0004_proactive.sql"),
     },
+    Migration {
+        version: 5,
+        name: "memory",
+        sql: include_str!("../sql/0005_memory.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -48,6 +48,23 @@ pub fn purge(client: &mut postgres::Client, namespace: &str) -> Result<Purged> {
         ),
         ("ideas", "delete from ideas where namespace = $1"),
         (
+            "memory_candidates",
+            "update memory_candidates set promoted_memory_id = null where namespace = $1",
+        ),
+        ("memories", "delete from memories where namespace = $1"),
+        (
+            "memory_candidates",
+            "delete from memory_candidates where namespace = $1",
+        ),
+        (
+            "memory_curators",
+            "delete from memory_curators where namespace = $1",
+        ),
+        (
+            "lane_controls",
+            "delete from lane_controls where namespace = $1",
+        ),
+        (
             "opportunities",
             "delete from opportunities where namespace = $1",
         ),

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::jobs::{Job, JobStatus};
 
 /// Bumped whenever the layout of the prompt changes.
-pub const PROMPT_VERSION: i32 = 3;
+pub const PROMPT_VERSION: i32 = 4;
 
 /// Payloads larger than this are cut (the agent can read the whole job with `show-job`).
 const PAYLOAD_LIMIT: usize = 64 * 1024;
@@ -55,6 +55,8 @@ pub struct PromptInput {
     pub dependencies: Vec<DependencyResult>,
     /// The standing-order run it belongs to, if any.
     pub occurrence: Option<Occurrence>,
+    /// Memories retrieved for it (empty when the memory lane is paused or off).
+    pub memories: Vec<crate::memory::Retrieved>,
 }
 
 /// A rendered prompt.
@@ -66,7 +68,15 @@ pub struct Prompt {
     pub hash: String,
     /// [`PROMPT_VERSION`] at render time.
     pub version: i32,
+    /// The memories it carries (within [`MEMORY_SECTION_LIMIT`]), recorded on the attempt.
+    pub memory_ids: Vec<uuid::Uuid>,
 }
+
+/// At most this many characters of retrieved memories go into a prompt.
+pub const MEMORY_SECTION_LIMIT: usize = 4000;
+
+/// At most this many characters of one memory's body.
+const MEMORY_BODY_LIMIT: usize = 600;
 
 /// Reads the prompt's inputs and the settings of the agent the job goes to, in one round
 /// trip (the supervisor needs both before every wake-up).
@@ -109,11 +119,13 @@ pub fn load_input(
                 .map_err(|e| Error::failure(format!("unexpected agents row shape: {e}")))
         })
         .transpose()?;
+    let memories = crate::memory::for_prompt(client, &job)?;
     Ok((
         PromptInput {
             job,
             dependencies,
             occurrence,
+            memories,
         },
         agent,
     ))
@@ -207,6 +219,35 @@ pub fn render(input: &PromptInput) -> Prompt {
             ));
         }
     }
+    let mut memory_ids = Vec::new();
+    if !input.memories.is_empty() {
+        line("");
+        line(
+            "Memories agentbus retrieved for this job (curated; cite their ids when they matter):",
+        );
+        let mut used = 0;
+        for r in &input.memories {
+            let m = &r.memory;
+            let body: String = one_line(&m.body).chars().take(MEMORY_BODY_LIMIT).collect();
+            let entry = format!(
+                "  - [{} {}/{} {}] {} (memory {}, confidence {}): {}",
+                r.bucket,
+                m.kind,
+                m.scope,
+                one_line(&m.subject_key),
+                one_line(&m.title),
+                m.id,
+                m.confidence_score,
+                body
+            );
+            if used + entry.len() > MEMORY_SECTION_LIMIT {
+                break;
+            }
+            used += entry.len();
+            memory_ids.push(m.id);
+            line(&entry);
+        }
+    }
     line("");
     line("Close the job with exactly one of these (replying in chat does not close it):");
     let id = job.id;
@@ -240,6 +281,7 @@ pub fn render(input: &PromptInput) -> Prompt {
         text: out,
         hash,
         version: PROMPT_VERSION,
+        memory_ids,
     }
 }
 

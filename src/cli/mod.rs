@@ -14,6 +14,7 @@ mod events;
 mod fleet;
 mod jobs;
 pub mod man;
+mod memory;
 mod migrate;
 mod output;
 mod proactive;
@@ -155,6 +156,18 @@ enum Command {
     ListOpportunities(proactive::ListOpportunitiesArgs),
     ShowOpportunity(proactive::ShowOpportunityArgs),
     Digest(proactive::DigestArgs),
+    CreateMemoryCandidate(memory::CreateCandidateArgs),
+    ReviewMemoryCandidate(memory::ReviewCandidateArgs),
+    RejectMemoryCandidate(memory::RejectCandidateArgs),
+    PromoteMemoryCandidate(memory::PromoteCandidateArgs),
+    ExpireMemory(memory::ExpireMemoryArgs),
+    ArchiveMemory(memory::ArchiveMemoryArgs),
+    ListMemories(memory::ListMemoriesArgs),
+    ShowMemory(memory::ShowMemoryArgs),
+    MemoriesDueReview(memory::DueReviewArgs),
+    RetrieveMemories(memory::RetrieveArgs),
+    PauseLane(memory::PauseLaneArgs),
+    ResumeLane(memory::ResumeLaneArgs),
 }
 
 impl Command {
@@ -210,6 +223,18 @@ impl Command {
             Command::ListOpportunities(_) => "list-opportunities",
             Command::ShowOpportunity(_) => "show-opportunity",
             Command::Digest(_) => "digest",
+            Command::CreateMemoryCandidate(_) => "create-memory-candidate",
+            Command::ReviewMemoryCandidate(_) => "review-memory-candidate",
+            Command::RejectMemoryCandidate(_) => "reject-memory-candidate",
+            Command::PromoteMemoryCandidate(_) => "promote-memory-candidate",
+            Command::ExpireMemory(_) => "expire-memory",
+            Command::ArchiveMemory(_) => "archive-memory",
+            Command::ListMemories(_) => "list-memories",
+            Command::ShowMemory(_) => "show-memory",
+            Command::MemoriesDueReview(_) => "memories-due-review",
+            Command::RetrieveMemories(_) => "retrieve-memories",
+            Command::PauseLane(_) => "pause-lane",
+            Command::ResumeLane(_) => "resume-lane",
         }
     }
 }
@@ -420,6 +445,18 @@ fn dispatch(
         Command::ListOpportunities(a) => proactive::list_opportunities(ctx, a),
         Command::ShowOpportunity(a) => proactive::show_opportunity(ctx, a),
         Command::Digest(a) => proactive::digest(ctx, a),
+        Command::CreateMemoryCandidate(a) => memory::create_candidate(ctx, a, stdin),
+        Command::ReviewMemoryCandidate(a) => memory::review_candidate(ctx, a),
+        Command::RejectMemoryCandidate(a) => memory::reject_candidate(ctx, a),
+        Command::PromoteMemoryCandidate(a) => memory::promote(ctx, a),
+        Command::ExpireMemory(a) => memory::expire(ctx, a),
+        Command::ArchiveMemory(a) => memory::archive(ctx, a),
+        Command::ListMemories(a) => memory::list(ctx, a),
+        Command::ShowMemory(a) => memory::show(ctx, a),
+        Command::MemoriesDueReview(a) => memory::due_review(ctx, a),
+        Command::RetrieveMemories(a) => memory::retrieve(ctx, a),
+        Command::PauseLane(a) => memory::pause_lane(ctx, a),
+        Command::ResumeLane(a) => memory::resume_lane(ctx, a),
     }
 }
 

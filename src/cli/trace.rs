@@ -174,6 +174,10 @@ fn node_lines(node: &Node, prefix: &str, last: bool, full: bool, out: &mut Strin
             line += &format!(": {e}");
         }
         detail(line);
+        if !a.memory_ids.is_empty() {
+            let ids: Vec<String> = a.memory_ids.iter().map(|m| output::id(*m, full)).collect();
+            detail(format!("  saw memories {}", ids.join(" ")));
+        }
     }
     for h in &node.history {
         let from = h

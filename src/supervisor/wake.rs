@@ -72,6 +72,7 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
         wake_mode: mode.as_str(),
         prompt_hash: prompt.hash.clone(),
         prompt_version: prompt.version,
+        memory_ids: prompt.memory_ids.clone(),
     };
     let woken = shared.pool.get().and_then(|mut c| {
         jobs::mark_woken(&mut *c, job.id, fence, &shared.caller("wake"), &record)

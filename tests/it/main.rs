@@ -14,6 +14,7 @@ mod findings;
 mod firing;
 mod fleet;
 mod fleets;
+mod memory;
 mod migrations;
 mod proactive;
 mod state_machine;

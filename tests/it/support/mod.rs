@@ -258,7 +258,11 @@ impl TestDb {
                    'opportunities', (select coalesce(jsonb_agg(to_jsonb(o) order by id), '[]') from opportunities o),
                    'opportunity_reviews', (select coalesce(jsonb_agg(to_jsonb(r) order by id), '[]') from opportunity_reviews r),
                    'proactive_budgets', (select coalesce(jsonb_agg(to_jsonb(b) order by namespace, agent_id), '[]') from proactive_budgets b),
-                   'proactive_budget_refusals', (select coalesce(jsonb_agg(to_jsonb(x) order by id), '[]') from proactive_budget_refusals x))",
+                   'proactive_budget_refusals', (select coalesce(jsonb_agg(to_jsonb(x) order by id), '[]') from proactive_budget_refusals x),
+                   'memory_candidates', (select coalesce(jsonb_agg(to_jsonb(c) order by id), '[]') from memory_candidates c),
+                   'memories', (select coalesce(jsonb_agg(to_jsonb(m) order by id), '[]') from memories m),
+                   'memory_links', (select coalesce(jsonb_agg(to_jsonb(l) order by memory_id, kind, ref), '[]') from memory_links l),
+                   'lane_controls', (select coalesce(jsonb_agg(to_jsonb(l) order by namespace, lane), '[]') from lane_controls l))",
                 &[],
             )
             .expect("snapshot");

@@ -1,0 +1,644 @@
+//! The memory lane: candidates, promotion (curators, sources, supersession), retrieval
+//! buckets, limits, scopes, visibility and expiry, injection recorded on attempts, the
+//! freeze, and bad input.
+
+use serde_json::Value;
+
+use crate::support::{s, TestDb};
+
+fn curator(db: &TestDb, agent: &str) {
+    db.client()
+        .execute(
+            "insert into memory_curators (namespace, agent_id) values ('default', $1)",
+            &[&agent],
+        )
+        .unwrap();
+}
+
+/// Files a candidate as `agent`; returns its id.
+fn candidate(
+    db: &TestDb,
+    agent: &str,
+    kind: &str,
+    scope: &str,
+    subject: &str,
+    title: &str,
+) -> String {
+    candidate_with(db, agent, kind, scope, subject, title, &[])
+}
+
+fn candidate_with(
+    db: &TestDb,
+    agent: &str,
+    kind: &str,
+    scope: &str,
+    subject: &str,
+    title: &str,
+    extra: &[&str],
+) -> String {
+    let mut args = vec![
+        "create-memory-candidate",
+        "--source-agent",
+        agent,
+        "--kind",
+        kind,
+        "--scope",
+        scope,
+        "--subject-key",
+        subject,
+        "--title",
+        title,
+        "--body",
+        "What was learned, in one paragraph.",
+        "--source-refs",
+        r#"{"jobs": ["job-1"], "events": ["42"]}"#,
+        "--confidence-score",
+        "4",
+    ];
+    args.extend_from_slice(extra);
+    s(&db.cli(&args).ok(), "id")
+}
+
+/// Promotes as the knowledge curator; returns the memory.
+fn promote(db: &TestDb, candidate: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "--actor",
+        "knowledge",
+        "promote-memory-candidate",
+        "--candidate-id",
+        candidate,
+    ];
+    args.extend_from_slice(extra);
+    db.cli(&args).ok()["memory"].clone()
+}
+
+fn memory(db: &TestDb, agent: &str, kind: &str, scope: &str, subject: &str, title: &str) -> String {
+    let c = candidate(db, agent, kind, scope, subject, title);
+    s(&promote(db, &c, &[]), "id")
+}
+
+fn retrieve(db: &TestDb, args: &[&str]) -> Vec<(i64, String)> {
+    let mut all = vec!["retrieve-memories", "--format", "json"];
+    all.extend_from_slice(args);
+    db.cli(&all)
+        .ok()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["bucket"].as_i64().unwrap(), s(m, "title")))
+        .collect()
+}
+
+#[test]
+fn a_candidate_is_promoted_by_a_curator_with_its_sources_and_never_deleted() {
+    let db = TestDb::new();
+    curator(&db, "knowledge");
+    let c = candidate(
+        &db,
+        "devops",
+        "mistake",
+        "service",
+        "billing-api",
+        "Migrations ran twice",
+    );
+    let reviewed = db
+        .cli(&[
+            "--actor",
+            "knowledge",
+            "review-memory-candidate",
+            "--candidate-id",
+            &c,
+        ])
+        .ok();
+    assert_eq!(reviewed["status"], "reviewed");
+    assert_eq!(reviewed["reviewer"], "knowledge");
+
+    // Not a curator: refused by the database, nothing written.
+    let before = db.snapshot();
+    db.cli(&[
+        "--actor",
+        "devops",
+        "promote-memory-candidate",
+        "--candidate-id",
+        &c,
+    ])
+    .fails(4, "devops may not promote into shared memory");
+    assert_eq!(db.snapshot(), before);
+
+    let out = db
+        .cli(&[
+            "--actor",
+            "knowledge",
+            "promote-memory-candidate",
+            "--candidate-id",
+            &c,
+            "--dedupe-key",
+            "billing-api:migrations",
+            "--review-at",
+            "+30d",
+            "--notes",
+            "seen twice",
+        ])
+        .ok();
+    let m = &out["memory"];
+    assert_eq!(m["status"], "active");
+    assert_eq!(m["created_by"], "knowledge");
+    assert_eq!(m["source_candidate_id"], c.as_str());
+    assert_eq!(out["candidate"]["status"], "promoted");
+    let id = s(m, "id");
+    let shown = db.cli(&["show-memory", &id, "--format", "json"]).ok();
+    let links: Vec<(String, String)> = serde_json::from_value(shown["links"].clone()).unwrap();
+    assert!(links.contains(&("job".into(), "job-1".into())), "{links:?}");
+    assert!(links.contains(&("event".into(), "42".into())), "{links:?}");
+    assert!(
+        links.contains(&("candidate".into(), c.clone())),
+        "{links:?}"
+    );
+
+    // The dedupe key is unique among active memories.
+    let c2 = candidate(
+        &db,
+        "devops",
+        "mistake",
+        "service",
+        "billing-api",
+        "Migrations again",
+    );
+    db.cli(&[
+        "--actor",
+        "knowledge",
+        "promote-memory-candidate",
+        "--candidate-id",
+        &c2,
+        "--dedupe-key",
+        "billing-api:migrations",
+    ])
+    .fails(4, "already has dedupe key");
+    // Superseding replaces it; the old one stays, superseded.
+    let out = db
+        .cli(&[
+            "--actor",
+            "knowledge",
+            "promote-memory-candidate",
+            "--candidate-id",
+            &c2,
+            "--supersedes-memory-id",
+            &id,
+        ])
+        .ok();
+    assert_eq!(out["superseded"]["status"], "superseded");
+    let old = db.cli(&["show-memory", &id, "--format", "json"]).ok();
+    assert_eq!(old["status"], "superseded");
+    assert_eq!(old["superseded_by"], out["memory"]["id"]);
+
+    // Operators may promote too.
+    let c3 = candidate(
+        &db,
+        "research",
+        "decision",
+        "global",
+        "*",
+        "EU data stays in EU",
+    );
+    let m3 = db
+        .cli(&[
+            "--actor",
+            "operator:alice",
+            "promote-memory-candidate",
+            "--candidate-id",
+            &c3,
+        ])
+        .ok();
+    assert_eq!(m3["memory"]["created_by"], "operator:alice");
+    let m3 = s(&m3["memory"], "id");
+    assert_eq!(
+        db.cli(&["expire-memory", "--memory-id", &m3]).ok()["status"],
+        "expired"
+    );
+    db.cli(&["archive-memory", "--memory-id", &m3])
+        .fails(4, "only active memories");
+    let kept: i64 = db.one("select count(*) from memories");
+    assert_eq!(kept, 3, "nothing is deleted");
+}
+
+#[test]
+fn promotion_without_sources_or_while_frozen_is_refused() {
+    let db = TestDb::new();
+    curator(&db, "knowledge");
+    let bare = s(
+        &db.cli(&[
+            "create-memory-candidate",
+            "--source-agent",
+            "design",
+            "--kind",
+            "preference",
+            "--scope",
+            "global",
+            "--subject-key",
+            "*",
+            "--title",
+            "Users like dark mode",
+            "--body",
+            "A hunch.",
+            "--confidence-score",
+            "2",
+        ])
+        .ok(),
+        "id",
+    );
+    let before = db.snapshot();
+    db.cli(&[
+        "--actor",
+        "knowledge",
+        "promote-memory-candidate",
+        "--candidate-id",
+        &bare,
+    ])
+    .fails(4, "no evidence and no source references");
+    assert_eq!(db.snapshot(), before);
+    assert_eq!(
+        db.cli(&[
+            "--actor",
+            "knowledge",
+            "reject-memory-candidate",
+            "--candidate-id",
+            &bare,
+            "--notes",
+            "a hunch is an idea, not a memory"
+        ])
+        .ok()["status"],
+        "rejected"
+    );
+
+    let c = candidate(&db, "devops", "lesson", "global", "*", "Roll back first");
+    memory(
+        &db,
+        "devops",
+        "lesson",
+        "global",
+        "*",
+        "Page before paging twice",
+    );
+    db.cli(&["pause-lane", "memory", "--reason", "bad memory injected"])
+        .ok();
+    let before = db.snapshot();
+    db.cli(&[
+        "--actor",
+        "knowledge",
+        "promote-memory-candidate",
+        "--candidate-id",
+        &c,
+    ])
+    .fails(4, "memory lane of namespace default is paused");
+    assert_eq!(db.snapshot(), before);
+    db.cli(&["pause-lane", "memory"])
+        .fails(2, "--reason is required");
+    db.cli(&["pause-lane", "tasks", "--reason", "x"])
+        .fails(2, "unknown lane");
+    db.cli(&["resume-lane", "memory"]).ok();
+    promote(&db, &c, &[]);
+}
+
+#[test]
+fn retrieval_fills_three_buckets_within_limits_scopes_and_visibility() {
+    let db = TestDb::new();
+    curator(&db, "knowledge");
+    // Bucket 1: the exact context.
+    memory(
+        &db,
+        "devops",
+        "context",
+        "service",
+        "billing-api",
+        "billing runs on two nodes",
+    );
+    memory(
+        &db,
+        "devops",
+        "entity_fact",
+        "agent",
+        "devops",
+        "devops owns the runbooks",
+    );
+    memory(
+        &db,
+        "closer",
+        "preference",
+        "person",
+        "dana",
+        "Dana wants short emails",
+    );
+    memory(
+        &db,
+        "devops",
+        "context",
+        "project",
+        "apollo",
+        "Apollo ships in March",
+    );
+    memory(
+        &db,
+        "devops",
+        "context",
+        "service",
+        "search",
+        "search is read-only",
+    );
+    // Bucket 2: lessons and playbooks.
+    memory(
+        &db,
+        "devops",
+        "playbook",
+        "global",
+        "*",
+        "Roll back before debugging",
+    );
+    memory(
+        &db,
+        "devops",
+        "mistake",
+        "agent",
+        "devops",
+        "Never restart both nodes at once",
+    );
+    memory(
+        &db,
+        "security",
+        "lesson",
+        "agent",
+        "security",
+        "security lesson for security",
+    );
+    // Bucket 3: global guidance.
+    for i in 0..6 {
+        memory(
+            &db,
+            "research",
+            "decision",
+            "global",
+            "*",
+            &format!("global decision {i}"),
+        );
+    }
+    // Private to closer, and expired ones: never shown to devops.
+    let private = candidate_with(
+        &db,
+        "closer",
+        "preference",
+        "agent",
+        "devops",
+        "closer's private note about devops",
+        &["--visibility", "private"],
+    );
+    db.cli(&[
+        "--actor",
+        "closer",
+        "promote-memory-candidate",
+        "--candidate-id",
+        &private,
+    ])
+    .ok();
+    let expired = memory(&db, "devops", "lesson", "agent", "devops", "expired lesson");
+    db.cli(&["expire-memory", "--memory-id", &expired]).ok();
+
+    let got = retrieve(
+        &db,
+        &[
+            "--agent",
+            "devops",
+            "--service",
+            "billing-api",
+            "--project",
+            "apollo",
+        ],
+    );
+    let titles: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(got.len() <= 10, "{got:?}");
+    let bucket = |b: i64| got.iter().filter(|(x, _)| *x == b).count();
+    assert!(bucket(1) >= 3 && bucket(1) <= 4, "{got:?}");
+    assert!(titles.contains(&"billing runs on two nodes"));
+    assert!(titles.contains(&"Apollo ships in March"));
+    assert!(titles.contains(&"devops owns the runbooks"));
+    assert!(!titles.contains(&"search is read-only"), "another service");
+    assert!(
+        !titles.contains(&"Dana wants short emails"),
+        "no person given"
+    );
+    assert!(titles.contains(&"Roll back before debugging"));
+    assert!(
+        !titles.contains(&"security lesson for security"),
+        "another agent's lessons"
+    );
+    assert!(bucket(3) <= 4);
+    assert!(
+        !titles.contains(&"closer's private note about devops"),
+        "private to closer"
+    );
+    assert!(!titles.contains(&"expired lesson"));
+    let mut seen = titles.clone();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), titles.len(), "each memory once");
+
+    // The limit holds; the owner sees its private memory.
+    assert_eq!(
+        retrieve(&db, &["--agent", "devops", "--limit", "3"]).len(),
+        3
+    );
+    let closer: Vec<String> = retrieve(&db, &["--agent", "closer", "--person", "dana"])
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert!(closer.contains(&"Dana wants short emails".to_string()));
+    db.cli(&["retrieve-memories", "--agent", "devops", "--limit", "0"])
+        .fails(2, "out of range");
+}
+
+#[test]
+fn the_supervisor_injects_memories_and_records_them_unless_frozen_or_off() {
+    let db = TestDb::new();
+    curator(&db, "knowledge");
+    let m = memory(
+        &db,
+        "devops",
+        "playbook",
+        "agent",
+        "worker",
+        "Check the queue first",
+    );
+    let job = db.enqueue("worker", "inject me", &[]);
+    let runner = "sh -c 'grep -q \"Check the queue first\" \"$AGENTBUS_PROMPT_FILE\" && exec agentbus complete-job >/dev/null'";
+    let out = db.supervise_once(&["--exec", runner], &[], std::time::Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let attempt: Value = db.one(&format!(
+        "select jsonb_build_object('status', status, 'memory_ids', memory_ids)
+           from job_attempts where job_id = '{job}'"
+    ));
+    assert_eq!(
+        attempt["status"], "succeeded",
+        "the prompt carried the memory"
+    );
+    assert_eq!(attempt["memory_ids"], serde_json::json!([m]));
+    let trace = db.cli(&["trace", &job, "--format", "table"]).ok_text();
+    assert!(
+        trace.contains(&format!("saw memories {}", &m[..8])),
+        "{trace}"
+    );
+    let shown = db.cli(&["show-memory", &m, "--format", "json"]).ok();
+    assert_eq!(shown["seen_by_attempts"][0][0], job.as_str());
+
+    // Frozen: nothing injected.
+    db.cli(&["pause-lane", "memory", "--reason", "investigating"])
+        .ok();
+    let frozen = db.enqueue("worker", "while frozen", &[]);
+    let out = db.supervise_once(
+        &[
+            "--exec",
+            "agentbus complete-job {job_id} --lease-token {lease_token}",
+        ],
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ids: Value = db.one(&format!(
+        "select to_jsonb(memory_ids) from job_attempts where job_id = '{frozen}'"
+    ));
+    assert_eq!(ids, serde_json::json!([]));
+    db.cli(&["resume-lane", "memory"]).ok();
+
+    // Off in the fleet: nothing injected either.
+    db.client()
+        .execute("update lane_controls set inject = false", &[])
+        .unwrap();
+    let off = db.enqueue("worker", "injection off", &[]);
+    db.supervise_once(
+        &[
+            "--exec",
+            "agentbus complete-job {job_id} --lease-token {lease_token}",
+        ],
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    let ids: Value = db.one(&format!(
+        "select to_jsonb(memory_ids) from job_attempts where job_id = '{off}'"
+    ));
+    assert_eq!(ids, serde_json::json!([]));
+}
+
+#[test]
+fn bad_memory_input_is_refused_and_writes_nothing() {
+    let db = TestDb::new();
+    let before = db.snapshot();
+    let base = |kind: &'static str, scope: &'static str, conf: &'static str, vis: &'static str| {
+        vec![
+            "create-memory-candidate",
+            "--source-agent",
+            "devops",
+            "--kind",
+            kind,
+            "--scope",
+            scope,
+            "--subject-key",
+            "x",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--confidence-score",
+            conf,
+            "--visibility",
+            vis,
+        ]
+    };
+    db.cli(&base("rumour", "global", "3", "shared"))
+        .fails(2, "--kind: unknown \"rumour\"");
+    db.cli(&base("lesson", "team", "3", "shared"))
+        .fails(2, "--scope: unknown \"team\"");
+    db.cli(&base("lesson", "global", "6", "shared"))
+        .fails(2, "out of range (1 to 5)");
+    db.cli(&base("lesson", "global", "0", "shared"))
+        .fails(2, "out of range (1 to 5)");
+    db.cli(&base("lesson", "global", "3", "secret"))
+        .fails(2, "--visibility: unknown");
+    let mut bad_refs = base("lesson", "global", "3", "shared");
+    bad_refs.extend(["--source-refs", "[1]"]);
+    db.cli(&bad_refs).fails(2, "--source-refs");
+    db.cli(&["list-memories", "--kind", "rumour"])
+        .fails(2, "--kind");
+    db.cli(&["list-memories", "--status", "deleted"])
+        .fails(2, "--status");
+    db.cli(&["show-memory", "6f9619ff-8b86-4d01-b42d-00cf4fc964ff"])
+        .fails(3, "not found");
+    db.cli(&[
+        "promote-memory-candidate",
+        "--candidate-id",
+        "6f9619ff-8b86-4d01-b42d-00cf4fc964ff",
+    ])
+    .fails(3, "not found");
+    assert_eq!(db.snapshot(), before);
+}
+
+#[test]
+fn due_reviews_and_fleet_curators() {
+    let db = TestDb::new();
+    curator(&db, "knowledge");
+    let c = candidate(&db, "devops", "pattern", "global", "*", "Fridays are quiet");
+    let m = s(&promote(&db, &c, &["--review-at", "+1d"]), "id");
+    assert_eq!(
+        db.cli(&["memories-due-review", "--format", "json"]).ok(),
+        serde_json::json!([])
+    );
+    db.client()
+        .execute(
+            "update memories set next_review_at = now() - interval '1 hour'",
+            &[],
+        )
+        .unwrap();
+    let due = db.cli(&["memories-due-review", "--get", "[].id"]).ok_text();
+    assert_eq!(due.trim(), m);
+
+    // Curators come from fleet.toml ([memory] curators, default: the knowledge agent).
+    let dir = std::env::temp_dir()
+        .join(format!("agentbus-memory-{}", uuid::Uuid::new_v4()))
+        .join("crew");
+    for a in ["knowledge", "devops"] {
+        std::fs::create_dir_all(dir.join(a)).unwrap();
+        std::fs::write(dir.join(a).join("agent.toml"), format!("id = \"{a}\"\n")).unwrap();
+    }
+    std::fs::write(dir.join("fleet.toml"), "namespace = \"crew\"\n").unwrap();
+    db.cli(&["fleet", "sync", dir.to_str().unwrap()]).ok();
+    let curators: Vec<String> = db
+        .client()
+        .query(
+            "select agent_id from memory_curators where namespace = 'crew'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(curators, ["knowledge"]);
+    std::fs::write(
+        dir.join("fleet.toml"),
+        "namespace = \"crew\"\n[memory]\ncurators = [\"devops\", \"knowledge\"]\ninject = false\n",
+    )
+    .unwrap();
+    let report = db
+        .cli(&["fleet", "sync", dir.to_str().unwrap(), "--format", "json"])
+        .ok();
+    assert_eq!(report["changed"].as_array().unwrap().len(), 2, "{report}");
+    let inject: bool = db.one("select inject from lane_controls where namespace = 'crew'");
+    assert!(!inject);
+    let again = db
+        .cli(&["fleet", "sync", dir.to_str().unwrap(), "--format", "json"])
+        .ok();
+    assert_eq!(again["changed"], serde_json::json!([]));
+    std::fs::write(
+        dir.join("fleet.toml"),
+        "namespace = \"crew\"\n[memory]\ncurators = [\"nobody\"]\n",
+    )
+    .unwrap();
+    db.cli(&["fleet", "validate", dir.to_str().unwrap()])
+        .fails(2, "memory curator \"nobody\" is not an agent");
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
