@@ -149,7 +149,19 @@ fn the_operations_fleet_has_the_seed_roles_its_standing_orders_and_budgets() {
     let orders: i64 = db.one(
         "select count(*) from standing_orders where namespace = 'ops' and enabled and timezone = 'UTC'",
     );
-    assert_eq!(orders, 22 + 12, "22 operational and 12 proactive");
+    assert_eq!(
+        orders,
+        22 + 12 + 12,
+        "22 operational, 12 proactive, 12 memory"
+    );
+    let memory: i64 = db.one(
+        "select count(*) from standing_orders where namespace = 'ops'
+            and (order_name like '%-memory-extract' or order_name in ('knowledge-memory-promote', 'knowledge-memory-review'))",
+    );
+    assert_eq!(memory, 12);
+    let curators: String =
+        db.one("select string_agg(agent_id, ',') from memory_curators where namespace = 'ops'");
+    assert_eq!(curators, "knowledge");
     let proactive: i64 = db.one(
         "select count(*) from standing_orders where namespace = 'ops'
             and order_name in ('coord-opportunity-ranking', 'coord-weekly-bets-review',
@@ -166,6 +178,11 @@ fn the_operations_fleet_has_the_seed_roles_its_standing_orders_and_budgets() {
     for agent in &ids {
         let md = std::fs::read_to_string(dir.join(agent).join("AGENTS.md")).unwrap();
         assert!(md.contains("## Proactive work"), "{agent}");
+        assert!(md.contains("## Memory"), "{agent}");
+        assert!(
+            md.contains("only from\nevidence") || md.contains("only from evidence"),
+            "{agent}"
+        );
     }
     let agents: Value = db.one(
         "select jsonb_agg(jsonb_build_object('id', agent_id, 'c', max_concurrency, 'w', wake_mode) order by agent_id)
