@@ -1125,8 +1125,6 @@ pub fn sync(
             id: "curators".into(),
             fields: wanted.clone(),
         });
-    } else {
-        report.unchanged += 1;
     }
     let inject: Option<bool> = tx
         .query_opt(

@@ -184,9 +184,9 @@ pub fn reject_candidate(ctx: &mut Ctx, a: RejectCandidateArgs) -> Result<String>
 /// --supersedes-memory-id the old memory becomes superseded (never deleted).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  agentbus --actor knowledge promote-memory-candidate --candidate-id 7c1e... \\\n      \
+    after_help = "Examples:\n  agentbus promote-memory-candidate --actor knowledge --candidate-id 7c1e... \\\n      \
 --dedupe-key billing-api:migrations --review-at +30d\n  \
-agentbus --actor knowledge promote-memory-candidate --candidate-id 9d2f... --supersedes-memory-id 1a2b..."
+agentbus promote-memory-candidate --actor knowledge --candidate-id 9d2f... --supersedes-memory-id 1a2b..."
 )]
 pub struct PromoteCandidateArgs {
     /// The candidate
