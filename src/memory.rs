@@ -281,6 +281,27 @@ pub struct Promotion {
     pub dedupe_key: Option<String>,
     /// Why (kept on the candidate).
     pub notes: Option<String>,
+    /// The curator's edits of the candidate's fields, applied to the memory.
+    pub edits: Edits,
+}
+
+/// Fields a curator may correct when promoting (`None` keeps the candidate's).
+#[derive(Debug, Clone, Default)]
+pub struct Edits {
+    /// One of [`KINDS`].
+    pub kind: Option<String>,
+    /// One of [`SCOPES`].
+    pub scope: Option<String>,
+    /// Subject key.
+    pub subject_key: Option<String>,
+    /// Title.
+    pub title: Option<String>,
+    /// Body.
+    pub body: Option<String>,
+    /// 1 to 5.
+    pub confidence_score: Option<i32>,
+    /// One of [`STABILITIES`].
+    pub stability: Option<String>,
 }
 
 /// A promotion's result.
@@ -310,6 +331,32 @@ pub fn promote(client: &mut postgres::Client, id: Uuid, p: &Promotion) -> Result
     check_required_text("--actor", &p.actor)?;
     check_optional_text("--dedupe-key", p.dedupe_key.as_deref())?;
     check_optional_text("--notes", p.notes.as_deref())?;
+    let e = &p.edits;
+    if let Some(k) = &e.kind {
+        one_of("--kind", k, KINDS)?;
+    }
+    if let Some(sc) = &e.scope {
+        one_of("--scope", sc, SCOPES)?;
+    }
+    if let Some(st) = &e.stability {
+        one_of("--stability", st, STABILITIES)?;
+    }
+    for (flag, v) in [
+        ("--subject-key", &e.subject_key),
+        ("--title", &e.title),
+        ("--body", &e.body),
+    ] {
+        if let Some(v) = v {
+            check_required_text(flag, v)?;
+        }
+    }
+    if let Some(c) = e.confidence_score {
+        if !(1..=5).contains(&c) {
+            return Err(Error::usage(format!(
+                "--confidence-score: {c} is out of range (1 to 5)"
+            )));
+        }
+    }
     let mut tx = client.transaction()?;
     set_actor(&mut tx, &p.actor, Some("promote-memory-candidate"))?;
     let c = lock_candidate(&mut tx, id)?;
@@ -363,15 +410,15 @@ pub fn promote(client: &mut postgres::Client, id: Uuid, p: &Promotion) -> Result
              returning to_jsonb(memories.*) as row",
             &[
                 &c.namespace,
-                &c.candidate_kind,
-                &c.scope,
-                &c.subject_key,
-                &c.title,
-                &c.body,
+                e.kind.as_ref().unwrap_or(&c.candidate_kind),
+                e.scope.as_ref().unwrap_or(&c.scope),
+                e.subject_key.as_ref().unwrap_or(&c.subject_key),
+                e.title.as_ref().unwrap_or(&c.title),
+                e.body.as_ref().unwrap_or(&c.body),
                 &c.id,
                 &Value::Object(refs.clone()),
-                &c.confidence_score,
-                &c.stability,
+                e.confidence_score.as_ref().unwrap_or(&c.confidence_score),
+                e.stability.as_ref().unwrap_or(&c.stability),
                 &c.visibility,
                 &owner,
                 &p.actor,

@@ -58,7 +58,7 @@ pub struct CreateCandidateArgs {
     #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
     source_agent: String,
     /// What it is about
-    #[arg(long, value_name = "KIND", help = format!("What it is about: {KINDS_HELP}"))]
+    #[arg(long = "candidate-kind", visible_alias = "kind", value_name = "KIND", help = format!("What it is about: {KINDS_HELP}"))]
     kind: String,
     /// global, agent, project, person or service
     #[arg(long)]
@@ -181,7 +181,9 @@ pub fn reject_candidate(ctx: &mut Ctx, a: RejectCandidateArgs) -> Result<String>
 /// operators (--actor operator:NAME, or a human's $USER) may promote into shared memory;
 /// a private candidate may be promoted by its own agent. Refused (exit 4) without evidence
 /// or sources, while the lane is paused, or when an active memory has the dedupe key. With
-/// --supersedes-memory-id the old memory becomes superseded (never deleted).
+/// --supersedes-memory-id the old memory becomes superseded (never deleted). --kind,
+/// --scope, --subject-key, --title, --body, --confidence-score and --stability correct the
+/// candidate's fields in the memory.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  agentbus promote-memory-candidate --actor knowledge --candidate-id 7c1e... \\\n      \
@@ -199,8 +201,32 @@ pub struct PromoteCandidateArgs {
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     expires_at: Option<TimeArg>,
     /// When a curator should look at it again: RFC 3339, or +30d
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long = "next-review-at", visible_alias = "review-at", value_name = "TIME", value_parser = parse_time)]
     review_at: Option<TimeArg>,
+    /// Who promotes (default: --actor, $AGENTBUS_AGENT, operator:$USER)
+    #[arg(long, value_name = "NAME")]
+    promoted_by: Option<String>,
+    /// Correct the kind
+    #[arg(long)]
+    kind: Option<String>,
+    /// Correct the scope
+    #[arg(long)]
+    scope: Option<String>,
+    /// Correct the subject key
+    #[arg(long, value_name = "KEY")]
+    subject_key: Option<String>,
+    /// Correct the title
+    #[arg(long)]
+    title: Option<String>,
+    /// Correct the body
+    #[arg(long)]
+    body: Option<String>,
+    /// Correct the confidence (1 to 5)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    confidence_score: Option<i32>,
+    /// Correct the stability
+    #[arg(long)]
+    stability: Option<String>,
     /// One active memory per key
     #[arg(long, value_name = "KEY")]
     dedupe_key: Option<String>,
@@ -211,12 +237,21 @@ pub struct PromoteCandidateArgs {
 
 pub fn promote(ctx: &mut Ctx, a: PromoteCandidateArgs) -> Result<String> {
     let p = Promotion {
-        actor: ctx.actor(),
+        actor: a.promoted_by.clone().unwrap_or_else(|| ctx.actor()),
         supersedes: a.supersedes_memory_id,
         expires_at: resolve(ctx, a.expires_at)?,
         next_review_at: resolve(ctx, a.review_at)?,
         dedupe_key: a.dedupe_key,
         notes: a.notes,
+        edits: memory::Edits {
+            kind: a.kind,
+            scope: a.scope,
+            subject_key: a.subject_key,
+            title: a.title,
+            body: a.body,
+            confidence_score: a.confidence_score,
+            stability: a.stability,
+        },
     };
     output::json(&memory::promote(ctx.db()?, a.candidate_id, &p)?)
 }

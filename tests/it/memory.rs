@@ -642,3 +642,65 @@ fn due_reviews_and_fleet_curators() {
         .fails(2, "memory curator \"nobody\" is not an agent");
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+#[test]
+fn the_seed_flags_work_and_a_curator_may_correct_a_candidate() {
+    let db = TestDb::new();
+    curator(&db, "knowledge");
+    let c = s(
+        &db.cli(&[
+            "create-memory-candidate",
+            "--source-agent",
+            "design",
+            "--candidate-kind",
+            "pattern",
+            "--scope",
+            "project",
+            "--subject-key",
+            "apollo",
+            "--title",
+            "Reviews slip on Fridays",
+            "--body",
+            "Design reviews planned for Friday slip to Monday.",
+            "--evidence",
+            r#"{"weeks": 4}"#,
+            "--confidence-score",
+            "2",
+            "--stability",
+            "volatile",
+            "--dedupe-key",
+            "apollo:friday-reviews",
+        ])
+        .ok(),
+        "id",
+    );
+    let out = db
+        .cli(&[
+            "promote-memory-candidate",
+            "--candidate-id",
+            &c,
+            "--promoted-by",
+            "knowledge",
+            "--kind",
+            "lesson",
+            "--confidence-score",
+            "3",
+            "--title",
+            "Do not plan design reviews on Fridays",
+            "--next-review-at",
+            "+14d",
+        ])
+        .ok();
+    let m = &out["memory"];
+    assert_eq!(m["kind"], "lesson");
+    assert_eq!(m["confidence_score"], 3);
+    assert_eq!(m["title"], "Do not plan design reviews on Fridays");
+    assert_eq!(
+        m["scope"], "project",
+        "uncorrected fields come from the candidate"
+    );
+    assert_eq!(m["stability"], "volatile");
+    assert_eq!(m["created_by"], "knowledge");
+    assert!(!m["next_review_at"].is_null());
+    assert_eq!(m["source_refs"]["evidence"]["weeks"], 4);
+}
