@@ -440,6 +440,20 @@ fn retrieval_fills_three_buckets_within_limits_scopes_and_visibility() {
     seen.dedup();
     assert_eq!(seen.len(), titles.len(), "each memory once");
 
+    // A superseded memory is not retrieved; its replacement is.
+    let old = memory(&db, "devops", "constraint", "global", "*", "old constraint");
+    let newer = candidate(&db, "devops", "constraint", "global", "*", "new constraint");
+    promote(&db, &newer, &["--supersedes-memory-id", &old]);
+    let titles: Vec<String> = retrieve(&db, &["--agent", "devops", "--limit", "50"])
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert!(titles.contains(&"new constraint".to_string()), "{titles:?}");
+    assert!(
+        !titles.contains(&"old constraint".to_string()),
+        "{titles:?}"
+    );
+
     // The limit holds; the owner sees its private memory.
     assert_eq!(
         retrieve(&db, &["--agent", "devops", "--limit", "3"]).len(),
