@@ -667,9 +667,19 @@ pub struct Retrieved {
 
 /// The seed's three buckets, each at most 4, never more than `limit` in all, each memory
 /// once; expired, superseded and archived memories never; another agent's private memories
-/// never. Empty when the lane is paused or injection is off... only for injection (see
-/// [`for_prompt`]); this function answers the question as asked.
+/// never. (A paused lane or injection switched off stops [`for_prompt`], not this: an
+/// operator can still ask.)
 pub fn retrieve(client: &mut impl postgres::GenericClient, c: &Context) -> Result<Vec<Retrieved>> {
+    retrieve_where(client, c, false)
+}
+
+/// [`retrieve`]; with `for_injection`, nothing when the namespace's memory lane is paused
+/// or its injection is off (checked in the same statement).
+fn retrieve_where(
+    client: &mut impl postgres::GenericClient,
+    c: &Context,
+    for_injection: bool,
+) -> Result<Vec<Retrieved>> {
     check_required_text("--agent", &c.agent)?;
     if !(1..=MAX_RETRIEVE).contains(&c.limit) {
         return Err(Error::usage(format!(
@@ -682,6 +692,9 @@ pub fn retrieve(client: &mut impl postgres::GenericClient, c: &Context) -> Resul
            select m.* from active_memories_v m
             where m.namespace = $1
               and (m.visibility = 'shared' or m.owner_agent = $2)
+              and not ($7 and exists (
+                    select 1 from lane_controls lc
+                     where lc.namespace = $1 and lc.lane = 'memory' and (lc.paused or not lc.inject)))
          ),
          exact as (
            select 1 as bucket, v.* from visible v
@@ -719,6 +732,7 @@ pub fn retrieve(client: &mut impl postgres::GenericClient, c: &Context) -> Resul
             &c.person,
             &c.service,
             &c.limit,
+            &for_injection,
         ],
     )?;
     let mut out = Vec::with_capacity(rows.len());
@@ -731,21 +745,6 @@ pub fn retrieve(client: &mut impl postgres::GenericClient, c: &Context) -> Resul
     Ok(out)
 }
 
-/// Whether the supervisor injects memories in `namespace` (injection on, lane not paused).
-pub fn injection_enabled(
-    client: &mut impl postgres::GenericClient,
-    namespace: &str,
-) -> Result<bool> {
-    let row = client.query_opt(
-        "select inject and not paused from lane_controls where namespace = $1 and lane = 'memory'",
-        &[&namespace],
-    )?;
-    Ok(match row {
-        Some(r) => r.try_get(0)?,
-        None => true,
-    })
-}
-
 /// The memories for a job's prompt: retrieval for its agent with the job payload's
 /// `project_key`, `person_key` and `service_key`, at most 10, nothing when injection is off
 /// or the lane is paused.
@@ -753,16 +752,13 @@ pub fn for_prompt(
     client: &mut impl postgres::GenericClient,
     job: &crate::jobs::Job,
 ) -> Result<Vec<Retrieved>> {
-    if !injection_enabled(client, &job.namespace)? {
-        return Ok(Vec::new());
-    }
     let key = |k: &str| {
         job.payload
             .get(k)
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    retrieve(
+    retrieve_where(
         client,
         &Context {
             namespace: job.namespace.clone(),
@@ -772,6 +768,7 @@ pub fn for_prompt(
             service: key("service_key"),
             limit: 10,
         },
+        true,
     )
 }
 
