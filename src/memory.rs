@@ -655,7 +655,7 @@ pub struct Context {
 }
 
 /// A retrieved memory and the bucket it came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Retrieved {
     /// 1: the exact context (the agent, project, person or service); 2: lessons, mistakes,
     /// playbooks and constraints; 3: global decisions, preferences and constraints.
@@ -667,19 +667,9 @@ pub struct Retrieved {
 
 /// The seed's three buckets, each at most 4, never more than `limit` in all, each memory
 /// once; expired, superseded and archived memories never; another agent's private memories
-/// never. (A paused lane or injection switched off stops [`for_prompt`], not this: an
-/// operator can still ask.)
+/// never (sql: retrieve_memories). A paused lane or injection switched off stops what the
+/// supervisor injects (crate::prompt::load_input), not this: an operator can still ask.
 pub fn retrieve(client: &mut impl postgres::GenericClient, c: &Context) -> Result<Vec<Retrieved>> {
-    retrieve_where(client, c, false)
-}
-
-/// [`retrieve`]; with `for_injection`, nothing when the namespace's memory lane is paused
-/// or its injection is off (checked in the same statement).
-fn retrieve_where(
-    client: &mut impl postgres::GenericClient,
-    c: &Context,
-    for_injection: bool,
-) -> Result<Vec<Retrieved>> {
     check_required_text("--agent", &c.agent)?;
     if !(1..=MAX_RETRIEVE).contains(&c.limit) {
         return Err(Error::usage(format!(
@@ -688,88 +678,25 @@ fn retrieve_where(
         )));
     }
     let rows = client.query(
-        "with visible as (
-           select m.* from active_memories_v m
-            where m.namespace = $1
-              and (m.visibility = 'shared' or m.owner_agent = $2)
-              and not ($7 and exists (
-                    select 1 from lane_controls lc
-                     where lc.namespace = $1 and lc.lane = 'memory' and (lc.paused or not lc.inject)))
-         ),
-         exact as (
-           select 1 as bucket, v.* from visible v
-            where (v.scope = 'agent' and v.subject_key = $2)
-               or (v.scope = 'project' and v.subject_key = $3)
-               or (v.scope = 'person' and v.subject_key = $4)
-               or (v.scope = 'service' and v.subject_key = $5)
-            order by v.confidence_score desc, v.created_at desc limit 4
-         ),
-         lessons as (
-           select 2 as bucket, v.* from visible v
-            where v.kind in ('lesson', 'mistake', 'playbook', 'constraint')
-              and (v.scope = 'global'
-                   or (v.scope = 'agent' and v.subject_key = $2)
-                   or (v.scope = 'service' and v.subject_key = $5))
-              and v.id not in (select id from exact)
-            order by v.confidence_score desc, v.created_at desc limit 4
-         ),
-         guidance as (
-           select 3 as bucket, v.* from visible v
-            where v.scope = 'global' and v.kind in ('decision', 'preference', 'constraint')
-              and v.id not in (select id from exact) and v.id not in (select id from lessons)
-            order by v.confidence_score desc, v.created_at desc limit 4
-         ),
-         picked as (
-           select * from exact union all select * from lessons union all select * from guidance
-         )
-         select bucket, to_jsonb(p.*) - 'bucket' as row from picked p
-          order by bucket, confidence_score desc, created_at desc
-          limit $6",
+        "select bucket, memory from retrieve_memories($1, $2, $3, $4, $5, $6, $7)",
         &[
             &c.namespace,
             &c.agent,
             &c.project,
             &c.person,
             &c.service,
-            &c.limit,
-            &for_injection,
+            &(c.limit as i32),
+            &false,
         ],
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         out.push(Retrieved {
             bucket: r.try_get(0)?,
-            memory: decode(r, "row")?,
+            memory: decode(r, "memory")?,
         });
     }
     Ok(out)
-}
-
-/// The memories for a job's prompt: retrieval for its agent with the job payload's
-/// `project_key`, `person_key` and `service_key`, at most 10, nothing when injection is off
-/// or the lane is paused.
-pub fn for_prompt(
-    client: &mut impl postgres::GenericClient,
-    job: &crate::jobs::Job,
-) -> Result<Vec<Retrieved>> {
-    let key = |k: &str| {
-        job.payload
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    retrieve_where(
-        client,
-        &Context {
-            namespace: job.namespace.clone(),
-            agent: job.target_agent.clone(),
-            project: key("project_key"),
-            person: key("person_key"),
-            service: key("service_key"),
-            limit: 10,
-        },
-        true,
-    )
 }
 
 /// A lane's switches.

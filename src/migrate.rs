@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "memory",
         sql: include_str!("../sql/0005_memory.sql"),
     },
+    Migration {
+        version: 6,
+        name: "memory_retrieval",
+        sql: include_str!("../sql/0006_memory_retrieval.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -78,8 +78,9 @@ pub const MEMORY_SECTION_LIMIT: usize = 4000;
 /// At most this many characters of one memory's body.
 const MEMORY_BODY_LIMIT: usize = 600;
 
-/// Reads the prompt's inputs and the settings of the agent the job goes to, in one round
-/// trip (the supervisor needs both before every wake-up).
+/// Reads the prompt's inputs (with the job's memories, sql: retrieve_memories) and the
+/// settings of the agent the job goes to, in one round trip (the supervisor needs both
+/// before every wake-up).
 pub fn load_input(
     client: &mut impl postgres::GenericClient,
     job: Job,
@@ -101,9 +102,13 @@ pub fn load_input(
             order by r.scheduled_for desc
             limit 1) as occurrence,
            (select to_jsonb(a.*) from agents a
-            where a.namespace = $2 and a.agent_id = $3) as agent",
-        &[&job.id, &job.namespace, &job.target_agent],
+            where a.namespace = $2 and a.agent_id = $3) as agent,
+           (select coalesce(jsonb_agg(r.memory || jsonb_build_object('bucket', r.bucket)), '[]'::jsonb)
+              from retrieve_memories($2, $3, $4::jsonb ->> 'project_key', $4::jsonb ->> 'person_key',
+                                     $4::jsonb ->> 'service_key', 10, true) r) as memories",
+        &[&job.id, &job.namespace, &job.target_agent, &job.payload],
     )?;
+    let memories = decode(&row, "memories")?;
     let dependencies = decode(&row, "dependencies")?;
     let occurrence: Option<Value> = row.try_get("occurrence")?;
     let occurrence = occurrence
@@ -119,7 +124,6 @@ pub fn load_input(
                 .map_err(|e| Error::failure(format!("unexpected agents row shape: {e}")))
         })
         .transpose()?;
-    let memories = crate::memory::for_prompt(client, &job)?;
     Ok((
         PromptInput {
             job,
