@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "memory_retrieval",
         sql: include_str!("../sql/0006_memory_retrieval.sql"),
     },
+    Migration {
+        version: 7,
+        name: "memory_retrieval_plpgsql",
+        sql: include_str!("../sql/0007_memory_retrieval_plpgsql.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).
