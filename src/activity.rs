@@ -77,7 +77,7 @@ pub fn activity(
     since: DateTime<Utc>,
 ) -> Result<Activity> {
     check_required_text("--agent", agent)?;
-    let until: DateTime<Utc> = client.query_one("select now()", &[])?.try_get(0)?;
+    let until: DateTime<Utc> = crate::db::now(client)?;
     let limit = MAX_ENTRIES + 1;
     let rows = client.query(
         "select * from (

@@ -140,6 +140,12 @@ pub fn set_actor(
     Ok(())
 }
 
+/// The database's clock: windows (`--since 2h`) and ages are measured against it, not
+/// against the caller's.
+pub fn now(client: &mut impl postgres::GenericClient) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(client.query_one("select now()", &[])?.try_get(0)?)
+}
+
 /// Decodes a `to_jsonb(row)` column into a typed row.
 pub fn decode<T: serde::de::DeserializeOwned>(row: &postgres::Row, column: &str) -> Result<T> {
     let value: serde_json::Value = row.try_get(column)?;

@@ -115,7 +115,7 @@ pub fn audit(
     record: bool,
     actor: &str,
 ) -> Result<Report> {
-    let checked_at: DateTime<Utc> = client.query_one("select now()", &[])?.try_get(0)?;
+    let checked_at: DateTime<Utc> = crate::db::now(client)?;
     let mut findings = Vec::new();
     let mut more = Vec::new();
     let ns = &namespace;

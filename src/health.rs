@@ -189,7 +189,7 @@ pub fn snapshot(
     namespace: &str,
     stale_after_seconds: i64,
 ) -> Result<Snapshot> {
-    let taken_at: DateTime<Utc> = client.query_one("select now()", &[])?.try_get(0)?;
+    let taken_at: DateTime<Utc> = crate::db::now(client)?;
 
     let mut jobs: BTreeMap<String, i64> = JobStatus::ALL
         .iter()

@@ -363,9 +363,12 @@ pub fn create_opportunity(
     check_opportunity(p)?;
     let mut tx = client.transaction()?;
     match propose(&mut tx, p, None)? {
-        Ok(opp) => {
+        Ok((opportunity, deduped)) => {
             tx.commit()?;
-            Ok(opp)
+            Ok(Proposed::Opportunity {
+                opportunity,
+                deduped,
+            })
         }
         Err((budget, refusal)) => {
             if overflow_to_idea {
@@ -400,13 +403,14 @@ pub fn create_opportunity(
     }
 }
 
-/// Inserts an opportunity under the agent's budget lock; `Err((budget, refusal))` when a
-/// budget is full (nothing inserted).
+/// Inserts an opportunity under the agent's budget lock: the row and whether it is an
+/// existing one with the same dedupe key; `Err((budget, refusal))` when a budget is full
+/// (nothing inserted).
 fn propose(
     tx: &mut postgres::Transaction<'_>,
     p: &NewOpportunity,
     idea: Option<Uuid>,
-) -> Result<std::result::Result<Proposed, (Budget, Error)>> {
+) -> Result<std::result::Result<(Opportunity, bool), (Budget, Error)>> {
     if let Some(key) = &p.dedupe_key {
         if let Some(row) = tx.query_opt(
             &format!(
@@ -416,10 +420,7 @@ fn propose(
             ),
             &[&p.namespace, &p.source_agent, key],
         )? {
-            return Ok(Ok(Proposed::Opportunity {
-                opportunity: decode(&row, "row")?,
-                deduped: true,
-            }));
+            return Ok(Ok((decode(&row, "row")?, true)));
         }
     }
     let mut kinds = vec!["opportunity"];
@@ -457,10 +458,7 @@ fn propose(
             &idea,
         ],
     )?;
-    Ok(Ok(Proposed::Opportunity {
-        opportunity: decode(&row, "row")?,
-        deduped: false,
-    }))
+    Ok(Ok((decode(&row, "row")?, false)))
 }
 
 fn record_refusal(
@@ -584,11 +582,8 @@ pub fn promote_idea(
         )));
     }
     let opportunity = match propose(&mut tx, p, Some(idea_id))? {
-        Ok(Proposed::Opportunity {
-            opportunity,
-            deduped: false,
-        }) => opportunity,
-        Ok(Proposed::Opportunity { opportunity, .. }) => {
+        Ok((opportunity, false)) => opportunity,
+        Ok((opportunity, true)) => {
             return Err(Error::conflict(format!(
                 "an active opportunity {} of {} already has dedupe key {:?}",
                 opportunity.id,
@@ -596,7 +591,6 @@ pub fn promote_idea(
                 p.dedupe_key.as_deref().unwrap_or("")
             )))
         }
-        Ok(Proposed::Idea { .. }) => return Err(Error::failure("promotion cannot overflow")),
         Err((_, refusal)) => return Err(refusal),
     };
     tx.execute(
@@ -947,14 +941,17 @@ pub fn show_opportunity(
     })
 }
 
-/// The opportunity a job was converted from (`correlation_key = opportunity:<id>`).
-pub fn opportunity_of_job(
+/// The opportunities the given jobs were converted from, by job id (for `trace`).
+pub fn converted_from(
     client: &mut impl postgres::GenericClient,
-    job_id: Uuid,
-) -> Result<Option<Opportunity>> {
-    let row = client.query_opt(
-        &format!("select {OPPORTUNITY_ROW} from opportunities o where converted_job_id = $1"),
-        &[&job_id],
+    job_ids: &[Uuid],
+) -> Result<std::collections::BTreeMap<Uuid, Opportunity>> {
+    let rows = client.query(
+        &format!("select {OPPORTUNITY_ROW} from opportunities o where converted_job_id = any($1)"),
+        &[&job_ids],
     )?;
-    row.map(|r| decode(&r, "row")).transpose()
+    Ok(decode_all::<Opportunity>(&rows, "row")?
+        .into_iter()
+        .filter_map(|o| o.converted_job_id.map(|j| (j, o)))
+        .collect())
 }

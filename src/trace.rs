@@ -198,20 +198,7 @@ pub fn trace(
         }
     }
 
-    let mut opportunities: BTreeMap<Uuid, crate::proactive::Opportunity> = BTreeMap::new();
-    for o in decode_all::<crate::proactive::Opportunity>(
-        &client.query(
-            "select to_jsonb(o.*) || jsonb_build_object('score',
-                      opportunity_score(o.impact_score, o.confidence_score, o.urgency_score, o.reversibility)) as row
-               from opportunities o where converted_job_id = any($1)",
-            &[&ids],
-        )?,
-        "row",
-    )? {
-        if let Some(job) = o.converted_job_id {
-            opportunities.insert(job, o);
-        }
-    }
+    let opportunities = crate::proactive::converted_from(client, &ids)?;
 
     let in_trace: BTreeSet<Uuid> = jobs.iter().map(|j| j.id).collect();
     let mut children_of: BTreeMap<Option<Uuid>, Vec<Job>> = BTreeMap::new();

@@ -48,7 +48,7 @@ pub struct ActivityArgs {
 pub fn activity(ctx: &mut Ctx, a: ActivityArgs) -> Result<String> {
     let full = ctx.full_ids();
     let client = ctx.db()?;
-    let now: chrono::DateTime<chrono::Utc> = client.query_one("select now()", &[])?.try_get(0)?;
+    let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
     let act = activity::activity(client, &a.namespace, &a.agent, a.since.resolve(now))?;
     match ctx.format() {
         Format::Json => output::json(&act),
@@ -165,7 +165,7 @@ pub fn events(ctx: &mut Ctx, a: EventsArgs, stdout: &mut dyn Write) -> Result<St
     let full = ctx.full_ids();
     let format = ctx.format();
     let client = ctx.db()?;
-    let now: chrono::DateTime<chrono::Utc> = client.query_one("select now()", &[])?.try_get(0)?;
+    let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
     let filter = EventFilter {
         namespace: a.namespace.clone(),
         topics: a.topic.clone(),

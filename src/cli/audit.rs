@@ -216,7 +216,7 @@ fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {
     let full = ctx.full_ids();
     let actor = ctx.actor();
     let client = ctx.db()?;
-    let now: chrono::DateTime<chrono::Utc> = client.query_one("select now()", &[])?.try_get(0)?;
+    let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
     let limits = Limits {
         stale_queued: a.stale_queued,
         stale_running: a.stale_running,

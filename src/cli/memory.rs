@@ -26,7 +26,7 @@ fn resolve(ctx: &mut Ctx, t: Option<TimeArg>) -> Result<Option<DateTime<Utc>>> {
         None => Ok(None),
         Some(TimeArg::At(at)) => Ok(Some(at)),
         Some(TimeArg::FromNow(d)) => {
-            let now: DateTime<Utc> = ctx.db()?.query_one("select now()", &[])?.try_get(0)?;
+            let now: DateTime<Utc> = crate::db::now(ctx.db()?)?;
             Ok(Some(now + d))
         }
     }

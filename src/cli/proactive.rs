@@ -380,8 +380,7 @@ impl ListFilter {
         let since = match self.since {
             None => None,
             Some(s) => {
-                let now: chrono::DateTime<chrono::Utc> =
-                    ctx.db()?.query_one("select now()", &[])?.try_get(0)?;
+                let now: chrono::DateTime<chrono::Utc> = crate::db::now(ctx.db()?)?;
                 Some(s.resolve(now))
             }
         };
@@ -600,7 +599,7 @@ struct DigestIdeasArgs {
 pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
     let format = ctx.document_format();
     let client = ctx.db()?;
-    let now: chrono::DateTime<chrono::Utc> = client.query_one("select now()", &[])?.try_get(0)?;
+    let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
     match a.what {
         DigestWhat::Opportunities(d) => {
             let (title, since, statuses, limit) = match d.weekly_bets {
