@@ -6,7 +6,7 @@ use std::io::Read;
 use clap::Args;
 
 use super::args::{json_object, JobRef};
-use super::output::{self, Format};
+use super::output;
 use super::Ctx;
 use crate::controls::{self, Control, ControlParams, Drain};
 use crate::error::{Error, Result};
@@ -252,9 +252,10 @@ pub struct ListApprovalsArgs {
 
 pub fn list_approvals(ctx: &mut Ctx, a: ListApprovalsArgs) -> Result<String> {
     let jobs = controls::list_approvals(ctx.db()?, &a.namespace, a.agent.as_deref())?;
-    match ctx.format() {
-        Format::Json => output::json(&jobs),
-        Format::Table if jobs.is_empty() => Ok("no jobs are waiting for approval".into()),
-        Format::Table => Ok(output::jobs_table(&jobs, ctx.full_ids())),
-    }
+    output::listing(
+        ctx.format(),
+        &jobs,
+        "no jobs are waiting for approval",
+        |j| output::jobs_table(j, ctx.full_ids()),
+    )
 }

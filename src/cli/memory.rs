@@ -339,11 +339,9 @@ fn memories_table(list: &[memory::Memory], full: bool) -> String {
 fn render_list(ctx: &mut Ctx, f: &MemoryFilter) -> Result<String> {
     let full = ctx.full_ids();
     let list = memory::list(ctx.db()?, f)?;
-    match ctx.format() {
-        Format::Json => output::json(&list),
-        Format::Table if list.is_empty() => Ok("no memories match\n".into()),
-        Format::Table => Ok(memories_table(&list, full)),
-    }
+    output::listing(ctx.format(), &list, "no memories match", |l| {
+        memories_table(l, full)
+    })
 }
 
 pub fn list(ctx: &mut Ctx, a: ListMemoriesArgs) -> Result<String> {

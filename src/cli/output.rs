@@ -349,3 +349,17 @@ mod get_tests {
         );
     }
 }
+
+/// A read command's list: JSON, or `empty` when there is nothing, or the table.
+pub fn listing<T: Serialize>(
+    format: Format,
+    items: &[T],
+    empty: &str,
+    table: impl FnOnce(&[T]) -> String,
+) -> Result<String> {
+    match format {
+        Format::Json => json(&items),
+        Format::Table if items.is_empty() => Ok(format!("{empty}\n")),
+        Format::Table => Ok(table(items)),
+    }
+}

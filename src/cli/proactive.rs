@@ -423,11 +423,9 @@ pub fn list_opportunities(ctx: &mut Ctx, a: ListOpportunitiesArgs) -> Result<Str
     let f = a.filter.resolve(ctx, OPPORTUNITY_STATES)?;
     let full = ctx.full_ids();
     let list = proactive::list_opportunities(ctx.db()?, &f)?;
-    match ctx.format() {
-        Format::Json => output::json(&list),
-        Format::Table if list.is_empty() => Ok("no opportunities match\n".into()),
-        Format::Table => Ok(opportunities_table(&list, full)),
-    }
+    output::listing(ctx.format(), &list, "no opportunities match", |l| {
+        opportunities_table(l, full)
+    })
 }
 
 fn opportunities_table(list: &[Opportunity], full: bool) -> String {
@@ -468,11 +466,9 @@ pub fn list_ideas(ctx: &mut Ctx, a: ListIdeasArgs) -> Result<String> {
     let f = a.filter.resolve(ctx, IDEA_STATES)?;
     let full = ctx.full_ids();
     let list = proactive::list_ideas(ctx.db()?, &f)?;
-    match ctx.format() {
-        Format::Json => output::json(&list),
-        Format::Table if list.is_empty() => Ok("no ideas match\n".into()),
-        Format::Table => Ok(ideas_table(&list, full)),
-    }
+    output::listing(ctx.format(), &list, "no ideas match", |l| {
+        ideas_table(l, full)
+    })
 }
 
 fn ideas_table(list: &[Idea], full: bool) -> String {
