@@ -179,7 +179,8 @@ pub fn reject_candidate(ctx: &mut Ctx, a: RejectCandidateArgs) -> Result<String>
 ///
 /// Only curators (fleet.toml [memory] curators; the knowledge agent by default) and
 /// operators (--actor operator:NAME, or a human's $USER) may promote into shared memory;
-/// a private candidate may be promoted by its own agent. Refused (exit 4) without evidence
+/// a private candidate needs no curator (only its own agent ever retrieves the memory).
+/// Refused (exit 4) without evidence
 /// or sources, while the lane is paused, or when an active memory has the dedupe key. With
 /// --supersedes-memory-id the old memory becomes superseded (never deleted). --kind,
 /// --scope, --subject-key, --title, --body, --confidence-score and --stability correct the
