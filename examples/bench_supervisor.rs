@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentbus::db::{self, DbConfig, SessionSettings};
-use agentbus::jobs::{self, Caller, CompleteParams, Fence};
+use agentbus::ledger::jobs::{self, Caller, CompleteParams, Fence};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 

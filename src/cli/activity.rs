@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::output::{self, clip, fitted_table, Format};
 use super::Ctx;
-use crate::activity::{self, Kind};
+use crate::console::activity::{self, Kind};
 use crate::error::{Error, Result};
-use crate::events::{self, EventFilter};
-use crate::input::SinceArg;
+use crate::ledger::events::{self, EventFilter};
+use crate::ledger::input::SinceArg;
 
 fn parse_since(s: &str) -> std::result::Result<SinceArg, String> {
     SinceArg::parse(s).map_err(|e| e.message)

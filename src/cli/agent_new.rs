@@ -6,9 +6,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::output;
 use super::Ctx;
-use crate::agents::WakeMode;
 use crate::error::Result;
-use crate::fleet_scaffold::{self, NewAgent};
+use crate::fleet::scaffold::{self, NewAgent};
+use crate::ledger::agents::WakeMode;
 
 /// Agent folders: create one from a template
 #[derive(Debug, Args)]
@@ -62,8 +62,8 @@ struct NewArgs {
 pub fn run(_ctx: &mut Ctx, a: AgentArgs) -> Result<String> {
     match a.command {
         AgentCommand::New(n) => {
-            let (fleet_dir, id) = fleet_scaffold::split_agent_path(&n.path)?;
-            let made = fleet_scaffold::scaffold(&NewAgent {
+            let (fleet_dir, id) = scaffold::split_agent_path(&n.path)?;
+            let made = scaffold::scaffold(&NewAgent {
                 fleet_dir,
                 id,
                 name: n.name,

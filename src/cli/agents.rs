@@ -4,9 +4,9 @@ use clap::{Args, ValueEnum};
 
 use super::output;
 use super::{Ctx, Format};
-use crate::agents::{self, Settings, WakeMode};
 use crate::error::{Error, Result};
-use crate::input::split_command;
+use crate::ledger::agents::{self, Settings, WakeMode};
+use crate::ledger::input::split_command;
 
 /// How `--wake` is spelled on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use crate::error::{Error, Result};
-use crate::input::{self, MAX_JSON_BYTES};
+use crate::ledger::input::{self, MAX_JSON_BYTES};
 
 /// Reads a JSON-object argument: inline text, `@path` for a file, or `-` for stdin.
 /// `stdin_used` makes sure only one argument reads stdin.

@@ -4,10 +4,10 @@ use clap::{Args, Subcommand};
 
 use super::output::{self, clip, fitted_table};
 use super::{Ctx, Format};
+use crate::console::findings::{self, Limits};
 use crate::error::{Error, Result};
-use crate::findings::{self, Limits};
-use crate::input::{parse_duration, SinceArg};
-use crate::standing_order_audit;
+use crate::fleet::audit;
+use crate::ledger::input::{parse_duration, SinceArg};
 
 /// What is wrong right now, as findings with stable codes and the command that fixes each
 ///
@@ -135,7 +135,7 @@ pub fn run(ctx: &mut Ctx, a: AuditArgs) -> Result<String> {
             let now = chrono::Utc::now();
             let since = s.since.resolve(now);
             let actor = ctx.actor();
-            let audit = standing_order_audit::audit(
+            let audit = audit::audit(
                 ctx.db()?,
                 &s.namespace,
                 since,

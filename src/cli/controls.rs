@@ -8,8 +8,8 @@ use clap::Args;
 use super::args::{json_object, JobRef};
 use super::output;
 use super::Ctx;
-use crate::controls::{self, Control, ControlParams, Drain};
 use crate::error::{Error, Result};
+use crate::ledger::controls::{self, Control, ControlParams, Drain};
 
 /// Cancel a job: it will not run (again)
 ///

@@ -9,7 +9,7 @@ use super::args::json_object;
 use super::output;
 use super::Ctx;
 use crate::error::Result;
-use crate::events;
+use crate::ledger::events;
 
 /// Record a fact other agents and operators can react to
 ///

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use super::output;
 use super::{Ctx, Format};
 use crate::error::{Error, Result};
+use crate::fleet::openclaw;
 use crate::fleet::{self, Fleet};
-use crate::openclaw;
 
 /// Check a fleet folder, or make the database match it
 ///
@@ -73,7 +73,7 @@ impl FleetDirArgs {
     fn load(&self) -> Result<Fleet> {
         let mut fleet = load(&self.dir)?;
         if let Some(ns) = &self.namespace {
-            crate::input::check_required_text("--namespace", ns)?;
+            crate::ledger::input::check_required_text("--namespace", ns)?;
             fleet.namespace = ns.clone();
         }
         Ok(fleet)

@@ -10,8 +10,8 @@ use super::args::json_object;
 use super::output::{self, Format};
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::input::{SinceArg, TimeArg};
-use crate::jobs::{self, Caller, Fence, JobStatus};
+use crate::ledger::input::{SinceArg, TimeArg};
+use crate::ledger::jobs::{self, Caller, Fence, JobStatus};
 
 /// The lease a closing call presents (fencing).
 #[derive(Debug, Args)]

@@ -13,8 +13,8 @@ use super::args::json_object;
 use super::output::{self, clip, fitted_table, Format};
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::input::TimeArg;
-use crate::memory::{self, Context, MemoryFilter, NewCandidate, Promotion};
+use crate::lanes::memory::{self, Context, MemoryFilter, NewCandidate, Promotion};
+use crate::ledger::input::TimeArg;
 
 fn parse_time(s: &str) -> std::result::Result<TimeArg, String> {
     TimeArg::parse(s).map_err(|e| e.message)
@@ -165,7 +165,7 @@ pub struct RejectCandidateArgs {
 
 pub fn reject_candidate(ctx: &mut Ctx, a: RejectCandidateArgs) -> Result<String> {
     let reviewer = a.reviewer.unwrap_or_else(|| ctx.actor());
-    crate::input::check_required_text("--notes", &a.notes)?;
+    crate::ledger::input::check_required_text("--notes", &a.notes)?;
     output::json(&memory::decide_candidate(
         ctx.db()?,
         a.candidate_id,

@@ -6,9 +6,9 @@ use clap::Args;
 
 use super::output::{self, Format};
 use super::Ctx;
+use crate::db::migrate::{self, MigrationState};
 use crate::db::SessionSettings;
 use crate::error::Result;
-use crate::migrate::{self, MigrationState};
 
 /// Apply the database migrations this agentbus carries
 ///

@@ -5,7 +5,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::jobs::{Job, JobDetail};
+use crate::ledger::jobs::{Job, JobDetail};
 
 /// How read commands print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

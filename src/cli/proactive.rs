@@ -11,10 +11,10 @@ use super::args::json_object;
 use super::output::{self, clip, fitted_table, Format};
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::input::SinceArg;
-use crate::proactive::{
+use crate::lanes::proactive::{
     self, Conversion, Decision, Filter, Idea, NewIdea, NewOpportunity, Opportunity, Reversibility,
 };
+use crate::ledger::input::SinceArg;
 
 fn parse_since(s: &str) -> std::result::Result<SinceArg, String> {
     SinceArg::parse(s).map_err(|e| e.message)
@@ -637,7 +637,7 @@ pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
                     "namespace": d.namespace, "since": since, "until": now,
                     "weekly_bets": d.weekly_bets, "opportunities": list,
                 })),
-                Format::Table => Ok(crate::digest::opportunities(
+                Format::Table => Ok(crate::lanes::digest::opportunities(
                     &title,
                     &d.namespace,
                     since,
@@ -662,7 +662,7 @@ pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
                 Format::Json => output::json(&serde_json::json!({
                     "namespace": d.namespace, "since": since, "until": now, "ideas": list,
                 })),
-                Format::Table => Ok(crate::digest::ideas(&d.namespace, since, now, &list)),
+                Format::Table => Ok(crate::lanes::digest::ideas(&d.namespace, since, now, &list)),
             }
         }
     }

@@ -4,8 +4,8 @@ use clap::Args;
 
 use super::output;
 use super::Ctx;
+use crate::console::namespaces;
 use crate::error::{Error, Result};
-use crate::namespaces;
 
 /// Delete everything of one namespace: jobs, their attempts and history, events, runs,
 /// standing orders, agents

@@ -9,8 +9,8 @@ use super::args::json_object;
 use super::output;
 use super::Ctx;
 use crate::error::Result;
-use crate::input::TimeArg;
-use crate::standing_orders::{self, RunStatus, Slot};
+use crate::ledger::input::TimeArg;
+use crate::ledger::standing_orders::{self, RunStatus, Slot};
 
 /// Record that a standing-order occurrence started
 ///

@@ -7,9 +7,11 @@ use clap::Args;
 
 use super::output::{self, age, age_opt, clip, fitted_table, Format};
 use super::Ctx;
+use crate::console::health::{
+    self, Snapshot, Threshold, Thresholds, DEFAULT_STALE_SUPERVISOR_SECONDS,
+};
 use crate::error::{Error, Result};
-use crate::health::{self, Snapshot, Threshold, Thresholds, DEFAULT_STALE_SUPERVISOR_SECONDS};
-use crate::jobs::JobStatus;
+use crate::ledger::jobs::JobStatus;
 
 /// Is the fleet healthy? Queues, agents, supervisors, standing orders, what needs a human
 ///

@@ -12,8 +12,8 @@ use clap::Parser;
 
 use crate::db::DbConfig;
 use crate::error::{Error, Result};
-use crate::hook::Secret;
-use crate::input::split_command;
+use crate::ledger::input::split_command;
+use crate::supervisor::hook::Secret;
 use crate::supervisor::log::{Level, Logger};
 use crate::supervisor::{self, heartbeat_host_name, Config, DefaultWake, EnvSnapshot};
 

@@ -5,8 +5,8 @@ use clap::Args;
 use super::args::JobRef;
 use super::output::{self, clip, Format};
 use super::Ctx;
+use crate::console::trace::{self, Node, Scope, Trace};
 use crate::error::{Error, Result};
-use crate::trace::{self, Node, Scope, Trace};
 
 /// The whole story of a piece of work, as a tree
 ///

@@ -23,9 +23,9 @@ use super::log::Level;
 use super::metrics::Outcome;
 use super::wake::wake_failed;
 use super::Shared;
-use crate::agents::WakeFailure;
 use crate::error::{ErrorKind, Result};
-use crate::jobs::{self, AttemptFacts, FailParams, Fence, Job, JobStatus};
+use crate::ledger::agents::WakeFailure;
+use crate::ledger::jobs::{self, AttemptFacts, FailParams, Fence, Job, JobStatus};
 
 /// Lines of stderr kept for the attempt row.
 const TAIL_LINES: usize = 20;

@@ -14,9 +14,11 @@
 
 mod exec;
 mod heartbeat;
+pub mod hook;
 pub mod log;
 pub mod metrics;
 mod pool;
+pub mod prompt;
 mod wake;
 
 use std::net::SocketAddr;
@@ -30,8 +32,8 @@ use postgres::fallible_iterator::FallibleIterator;
 
 use crate::db::{DbConfig, SessionSettings};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hook::{HookClient, Secret};
-use crate::jobs::{self, AttemptStatus, Caller, ClaimParams, Fence, Job};
+use crate::ledger::jobs::{self, AttemptStatus, Caller, ClaimParams, Fence, Job};
+use crate::supervisor::hook::{HookClient, Secret};
 use log::{Level, Logger};
 use metrics::{Metrics, Outcome};
 use pool::Pool;
@@ -219,8 +221,8 @@ impl Shared {
 
 /// Validates a configuration before anything connects.
 pub fn validate(cfg: &Config) -> Result<()> {
-    crate::input::check_required_text("--supervisor-id", &cfg.supervisor_id)?;
-    crate::input::check_required_text("--namespace", &cfg.namespace)?;
+    crate::ledger::input::check_required_text("--supervisor-id", &cfg.supervisor_id)?;
+    crate::ledger::input::check_required_text("--namespace", &cfg.namespace)?;
     let range = |flag: &str, v: i64, lo: i64, hi: i64| {
         if (lo..=hi).contains(&v) {
             Ok(())
@@ -533,7 +535,7 @@ const FIRE_INTERVAL: Duration = Duration::from_secs(1);
 /// Fires due `supervisor` standing orders; returns how many jobs it created.
 fn fire_standing_orders(shared: &Shared) -> Result<usize> {
     let mut client = shared.pool.get()?;
-    let report = crate::standing_orders::fire_due(
+    let report = crate::ledger::standing_orders::fire_due(
         &mut client,
         &shared.cfg.namespace,
         chrono::Utc::now(),
@@ -562,7 +564,7 @@ const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 fn audit_standing_orders(shared: &Shared) -> Result<()> {
     let mut client = shared.pool.get()?;
     let now = chrono::Utc::now();
-    let audit = crate::standing_order_audit::audit(
+    let audit = crate::fleet::audit::audit(
         &mut client,
         &shared.cfg.namespace,
         now - chrono::Duration::hours(24),

@@ -9,11 +9,11 @@ use chrono::Utc;
 use super::log::Level;
 use super::metrics::Outcome;
 use super::{exec, DefaultWake, Shared};
-use crate::agents::{self, WakeFailure, WakeMode};
 use crate::error::ErrorKind;
-use crate::hook::{HookOutcome, HookTarget, Secret, WakeRequest};
-use crate::jobs::{self, AttemptFacts, AttemptStatus, FailParams, Fence, Job, WakeRecord};
-use crate::prompt;
+use crate::ledger::agents::{self, WakeFailure, WakeMode};
+use crate::ledger::jobs::{self, AttemptFacts, AttemptStatus, FailParams, Fence, Job, WakeRecord};
+use crate::supervisor::hook::{HookOutcome, HookTarget, Secret, WakeRequest};
+use crate::supervisor::prompt;
 
 /// A hook run gets its timeout plus this long before its lease runs out.
 const HOOK_LEASE_MARGIN_SECONDS: u32 = 120;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 
-use agentbus::jobs::{self, ClaimParams, EnqueueParams};
+use agentbus::ledger::jobs::{self, ClaimParams, EnqueueParams};
 
 use crate::support::TestDb;
 
@@ -178,7 +178,7 @@ fn sixteen_concurrent_emits_with_one_dedupe_key_make_one_event() {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let mut c = crate::support::connect(&url);
-                let p = agentbus::events::EmitParams {
+                let p = agentbus::ledger::events::EmitParams {
                     namespace: "default".into(),
                     topic: "deploy.finished".into(),
                     source_agent: None,
@@ -187,7 +187,7 @@ fn sixteen_concurrent_emits_with_one_dedupe_key_make_one_event() {
                     payload: serde_json::json!({}),
                 };
                 barrier.wait();
-                agentbus::events::emit(&mut c, &p).expect("emit")
+                agentbus::ledger::events::emit(&mut c, &p).expect("emit")
             })
         })
         .collect();

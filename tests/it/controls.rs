@@ -1,7 +1,7 @@
 //! Operator controls: every (state, control) pair, the history they leave, approvals,
 //! drain-agent, and two operators acting on one job at once.
 
-use agentbus::jobs::JobStatus;
+use agentbus::ledger::jobs::JobStatus;
 use serde_json::Value;
 
 use crate::support::{s, TestDb};

@@ -20,20 +20,20 @@ fn complete_in_thread(
     id: String,
     token: String,
     barrier: Arc<Barrier>,
-) -> std::thread::JoinHandle<agentbus::jobs::Job> {
+) -> std::thread::JoinHandle<agentbus::ledger::jobs::Job> {
     let url = db.url.clone();
     std::thread::spawn(move || {
         let mut client = crate::support::connect(&url);
-        let fence = agentbus::jobs::Fence {
+        let fence = agentbus::ledger::jobs::Fence {
             lease_token: Some(token.parse().unwrap()),
             attempt: None,
         };
-        let caller = agentbus::jobs::Caller {
+        let caller = agentbus::ledger::jobs::Caller {
             actor: "t".into(),
             command: "complete-job",
         };
         barrier.wait();
-        agentbus::jobs::complete(
+        agentbus::ledger::jobs::complete(
             &mut client,
             id.parse().unwrap(),
             fence,

@@ -150,7 +150,7 @@ fn each_finding_code_comes_from_its_state() {
     }
     assert_eq!(codes.len(), expect.len(), "nothing else: {codes:?}");
     // The ledger's codes; the proactive lane's are in tests/it/proactive.rs.
-    for code in &agentbus::findings::CODES[..9] {
+    for code in &agentbus::console::findings::CODES[..9] {
         assert!(codes.contains_key(*code), "{code} untested");
     }
 

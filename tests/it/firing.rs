@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use agentbus::standing_orders::fire_due;
+use agentbus::ledger::standing_orders::fire_due;
 
 use crate::support::TestDb;
 
@@ -244,12 +244,8 @@ fn external_with_runs(db: &TestDb) {
 }
 
 /// The audit of 2026-11-20 from 09:00 to `until`, recording.
-fn audit_until(
-    c: &mut postgres::Client,
-    until: DateTime<Utc>,
-) -> agentbus::standing_order_audit::Audit {
-    agentbus::standing_order_audit::audit(c, "default", day(9, 0, 0), until, None, true, "test")
-        .unwrap()
+fn audit_until(c: &mut postgres::Client, until: DateTime<Utc>) -> agentbus::fleet::audit::Audit {
+    agentbus::fleet::audit::audit(c, "default", day(9, 0, 0), until, None, true, "test").unwrap()
 }
 
 #[test]

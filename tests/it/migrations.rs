@@ -1,6 +1,6 @@
 //! Migrations: fresh, re-run, concurrent, edited file refused, newer database refused.
 
-use agentbus::migrate::{self, Migration, MigrationState, MIGRATIONS};
+use agentbus::db::migrate::{self, Migration, MigrationState, MIGRATIONS};
 use agentbus::ErrorKind;
 
 use crate::support::TestDb;

@@ -552,7 +552,7 @@ fn the_auditor_sees_stale_duplicate_weak_and_over_budget_proposals() {
         .iter()
         .map(|f| f["code"].as_str().unwrap())
         .collect();
-    for code in &agentbus::findings::CODES[9..] {
+    for code in &agentbus::console::findings::CODES[9..] {
         assert!(codes.contains(code), "{code} missing from {codes:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! Every (state, command) pair: legal ones move the job where the state machine says,
 //! illegal ones exit 4 and change nothing.
 
-use agentbus::jobs::JobStatus;
+use agentbus::ledger::jobs::JobStatus;
 
 use crate::support::TestDb;
 

@@ -866,7 +866,8 @@ fn expired_leases_are_recovered_exactly_once_by_concurrent_reapers() {
                 barrier.wait();
                 let mut mine = 0;
                 loop {
-                    let got = agentbus::jobs::requeue_expired(&mut c, "default", 7).unwrap();
+                    let got =
+                        agentbus::ledger::jobs::requeue_expired(&mut c, "default", 7).unwrap();
                     if got.is_empty() {
                         return mine;
                     }

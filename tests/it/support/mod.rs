@@ -70,7 +70,7 @@ pub fn connect(url: &str) -> postgres::Client {
 
 fn template_name() -> String {
     let mut sums = String::new();
-    for m in agentbus::migrate::MIGRATIONS {
+    for m in agentbus::db::migrate::MIGRATIONS {
         sums.push_str(&m.checksum());
     }
     // Short, stable name per schema: a new migration or an edit makes a new template.
@@ -102,7 +102,7 @@ fn ensure_template(admin: &mut postgres::Client) -> String {
             .expect("create template");
         {
             let mut c = connect(&url_with_db(&admin_url(), &building));
-            agentbus::migrate::migrate(&mut c).expect("migrate template");
+            agentbus::db::migrate::migrate(&mut c).expect("migrate template");
         }
         admin
             .batch_execute(&format!("alter database {building} rename to {name}"))

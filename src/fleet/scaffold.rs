@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::agents::WakeMode;
 use crate::error::{Error, Result};
-use crate::input::{check_optional_text, check_required_text};
+use crate::ledger::agents::WakeMode;
+use crate::ledger::input::{check_optional_text, check_required_text};
 
 /// What to scaffold.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::proactive::{Idea, Opportunity};
+use crate::lanes::proactive::{Idea, Opportunity};
 
 fn one_line(s: &str, max: usize) -> String {
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");

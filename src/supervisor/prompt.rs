@@ -12,10 +12,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::agents::Agent;
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::jobs::{Job, JobStatus};
+use crate::ledger::agents::Agent;
+use crate::ledger::jobs::{Job, JobStatus};
 
 /// Bumped whenever the layout of the prompt changes.
 pub const PROMPT_VERSION: i32 = 4;
@@ -56,7 +56,7 @@ pub struct PromptInput {
     /// The standing-order run it belongs to, if any.
     pub occurrence: Option<Occurrence>,
     /// Memories retrieved for it (empty when the memory lane is paused or off).
-    pub memories: Vec<crate::memory::Retrieved>,
+    pub memories: Vec<crate::lanes::memory::Retrieved>,
 }
 
 /// A rendered prompt.

@@ -5,6 +5,10 @@
 //! Loading checks everything and reports every problem with its file and line, so an
 //! operator fixes a fleet in one pass.
 
+pub mod audit;
+pub mod openclaw;
+pub mod scaffold;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use toml::{Table, Value};
 
-use crate::agents::WakeMode;
-use crate::schedule::{parse_cron, parse_zone};
+use crate::ledger::agents::WakeMode;
+use crate::ledger::schedule::{parse_cron, parse_zone};
 
 /// One problem in a fleet's files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

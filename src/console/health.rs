@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::jobs::JobStatus;
+use crate::ledger::jobs::JobStatus;
 
 /// A supervisor heartbeat older than this is stale (`status`; `health` has a flag).
 pub const DEFAULT_STALE_SUPERVISOR_SECONDS: i64 = 90;

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::db::{decode, decode_all, set_actor};
 use crate::error::{Error, Result};
-use crate::input::{check_optional_text, check_required_text};
-use crate::jobs::JobLink;
+use crate::ledger::input::{check_optional_text, check_required_text};
+use crate::ledger::jobs::JobLink;
 
 /// How easily an opportunity's next step can be undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -706,7 +706,7 @@ pub struct Converted {
     /// The opportunity, now `converted_to_job`.
     pub opportunity: Opportunity,
     /// The new job.
-    pub job: crate::jobs::Job,
+    pub job: crate::ledger::jobs::Job,
 }
 
 /// Converts a triaged or accepted opportunity into a job, in one transaction: the job
@@ -781,7 +781,7 @@ pub fn convert(client: &mut postgres::Client, id: Uuid, c: &Conversion) -> Resul
             &format!("opportunity:{id}"),
         ],
     )?;
-    let job: crate::jobs::Job = decode(&row, "row")?;
+    let job: crate::ledger::jobs::Job = decode(&row, "row")?;
     tx.execute(
         "insert into opportunity_reviews (opportunity_id, reviewer, decision, notes)
          values ($1, $2, 'converted_to_job', $3)",

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::agents::WakeMode;
 use crate::fleet::{AgentSpec, CatchUp, FiredBy, Fleet, OrderSpec};
+use crate::ledger::agents::WakeMode;
 
 /// The OpenClaw release these outputs were checked against.
 pub const VERIFIED_WITH: &str = "openclaw 2026.9.6";

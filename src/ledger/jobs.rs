@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::db::{decode, decode_all, set_actor};
 use crate::error::{Error, Result};
-use crate::input::{check_optional_text, check_required_text, SinceArg, TimeArg};
+use crate::ledger::input::{check_optional_text, check_required_text, SinceArg, TimeArg};
 
 /// Lifecycle state of a job (the `job_status` enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

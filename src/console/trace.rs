@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use crate::db::decode_all;
 use crate::error::{Error, Result};
-use crate::events::Event;
-use crate::jobs::{Attempt, HistoryEntry, Job, JobLink};
-use crate::standing_orders::Run;
+use crate::ledger::events::Event;
+use crate::ledger::jobs::{Attempt, HistoryEntry, Job, JobLink};
+use crate::ledger::standing_orders::Run;
 
 /// At most this many jobs in one trace (the rest is reported as cut).
 pub const MAX_JOBS: i64 = 500;
@@ -46,7 +46,7 @@ pub struct Node {
     /// The standing-order occurrence it carried.
     pub standing_order_run: Option<Run>,
     /// The opportunity it was converted from.
-    pub opportunity: Option<crate::proactive::Opportunity>,
+    pub opportunity: Option<crate::lanes::proactive::Opportunity>,
     /// Follow-ups it enqueued (jobs whose parent it is), oldest first.
     pub children: Vec<Node>,
 }
@@ -198,7 +198,7 @@ pub fn trace(
         }
     }
 
-    let opportunities = crate::proactive::converted_from(client, &ids)?;
+    let opportunities = crate::lanes::proactive::converted_from(client, &ids)?;
 
     let in_trace: BTreeSet<Uuid> = jobs.iter().map(|j| j.id).collect();
     let mut children_of: BTreeMap<Option<Uuid>, Vec<Job>> = BTreeMap::new();
@@ -232,7 +232,7 @@ struct Parts {
     events: BTreeMap<Uuid, Vec<Event>>,
     deps: BTreeMap<Uuid, Vec<JobLink>>,
     runs: BTreeMap<Uuid, Run>,
-    opportunities: BTreeMap<Uuid, crate::proactive::Opportunity>,
+    opportunities: BTreeMap<Uuid, crate::lanes::proactive::Opportunity>,
     focus: Option<Uuid>,
 }
 

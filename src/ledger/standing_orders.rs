@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::input::{check_optional_text, check_required_text};
+use crate::ledger::input::{check_optional_text, check_required_text};
 
 /// Outcome of a standing-order occurrence (the `standing_order_status` enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,11 +187,11 @@ fn latest_slot(tx: &mut postgres::Transaction<'_>, p: &StartParams) -> Result<Da
             "remove its OpenClaw cron job too (`openclaw cron list --all`, `openclaw cron rm ID`)",
         ));
     }
-    let expr = crate::schedule::parse_cron(&cron)
+    let expr = crate::ledger::schedule::parse_cron(&cron)
         .map_err(|e| Error::config(format!("standing order {name}: cron {cron:?}: {e}")))?;
-    let tz = crate::schedule::parse_zone(&zone)
+    let tz = crate::ledger::schedule::parse_zone(&zone)
         .map_err(|e| Error::config(format!("standing order {name}: {e}")))?;
-    crate::schedule::latest_occurrence(&expr, tz, now)
+    crate::ledger::schedule::latest_occurrence(&expr, tz, now)
         .map(|o| o.at)
         .ok_or_else(|| {
             Error::not_found(format!(
@@ -340,8 +340,8 @@ pub fn fire_due(
         let last: Option<DateTime<Utc>> = row.try_get("last_run")?;
         let label = format!("{}/{}", order.agent_id, order.order_name);
         let (expr, tz) = match (
-            crate::schedule::parse_cron(&order.cron),
-            crate::schedule::parse_zone(&order.timezone),
+            crate::ledger::schedule::parse_cron(&order.cron),
+            crate::ledger::schedule::parse_zone(&order.timezone),
         ) {
             (Ok(e), Ok(z)) => (e, z),
             (Err(e), _) | (_, Err(e)) => {
@@ -352,7 +352,7 @@ pub fn fire_due(
         let after = last
             .unwrap_or(order.created_at)
             .max(now - chrono::Duration::days(LOOKBACK_DAYS));
-        let due = crate::schedule::occurrences(&expr, tz, after, now);
+        let due = crate::ledger::schedule::occurrences(&expr, tz, after, now);
         let grace = chrono::Duration::seconds(i64::from(order.grace_seconds));
         let (late, on_time): (Vec<_>, Vec<_>) = due.into_iter().partition(|o| now - o.at > grace);
         let mut to_fire: Vec<_> = on_time;
@@ -381,7 +381,7 @@ pub fn fire_due(
 fn fire_one(
     client: &mut postgres::Client,
     order: &Declared,
-    o: &crate::schedule::Occurrence,
+    o: &crate::ledger::schedule::Occurrence,
     trigger_source: &str,
     actor: &str,
 ) -> Result<Option<Uuid>> {
@@ -464,9 +464,9 @@ pub fn fire_now(
         })?;
     let order: Declared = decode(&row, "row")?;
     let now: DateTime<Utc> = row.try_get("now")?;
-    let tz = crate::schedule::parse_zone(&order.timezone)
+    let tz = crate::ledger::schedule::parse_zone(&order.timezone)
         .map_err(|e| Error::config(format!("standing order {name}: {e}")))?;
-    let occurrence = crate::schedule::Occurrence {
+    let occurrence = crate::ledger::schedule::Occurrence {
         at: now,
         local: now.with_timezone(&tz).naive_local(),
         dst_note: None,

@@ -37,37 +37,37 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "core",
-        sql: include_str!("../sql/0001_core.sql"),
+        sql: include_str!("../../sql/0001_core.sql"),
     },
     Migration {
         version: 2,
         name: "supervisor",
-        sql: include_str!("../sql/0002_supervisor.sql"),
+        sql: include_str!("../../sql/0002_supervisor.sql"),
     },
     Migration {
         version: 3,
         name: "fleets",
-        sql: include_str!("../sql/0003_fleets.sql"),
+        sql: include_str!("../../sql/0003_fleets.sql"),
     },
     Migration {
         version: 4,
         name: "proactive",
-        sql: include_str!("../sql/0004_proactive.sql"),
+        sql: include_str!("../../sql/0004_proactive.sql"),
     },
     Migration {
         version: 5,
         name: "memory",
-        sql: include_str!("../sql/0005_memory.sql"),
+        sql: include_str!("../../sql/0005_memory.sql"),
     },
     Migration {
         version: 6,
         name: "memory_retrieval",
-        sql: include_str!("../sql/0006_memory_retrieval.sql"),
+        sql: include_str!("../../sql/0006_memory_retrieval.sql"),
     },
     Migration {
         version: 7,
         name: "memory_retrieval_plpgsql",
-        sql: include_str!("../sql/0007_memory_retrieval_plpgsql.sql"),
+        sql: include_str!("../../sql/0007_memory_retrieval_plpgsql.sql"),
     },
 ];
 

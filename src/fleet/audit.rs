@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::db::decode_all;
 use crate::error::Result;
-use crate::schedule::{occurrences, parse_cron, parse_zone};
-use crate::standing_orders::Declared;
+use crate::ledger::schedule::{occurrences, parse_cron, parse_zone};
+use crate::ledger::standing_orders::Declared;
 
 /// One order's account for the window. Counts are runs by status.
 #[allow(missing_docs)]
@@ -179,7 +179,7 @@ pub fn audit(
         }
         if record {
             for at in &a.gaps {
-                if crate::standing_orders::record_missed(client, &order, *at, actor)? {
+                if crate::ledger::standing_orders::record_missed(client, &order, *at, actor)? {
                     out.recorded_missed += 1;
                     a.missed += 1;
                 }

@@ -1,6 +1,8 @@
 //! Connecting to PostgreSQL: where the connection settings come from, the session settings
 //! every agentbus connection carries, and the helpers commands use to run one transaction.
 
+pub mod migrate;
+
 use std::time::Duration;
 
 use crate::error::{Error, Result};

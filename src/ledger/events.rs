@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::input::{check_optional_text, check_required_text};
+use crate::ledger::input::{check_optional_text, check_required_text};
 
 /// A row of `events`.
 #[allow(missing_docs)]

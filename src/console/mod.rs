@@ -1,0 +1,8 @@
+//! What operators read: status and health, trace, activity, the findings audit, and
+//! namespace housekeeping.
+
+pub mod activity;
+pub mod findings;
+pub mod health;
+pub mod namespaces;
+pub mod trace;

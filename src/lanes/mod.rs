@@ -1,0 +1,6 @@
+//! The lanes beside the core ledger: proactive work (ideas, opportunities, budgets),
+//! curated memory, and digests.
+
+pub mod digest;
+pub mod memory;
+pub mod proactive;

@@ -1,0 +1,12 @@
+//! The ledger: jobs and their state machine, events, agents, standing orders and their
+//! schedules, operator controls, and the values every command validates.
+//!
+//! Everything here writes inside the caller's transaction and returns typed values.
+
+pub mod agents;
+pub mod controls;
+pub mod events;
+pub mod input;
+pub mod jobs;
+pub mod schedule;
+pub mod standing_orders;
