@@ -230,13 +230,9 @@ impl Fake {
                         actor: "bench-agent".into(),
                         command: "complete-job",
                     };
-                    let _ = jobs::complete(
-                        &mut client,
-                        job,
-                        fence,
-                        &caller,
-                        &CompleteParams::default(),
-                    );
+                    let _ = agentbus::db::transaction(&mut client, |tx| {
+                        jobs::complete(tx, job, fence, &caller, &CompleteParams::default())
+                    });
                 });
             }
         }

@@ -48,6 +48,10 @@ pub struct Error {
     pub message: String,
     /// What to do about it, when there is something useful to say.
     pub hint: Option<String>,
+    /// The writes made before this error must be kept: it is a refusal the ledger records
+    /// (a stale lease token on the attempt, an over-budget proposal for the audit), so
+    /// [`crate::db::transaction`] commits and then reports it.
+    pub keep_writes: bool,
 }
 
 /// Result with the library's [`Error`].
@@ -60,7 +64,15 @@ impl Error {
             kind,
             message: message.into(),
             hint: None,
+            keep_writes: false,
         }
+    }
+
+    /// Marks this error as a recorded refusal: the transaction commits what was written
+    /// before it (see [`Error::keep_writes`]).
+    pub fn keeping_writes(mut self) -> Self {
+        self.keep_writes = true;
+        self
     }
 
     /// Adds a hint (shown on a second line).

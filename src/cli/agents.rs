@@ -126,7 +126,7 @@ pub fn configure(ctx: &mut Ctx, a: ConfigureAgentArgs) -> Result<String> {
         exec_timeout_seconds: a.exec_timeout_seconds,
     };
     let actor = ctx.actor();
-    let agent = agents::configure(ctx.db()?, &a.namespace, &a.agent_id, &settings, &actor)?;
+    let agent = ctx.tx(|tx| agents::configure(tx, &a.namespace, &a.agent_id, &settings, &actor))?;
     output::json(&agent)
 }
 
@@ -156,7 +156,7 @@ Examples:
 
 pub fn pause(ctx: &mut Ctx, a: PauseAgentArgs) -> Result<String> {
     let actor = ctx.actor();
-    let agent = agents::pause(ctx.db()?, &a.namespace, &a.agent_id, &a.reason, &actor)?;
+    let agent = ctx.tx(|tx| agents::pause(tx, &a.namespace, &a.agent_id, &a.reason, &actor))?;
     output::json(&agent)
 }
 
@@ -182,7 +182,7 @@ Examples:
 
 pub fn resume(ctx: &mut Ctx, a: ResumeAgentArgs) -> Result<String> {
     let actor = ctx.actor();
-    let agent = agents::resume(ctx.db()?, &a.namespace, &a.agent_id, &actor)?;
+    let agent = ctx.tx(|tx| agents::resume(tx, &a.namespace, &a.agent_id, &actor))?;
     output::json(&agent)
 }
 

@@ -135,15 +135,17 @@ pub fn run(ctx: &mut Ctx, a: AuditArgs) -> Result<String> {
             let now = chrono::Utc::now();
             let since = s.since.resolve(now);
             let actor = ctx.actor();
-            let audit = audit::audit(
-                ctx.db()?,
-                &s.namespace,
-                since,
-                now,
-                s.agent.as_deref(),
-                !s.dry_run,
-                &actor,
-            )?;
+            let audit = ctx.tx(|tx| {
+                audit::audit(
+                    tx,
+                    &s.namespace,
+                    since,
+                    now,
+                    s.agent.as_deref(),
+                    !s.dry_run,
+                    &actor,
+                )
+            })?;
             match ctx.format() {
                 Format::Json => output::json(&audit),
                 Format::Table => {
@@ -228,7 +230,9 @@ fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {
         low_confidence_repeat: a.low_confidence_repeat.max(1),
         since: a.since.resolve(now),
     };
-    let report = findings::audit(client, &a.namespace, &limits, a.record, &actor)?;
+    let report = crate::db::transaction(client, |tx| {
+        findings::audit(tx, &a.namespace, &limits, a.record, &actor)
+    })?;
     match ctx.format() {
         Format::Json => output::json(&report),
         Format::Table => {

@@ -127,7 +127,7 @@ fn apply(
     params.actor = ctx.actor();
     let client = ctx.db()?;
     let id = job.resolve(client)?;
-    let job = controls::apply(client, id, control, &params)?;
+    let job = crate::db::transaction(client, |tx| controls::apply(tx, id, control, &params))?;
     output::json(&job)
 }
 
@@ -225,14 +225,16 @@ pub fn drain(ctx: &mut Ctx, a: DrainAgentArgs) -> Result<String> {
         None => return Err(Error::usage("give --to AGENT or --cancel")),
     };
     let actor = ctx.actor();
-    let report = controls::drain_agent(
-        ctx.db()?,
-        &a.namespace,
-        &a.agent,
-        &action,
-        &actor,
-        a.reason.as_deref(),
-    )?;
+    let report = ctx.tx(|tx| {
+        controls::drain_agent(
+            tx,
+            &a.namespace,
+            &a.agent,
+            &action,
+            &actor,
+            a.reason.as_deref(),
+        )
+    })?;
     output::json(&report)
 }
 

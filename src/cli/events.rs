@@ -63,6 +63,6 @@ pub fn emit(ctx: &mut Ctx, a: EmitEventArgs, stdin: &mut dyn Read) -> Result<Str
         dedupe_key: a.dedupe_key,
         payload,
     };
-    let event = events::emit(ctx.db()?, &params)?;
+    let event = ctx.tx(|tx| events::emit(tx, &params))?;
     output::json(&event)
 }

@@ -120,7 +120,7 @@ pub fn run(ctx: &mut Ctx, a: FleetArgs) -> Result<String> {
         FleetCommand::Sync(d) => {
             let fleet = d.load()?;
             let actor = ctx.actor();
-            let report = fleet::sync(ctx.db()?, &fleet, &actor)?;
+            let report = ctx.tx(|tx| fleet::sync(tx, &fleet, &actor))?;
             match ctx.format() {
                 Format::Json => output::json(&report),
                 Format::Table => {

@@ -178,8 +178,10 @@ pub fn enqueue(ctx: &mut Ctx, a: EnqueueJobArgs, stdin: &mut dyn Read) -> Result
         depends_on: a.depends_on,
         requires_approval: a.requires_approval,
         actor: ctx.actor(),
+        reason: "enqueued".into(),
+        openclaw_session_key: None,
     };
-    let out = jobs::enqueue(ctx.db()?, &params)?;
+    let out = ctx.tx(|tx| jobs::enqueue(tx, &params))?;
     output::json(&out)
 }
 
@@ -234,7 +236,7 @@ pub fn mark_running(ctx: &mut Ctx, a: MarkRunningJobArgs, stdin: &mut dyn Read) 
     };
     let fence = a.fence.resolve(ctx, a.job_id)?;
     let caller = caller(ctx, "mark-running-job");
-    let job = jobs::mark_running(ctx.db()?, a.job_id, fence, &caller, &params)?;
+    let job = ctx.tx(|tx| jobs::mark_running(tx, a.job_id, fence, &caller, &params))?;
     output::json(&job)
 }
 
@@ -295,7 +297,7 @@ pub fn complete(ctx: &mut Ctx, a: CompleteJobArgs, stdin: &mut dyn Read) -> Resu
     };
     let fence = a.fence.resolve(ctx, a.job_id)?;
     let caller = caller(ctx, "complete-job");
-    let job = jobs::complete(ctx.db()?, a.job_id, fence, &caller, &params)?;
+    let job = ctx.tx(|tx| jobs::complete(tx, a.job_id, fence, &caller, &params))?;
     output::json(&job)
 }
 
@@ -348,7 +350,7 @@ pub fn block(ctx: &mut Ctx, a: BlockJobArgs, stdin: &mut dyn Read) -> Result<Str
     };
     let fence = a.fence.resolve(ctx, a.job_id)?;
     let caller = caller(ctx, "block-job");
-    let job = jobs::block(ctx.db()?, a.job_id, fence, &caller, &params)?;
+    let job = ctx.tx(|tx| jobs::block(tx, a.job_id, fence, &caller, &params))?;
     output::json(&job)
 }
 
@@ -400,7 +402,7 @@ pub fn fail(ctx: &mut Ctx, a: FailJobArgs, stdin: &mut dyn Read) -> Result<Strin
     };
     let fence = a.fence.resolve(ctx, a.job_id)?;
     let caller = caller(ctx, "fail-job");
-    let job = jobs::fail(ctx.db()?, a.job_id, fence, &caller, &params)?;
+    let job = ctx.tx(|tx| jobs::fail(tx, a.job_id, fence, &caller, &params))?;
     output::json(&job)
 }
 
@@ -435,7 +437,7 @@ Examples:
 pub fn renew(ctx: &mut Ctx, a: RenewJobLeaseArgs) -> Result<String> {
     let fence = a.fence.resolve(ctx, a.job_id)?;
     let caller = caller(ctx, "renew-job-lease");
-    let job = jobs::renew_lease(ctx.db()?, a.job_id, fence, &caller, a.lease_seconds)?;
+    let job = ctx.tx(|tx| jobs::renew_lease(tx, a.job_id, fence, &caller, a.lease_seconds))?;
     output::json(&job)
 }
 

@@ -115,7 +115,7 @@ pub fn create_candidate(
         visibility: a.visibility,
         dedupe_key: a.dedupe_key,
     };
-    output::json(&memory::create_candidate(ctx.db()?, &p)?)
+    output::json(&ctx.tx(|tx| memory::create_candidate(tx, &p))?)
 }
 
 /// Mark a new memory candidate reviewed
@@ -137,13 +137,9 @@ pub struct ReviewCandidateArgs {
 
 pub fn review_candidate(ctx: &mut Ctx, a: ReviewCandidateArgs) -> Result<String> {
     let reviewer = a.reviewer.unwrap_or_else(|| ctx.actor());
-    output::json(&memory::decide_candidate(
-        ctx.db()?,
-        a.candidate_id,
-        &reviewer,
-        a.notes.as_deref(),
-        false,
-    )?)
+    output::json(&ctx.tx(|tx| {
+        memory::decide_candidate(tx, a.candidate_id, &reviewer, a.notes.as_deref(), false)
+    })?)
 }
 
 /// Reject a memory candidate (it stays, rejected, with the reason)
@@ -166,13 +162,11 @@ pub struct RejectCandidateArgs {
 pub fn reject_candidate(ctx: &mut Ctx, a: RejectCandidateArgs) -> Result<String> {
     let reviewer = a.reviewer.unwrap_or_else(|| ctx.actor());
     crate::ledger::input::check_required_text("--notes", &a.notes)?;
-    output::json(&memory::decide_candidate(
-        ctx.db()?,
-        a.candidate_id,
-        &reviewer,
-        Some(&a.notes),
-        true,
-    )?)
+    output::json(
+        &ctx.tx(|tx| {
+            memory::decide_candidate(tx, a.candidate_id, &reviewer, Some(&a.notes), true)
+        })?,
+    )
 }
 
 /// Promote a candidate into a memory, in one transaction
@@ -254,7 +248,7 @@ pub fn promote(ctx: &mut Ctx, a: PromoteCandidateArgs) -> Result<String> {
             stability: a.stability,
         },
     };
-    output::json(&memory::promote(ctx.db()?, a.candidate_id, &p)?)
+    output::json(&ctx.tx(|tx| memory::promote(tx, a.candidate_id, &p))?)
 }
 
 /// Mark an active memory expired (no longer true); it is kept, never deleted
@@ -268,7 +262,7 @@ pub struct ExpireMemoryArgs {
 
 pub fn expire(ctx: &mut Ctx, a: ExpireMemoryArgs) -> Result<String> {
     let actor = ctx.actor();
-    output::json(&memory::retire(ctx.db()?, a.memory_id, "expired", &actor)?)
+    output::json(&ctx.tx(|tx| memory::retire(tx, a.memory_id, "expired", &actor))?)
 }
 
 /// Archive an active memory (no longer useful); it is kept, never deleted
@@ -282,7 +276,7 @@ pub struct ArchiveMemoryArgs {
 
 pub fn archive(ctx: &mut Ctx, a: ArchiveMemoryArgs) -> Result<String> {
     let actor = ctx.actor();
-    output::json(&memory::retire(ctx.db()?, a.memory_id, "archived", &actor)?)
+    output::json(&ctx.tx(|tx| memory::retire(tx, a.memory_id, "archived", &actor))?)
 }
 
 /// List memories (active ones unless --status says otherwise)
@@ -533,14 +527,9 @@ pub fn pause_lane(ctx: &mut Ctx, a: PauseLaneArgs) -> Result<String> {
         ));
     }
     let actor = ctx.actor();
-    output::json(&memory::set_paused(
-        ctx.db()?,
-        &a.namespace,
-        &a.lane,
-        true,
-        a.reason.as_deref(),
-        &actor,
-    )?)
+    output::json(&ctx.tx(|tx| {
+        memory::set_paused(tx, &a.namespace, &a.lane, true, a.reason.as_deref(), &actor)
+    })?)
 }
 
 /// Unfreeze a lane paused with pause-lane
@@ -557,12 +546,5 @@ pub struct ResumeLaneArgs {
 
 pub fn resume_lane(ctx: &mut Ctx, a: ResumeLaneArgs) -> Result<String> {
     let actor = ctx.actor();
-    output::json(&memory::set_paused(
-        ctx.db()?,
-        &a.namespace,
-        &a.lane,
-        false,
-        None,
-        &actor,
-    )?)
+    output::json(&ctx.tx(|tx| memory::set_paused(tx, &a.namespace, &a.lane, false, None, &actor))?)
 }

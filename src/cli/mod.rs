@@ -284,6 +284,15 @@ impl Ctx {
         self.db_with(SessionSettings::cli(self.command))
     }
 
+    /// Runs `f` as this command's one transaction (see [`db::transaction`]): committed when
+    /// it succeeds or records a refusal, rolled back otherwise.
+    pub fn tx<T>(
+        &mut self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        db::transaction(self.db()?, f)
+    }
+
     /// The database connection with specific session settings, opened on first use.
     pub fn db_with(&mut self, settings: SessionSettings) -> Result<&mut postgres::Client> {
         if self.client.is_none() {

@@ -97,7 +97,7 @@ pub fn create_idea(ctx: &mut Ctx, a: CreateIdeaArgs, stdin: &mut dyn Read) -> Re
             .unwrap_or_default(),
         dedupe_key: a.dedupe_key,
     };
-    output::json(&proactive::create_idea(ctx.db()?, &p)?)
+    output::json(&ctx.tx(|tx| proactive::create_idea(tx, &p))?)
 }
 
 /// Mark an idea reviewed (looked at during a scan)
@@ -110,7 +110,7 @@ pub struct ReviewIdeaArgs {
 }
 
 pub fn review_idea(ctx: &mut Ctx, a: ReviewIdeaArgs) -> Result<String> {
-    output::json(&proactive::review_idea(ctx.db()?, a.idea_id)?)
+    output::json(&ctx.tx(|tx| proactive::review_idea(tx, a.idea_id))?)
 }
 
 /// Archive a new or reviewed idea
@@ -123,7 +123,7 @@ pub struct ArchiveIdeaArgs {
 }
 
 pub fn archive_idea(ctx: &mut Ctx, a: ArchiveIdeaArgs) -> Result<String> {
-    output::json(&proactive::archive_idea(ctx.db()?, a.idea_id)?)
+    output::json(&ctx.tx(|tx| proactive::archive_idea(tx, a.idea_id))?)
 }
 
 /// The scored fields of an opportunity.
@@ -222,11 +222,7 @@ pub fn create_opportunity(
     stdin: &mut dyn Read,
 ) -> Result<String> {
     let p = a.fields.into_new(stdin)?;
-    output::json(&proactive::create_opportunity(
-        ctx.db()?,
-        &p,
-        a.overflow_to_idea,
-    )?)
+    output::json(&ctx.tx(|tx| proactive::create_opportunity(tx, &p, a.overflow_to_idea))?)
 }
 
 /// Promote an idea to an opportunity, in one transaction
@@ -254,12 +250,7 @@ pub struct PromoteIdeaArgs {
 
 pub fn promote_idea(ctx: &mut Ctx, a: PromoteIdeaArgs, stdin: &mut dyn Read) -> Result<String> {
     let p = a.fields.into_new(stdin)?;
-    output::json(&proactive::promote_idea(
-        ctx.db()?,
-        a.idea_id,
-        &p,
-        a.notes.as_deref(),
-    )?)
+    output::json(&ctx.tx(|tx| proactive::promote_idea(tx, a.idea_id, &p, a.notes.as_deref()))?)
 }
 
 /// Decide on an opportunity: triaged, accepted, rejected or parked
@@ -288,13 +279,15 @@ pub struct TriageOpportunityArgs {
 
 pub fn triage(ctx: &mut Ctx, a: TriageOpportunityArgs) -> Result<String> {
     let reviewer = a.reviewer.unwrap_or_else(|| ctx.actor());
-    output::json(&proactive::triage(
-        ctx.db()?,
-        a.opportunity_id,
-        &reviewer,
-        a.decision,
-        a.notes.as_deref(),
-    )?)
+    output::json(&ctx.tx(|tx| {
+        proactive::triage(
+            tx,
+            a.opportunity_id,
+            &reviewer,
+            a.decision,
+            a.notes.as_deref(),
+        )
+    })?)
 }
 
 /// Turn a triaged or accepted opportunity into a job, in one transaction
@@ -341,7 +334,7 @@ pub fn convert(ctx: &mut Ctx, a: ConvertOpportunityArgs, stdin: &mut dyn Read) -
         payload: json_object("--payload", Some(&a.payload), stdin, &mut used)?.unwrap_or_default(),
         actor: ctx.actor(),
     };
-    output::json(&proactive::convert(ctx.db()?, a.opportunity_id, &c)?)
+    output::json(&ctx.tx(|tx| proactive::convert(tx, a.opportunity_id, &c))?)
 }
 
 /// Filters shared by list-ideas and list-opportunities.

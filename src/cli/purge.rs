@@ -32,6 +32,6 @@ pub fn run(ctx: &mut Ctx, a: PurgeNamespaceArgs) -> Result<String> {
             a.namespace
         )));
     }
-    let purged = namespaces::purge(ctx.db()?, &a.namespace)?;
+    let purged = ctx.tx(|tx| namespaces::purge(tx, &a.namespace))?;
     output::json(&purged)
 }

@@ -90,7 +90,7 @@ pub fn start(ctx: &mut Ctx, a: StartStandingOrderArgs) -> Result<String> {
         openclaw_task_ref: a.openclaw_task_ref,
         openclaw_session_key: a.openclaw_session_key,
     };
-    let run = standing_orders::start(ctx.db()?, &params)?;
+    let run = ctx.tx(|tx| standing_orders::start(tx, &params))?;
     output::json(&run)
 }
 
@@ -143,7 +143,7 @@ pub fn finish(ctx: &mut Ctx, a: FinishStandingOrderArgs, stdin: &mut dyn Read) -
         openclaw_task_ref: a.openclaw_task_ref,
         openclaw_session_key: a.openclaw_session_key,
     };
-    let run = standing_orders::finish(ctx.db()?, a.run_id, &params)?;
+    let run = ctx.tx(|tx| standing_orders::finish(tx, a.run_id, &params))?;
     output::json(&run)
 }
 
@@ -173,7 +173,7 @@ pub struct FireStandingOrderArgs {
 
 pub fn fire(ctx: &mut Ctx, a: FireStandingOrderArgs) -> Result<String> {
     let actor = ctx.actor();
-    let run =
-        standing_orders::fire_now(ctx.db()?, &a.namespace, &a.agent_id, &a.order_name, &actor)?;
+    let run = ctx
+        .tx(|tx| standing_orders::fire_now(tx, &a.namespace, &a.agent_id, &a.order_name, &actor))?;
     output::json(&run)
 }

@@ -109,20 +109,20 @@ fn age(seconds: f64) -> String {
 
 /// Audits `namespace`; with `record`, writes each finding not yet recorded as an event.
 pub fn audit(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     limits: &Limits,
     record: bool,
     actor: &str,
 ) -> Result<Report> {
-    let checked_at: DateTime<Utc> = crate::db::now(client)?;
+    let checked_at: DateTime<Utc> = crate::db::now(tx)?;
     let mut findings = Vec::new();
     let mut more = Vec::new();
     let ns = &namespace;
     let cap = PER_CODE_LIMIT;
 
     // stale_queued: per agent, keyed by its oldest stale job.
-    let rows = client.query(
+    let rows = tx.query(
         "select j.target_agent, count(*) over (partition by j.target_agent),
                 first_value(j.id::text) over w,
                 extract(epoch from now() - first_value(j.run_after) over w)::float8,
@@ -166,7 +166,7 @@ pub fn audit(
     }
 
     // stale_running: leased or running for long, lease still alive.
-    let rows = client.query(
+    let rows = tx.query(
         "select j.id::text, j.target_agent, j.attempt_count,
                 extract(epoch from now() - coalesce(a.started_at, j.updated_at))::float8,
                 count(*) over ()
@@ -196,7 +196,7 @@ pub fn audit(
     )?;
 
     // lease_expired: nobody reaped it.
-    let rows = client.query(
+    let rows = tx.query(
         "select j.id::text, j.target_agent, j.attempt_count,
                 extract(epoch from now() - j.leased_until)::float8, count(*) over ()
            from jobs j
@@ -224,7 +224,7 @@ pub fn audit(
     )?;
 
     // closed_loop_missing: the agent was woken but never closed its job.
-    let rows = client.query(
+    let rows = tx.query(
         "select a.job_id::text, j.target_agent, a.attempt_no,
                 extract(epoch from now() - a.finished_at)::float8, count(*) over ()
            from job_attempts a join jobs j on j.id = a.job_id
@@ -252,7 +252,7 @@ pub fn audit(
     )?;
 
     // retry_storm: many failed attempts of one agent in the last hour.
-    let rows = client.query(
+    let rows = tx.query(
         "select j.target_agent, count(*), array_agg(distinct a.job_id::text),
                 to_char(date_trunc('hour', now() at time zone 'UTC'), 'YYYY-MM-DD\"T\"HH24')
            from job_attempts a join jobs j on j.id = a.job_id
@@ -281,7 +281,7 @@ pub fn audit(
     }
 
     // dead_growth: each job that went dead in the window.
-    let rows = client.query(
+    let rows = tx.query(
         "select j.id::text, j.target_agent, j.attempt_count,
                 extract(epoch from now() - coalesce(j.completed_at, j.updated_at))::float8, count(*) over ()
            from jobs j
@@ -310,7 +310,7 @@ pub fn audit(
     )?;
 
     // standing_order_missed: each missed run in the window.
-    let rows = client.query(
+    let rows = tx.query(
         "select id::text, agent_id, order_name, scheduled_for, count(*) over ()
            from standing_order_runs
           where namespace = $1 and status = 'missed' and scheduled_for >= $2
@@ -341,7 +341,7 @@ pub fn audit(
     }
 
     // supervisor_stale: heartbeats gone quiet (a clean exit removes its row).
-    for r in client.query(
+    for r in tx.query(
         "select dispatcher_id, host, pid, extract(epoch from now() - last_seen)::float8,
                 to_char(started_at at time zone 'UTC', 'YYYYMMDDHH24MISS')
            from dispatcher_heartbeats
@@ -371,7 +371,7 @@ pub fn audit(
     }
 
     // blocked_too_long.
-    let rows = client.query(
+    let rows = tx.query(
         "select j.id::text, j.target_agent, j.attempt_count,
                 extract(epoch from now() - j.updated_at)::float8, count(*) over (), j.blocked_reason
            from jobs j
@@ -394,12 +394,11 @@ pub fn audit(
         },
     )?;
 
-    proactive_findings(client, namespace, limits, &mut findings)?;
+    proactive_findings(tx, namespace, limits, &mut findings)?;
 
     let mut recorded = 0;
     if record && !findings.is_empty() {
-        let mut tx = client.transaction()?;
-        crate::db::set_actor(&mut tx, actor, Some("audit --record"))?;
+        crate::db::set_actor(tx, actor, Some("audit --record"))?;
         for f in &findings {
             let payload = serde_json::to_value(f).map_err(|e| {
                 crate::error::Error::failure(format!("cannot encode a finding: {e}"))
@@ -411,7 +410,6 @@ pub fn audit(
                 &[ns, &TOPIC, &actor, &f.key, &payload],
             )? as usize;
         }
-        tx.commit()?;
     }
 
     Ok(Report {
@@ -459,13 +457,13 @@ fn push_per_job(
 /// The proactive lane's hygiene: opportunities nobody triaged, the same title proposed by
 /// several agents, one agent proposing many low-confidence ones, budget refusals.
 fn proactive_findings(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     limits: &Limits,
     findings: &mut Vec<Finding>,
 ) -> Result<()> {
     let ns = &namespace;
-    for r in client.query(
+    for r in tx.query(
         "select id::text, source_agent, title, extract(epoch from now() - created_at)::float8
            from opportunities
           where namespace = $1 and status = 'new'
@@ -488,7 +486,7 @@ fn proactive_findings(
             ),
         });
     }
-    for r in client.query(
+    for r in tx.query(
         "select lower(title), array_agg(distinct source_agent order by source_agent),
                 array_agg(id::text order by created_at)
            from opportunities
@@ -512,7 +510,7 @@ fn proactive_findings(
             ),
         });
     }
-    for r in client.query(
+    for r in tx.query(
         "select source_agent, count(*), array_agg(id::text order by created_at)
            from opportunities
           where namespace = $1 and confidence_score <= 2 and created_at >= $2
@@ -535,7 +533,7 @@ fn proactive_findings(
             ),
         });
     }
-    for r in client.query(
+    for r in tx.query(
         "select agent_id, kind, count(*), max(budget), min(id), max(id)
            from proactive_budget_refusals
           where namespace = $1 and created_at >= $2

@@ -19,9 +19,8 @@ pub struct Purged {
 /// Deletes every row of `namespace` in one transaction. Refused (exit 4) while a
 /// supervisor of the namespace has a fresh heartbeat: it would keep working on rows that
 /// are going away.
-pub fn purge(client: &mut postgres::Client, namespace: &str) -> Result<Purged> {
+pub fn purge(tx: &mut postgres::Transaction<'_>, namespace: &str) -> Result<Purged> {
     check_required_text("NAMESPACE", namespace)?;
-    let mut tx = client.transaction()?;
     // Serialize with claims and syncs of the namespace: lock its agents and jobs first.
     tx.execute(
         "select 1 from agents where namespace = $1 for update",
@@ -93,7 +92,6 @@ pub fn purge(client: &mut postgres::Client, namespace: &str) -> Result<Purged> {
     ] {
         deleted.insert(table, tx.execute(sql, &[&namespace])?);
     }
-    tx.commit()?;
     Ok(Purged {
         namespace: namespace.to_string(),
         deleted,

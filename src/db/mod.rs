@@ -128,6 +128,31 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
     Ok(client)
 }
 
+/// The one place a write commits. Runs `f` inside a new transaction and commits when it
+/// returns `Ok`, or when it returns an error marked [`Error::keep_writes`] (a refusal the
+/// ledger records, such as a stale lease token); any other error rolls everything back.
+///
+/// Library functions take `&mut impl GenericClient` and never commit: the caller (a CLI
+/// command or the supervisor) decides where a transaction begins and ends, so one command
+/// is one transaction however many library calls it makes.
+pub fn transaction<T>(
+    client: &mut postgres::Client,
+    f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let mut tx = client.transaction()?;
+    match f(&mut tx) {
+        Ok(value) => {
+            tx.commit()?;
+            Ok(value)
+        }
+        Err(e) if e.keep_writes => {
+            tx.commit()?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Sets who is acting and why for the rest of the transaction; the job history trigger
 /// records both with every status change.
 pub fn set_actor(

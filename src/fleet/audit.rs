@@ -70,7 +70,7 @@ struct RunRow {
 /// written as `missed` runs plus events, and alert events are emitted for orders whose
 /// last N runs were all `no_work` (or all failed) as configured.
 pub fn audit(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -78,7 +78,7 @@ pub fn audit(
     record: bool,
     actor: &str,
 ) -> Result<Audit> {
-    let rows = client.query(
+    let rows = tx.query(
         "select to_jsonb(s.*) as row from standing_orders s
          where s.namespace = $1 and s.enabled and ($2::text is null or s.agent_id = $2)
          order by s.agent_id, s.order_name",
@@ -94,7 +94,7 @@ pub fn audit(
         alerts: 0,
     };
     for order in orders {
-        let rows = client.query(
+        let rows = tx.query(
             "select jsonb_build_object('scheduled_for', scheduled_for, 'started_at', started_at,
                                        'status', status) as row
              from standing_order_runs
@@ -179,12 +179,12 @@ pub fn audit(
         }
         if record {
             for at in &a.gaps {
-                if crate::ledger::standing_orders::record_missed(client, &order, *at, actor)? {
+                if crate::ledger::standing_orders::record_missed(tx, &order, *at, actor)? {
                     out.recorded_missed += 1;
                     a.missed += 1;
                 }
             }
-            out.alerts += alerts(client, &order, actor)?;
+            out.alerts += alerts(tx, &order, actor)?;
         }
         out.orders.push(a);
     }
@@ -193,7 +193,7 @@ pub fn audit(
 
 /// `standing_order.alert` when the last N runs were all no_work (or all failed), once per
 /// streak (keyed by the latest run).
-fn alerts(client: &mut postgres::Client, order: &Declared, actor: &str) -> Result<usize> {
+fn alerts(tx: &mut postgres::Transaction<'_>, order: &Declared, actor: &str) -> Result<usize> {
     let mut written = 0;
     for (threshold, statuses, kind) in [
         (order.alert_after_no_work, &["no_work"][..], "no_work"),
@@ -204,7 +204,7 @@ fn alerts(client: &mut postgres::Client, order: &Declared, actor: &str) -> Resul
         ),
     ] {
         let Some(n) = threshold else { continue };
-        let rows = client.query(
+        let rows = tx.query(
             "select id, status::text from standing_order_runs
              where namespace = $1 and agent_id = $2 and order_name = $3
                and status <> 'started'
@@ -228,7 +228,7 @@ fn alerts(client: &mut postgres::Client, order: &Declared, actor: &str) -> Resul
             continue;
         }
         let latest: uuid::Uuid = rows[0].try_get(0)?;
-        let inserted = client.execute(
+        let inserted = tx.execute(
             "insert into events (namespace, topic, source_agent, dedupe_key, payload)
              values ($1, 'standing_order.alert', $2, $3, $4)
              on conflict do nothing",

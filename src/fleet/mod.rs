@@ -890,14 +890,13 @@ impl SyncReport {
 /// agent removed from the files is paused, and orders removed are disabled (kept, with
 /// their runs).
 pub fn sync(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     fleet: &Fleet,
     actor: &str,
 ) -> crate::Result<SyncReport> {
     use serde_json::{json, Value as J};
 
-    let mut tx = client.transaction()?;
-    crate::db::set_actor(&mut tx, actor, Some("fleet sync"))?;
+    crate::db::set_actor(tx, actor, Some("fleet sync"))?;
     // One sync per namespace at a time; a second waits and then finds nothing to do.
     tx.execute(
         "select pg_advisory_xact_lock(hashtext('agentbus.fleet-sync'), hashtext($1))",
@@ -940,7 +939,7 @@ pub fn sync(
         match existing {
             None => {
                 upsert(
-                    &mut tx,
+                    tx,
                     "agents",
                     &["namespace", "agent_id"],
                     &[ns, &agent.id],
@@ -959,7 +958,7 @@ pub fn sync(
                     report.unchanged += 1;
                 } else {
                     upsert(
-                        &mut tx,
+                        tx,
                         "agents",
                         &["namespace", "agent_id"],
                         &[ns, &agent.id],
@@ -1017,7 +1016,7 @@ pub fn sync(
                 keys: &keys,
                 values: &values,
             };
-            reconcile(&mut tx, &mut report, &target, id, existing, &desired)?;
+            reconcile(tx, &mut report, &target, id, existing, &desired)?;
         }
 
         let mut declared = Vec::new();
@@ -1055,7 +1054,7 @@ pub fn sync(
                 keys: &keys,
                 values: &values,
             };
-            reconcile(&mut tx, &mut report, &target, id, existing, &desired)?;
+            reconcile(tx, &mut report, &target, id, existing, &desired)?;
             // Where it is declared (not a change worth reporting when only lines moved).
             tx.execute(
                 "update standing_orders set source = $4
@@ -1153,7 +1152,6 @@ pub fn sync(
         }
     }
 
-    tx.commit()?;
     Ok(report)
 }
 

@@ -147,7 +147,7 @@ pub struct CreatedCandidate {
 
 /// Files a memory candidate (one transaction).
 pub fn create_candidate(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     p: &NewCandidate,
 ) -> Result<CreatedCandidate> {
     check_required_text("--namespace", &p.namespace)?;
@@ -174,7 +174,6 @@ pub fn create_candidate(
             return Err(Error::usage(format!("{flag}: expected a JSON object")));
         }
     }
-    let mut tx = client.transaction()?;
     if let Some(key) = &p.dedupe_key {
         if let Some(row) = tx.query_opt(
             "select to_jsonb(c.*) as row from memory_candidates c
@@ -212,7 +211,6 @@ pub fn create_candidate(
         ],
     )?;
     let candidate = decode(&row, "row")?;
-    tx.commit()?;
     Ok(CreatedCandidate {
         candidate,
         deduped: false,
@@ -232,7 +230,7 @@ fn lock_candidate(tx: &mut postgres::Transaction<'_>, id: Uuid) -> Result<Candid
 /// Marks a new candidate reviewed, or rejects a new or reviewed one, with the reviewer and
 /// notes.
 pub fn decide_candidate(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     id: Uuid,
     reviewer: &str,
     notes: Option<&str>,
@@ -240,8 +238,7 @@ pub fn decide_candidate(
 ) -> Result<Candidate> {
     check_required_text("--reviewer", reviewer)?;
     check_optional_text("--notes", notes)?;
-    let mut tx = client.transaction()?;
-    let c = lock_candidate(&mut tx, id)?;
+    let c = lock_candidate(tx, id)?;
     let allowed: &[&str] = if reject {
         &["new", "reviewed"]
     } else {
@@ -262,7 +259,6 @@ pub fn decide_candidate(
         &[&id, &to, &reviewer, &notes],
     )?;
     let c = decode(&row, "row")?;
-    tx.commit()?;
     Ok(c)
 }
 
@@ -327,7 +323,7 @@ const LINK_KINDS: [(&str, &str); 4] = [
 /// marked `superseded` (never deleted), and the candidate marked `promoted`. The database
 /// refuses (exit 4) while the lane is paused, without sources, and for shared memory from
 /// anyone but a curator or an operator.
-pub fn promote(client: &mut postgres::Client, id: Uuid, p: &Promotion) -> Result<Promoted> {
+pub fn promote(tx: &mut postgres::Transaction<'_>, id: Uuid, p: &Promotion) -> Result<Promoted> {
     check_required_text("--actor", &p.actor)?;
     check_optional_text("--dedupe-key", p.dedupe_key.as_deref())?;
     check_optional_text("--notes", p.notes.as_deref())?;
@@ -357,9 +353,8 @@ pub fn promote(client: &mut postgres::Client, id: Uuid, p: &Promotion) -> Result
             )));
         }
     }
-    let mut tx = client.transaction()?;
-    set_actor(&mut tx, &p.actor, Some("promote-memory-candidate"))?;
-    let c = lock_candidate(&mut tx, id)?;
+    set_actor(tx, &p.actor, Some("promote-memory-candidate"))?;
+    let c = lock_candidate(tx, id)?;
     if !matches!(c.status.as_str(), "new" | "reviewed") {
         return Err(Error::conflict(format!(
             "memory candidate {id} is {}; only new and reviewed candidates are promoted",
@@ -465,7 +460,6 @@ pub fn promote(client: &mut postgres::Client, id: Uuid, p: &Promotion) -> Result
         &[&id, &memory.id, &p.actor, &p.notes],
     )?;
     let candidate = decode(&row, "row")?;
-    tx.commit()?;
     Ok(Promoted {
         memory,
         candidate,
@@ -475,9 +469,13 @@ pub fn promote(client: &mut postgres::Client, id: Uuid, p: &Promotion) -> Result
 
 /// Ends an active memory: `expired` (no longer true) or `archived` (no longer useful).
 /// Nothing is deleted.
-pub fn retire(client: &mut postgres::Client, id: Uuid, to: &str, actor: &str) -> Result<Memory> {
+pub fn retire(
+    tx: &mut postgres::Transaction<'_>,
+    id: Uuid,
+    to: &str,
+    actor: &str,
+) -> Result<Memory> {
     check_required_text("--actor", actor)?;
-    let mut tx = client.transaction()?;
     let row = tx
         .query_opt(
             "select status::text from memories where id = $1 for update",
@@ -497,7 +495,6 @@ pub fn retire(client: &mut postgres::Client, id: Uuid, to: &str, actor: &str) ->
         &[&id, &to, &actor],
     )?;
     let m = decode(&row, "row")?;
-    tx.commit()?;
     Ok(m)
 }
 
@@ -716,7 +713,7 @@ pub struct Lane {
 /// Pauses (freezes) or resumes the memory lane of `namespace`: while paused, nothing is
 /// promoted and nothing is injected.
 pub fn set_paused(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     lane: &str,
     paused: bool,
@@ -732,7 +729,7 @@ pub fn set_paused(
     if paused {
         check_required_text("--reason", reason.unwrap_or(""))?;
     }
-    let row = client.query_one(
+    let row = tx.query_one(
         "insert into lane_controls (namespace, lane, paused, paused_reason, paused_by, paused_at)
          values ($1, $2, $3, $4, $5, case when $3 then now() end)
          on conflict (namespace, lane) do update

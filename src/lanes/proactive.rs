@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::db::{decode, decode_all, set_actor};
 use crate::error::{Error, Result};
 use crate::ledger::input::{check_optional_text, check_required_text};
-use crate::ledger::jobs::JobLink;
+use crate::ledger::jobs::{self, JobLink};
 
 /// How easily an opportunity's next step can be undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -165,11 +165,9 @@ fn check_idea(p: &NewIdea) -> Result<()> {
 }
 
 /// Files an idea (one transaction; over the agent's idea budget: exit 4).
-pub fn create_idea(client: &mut postgres::Client, p: &NewIdea) -> Result<Created<Idea>> {
+pub fn create_idea(tx: &mut postgres::Transaction<'_>, p: &NewIdea) -> Result<Created<Idea>> {
     check_idea(p)?;
-    let mut tx = client.transaction()?;
-    let out = insert_idea(&mut tx, p)?;
-    tx.commit()?;
+    let out = insert_idea(tx, p)?;
     Ok(out)
 }
 
@@ -356,24 +354,20 @@ fn check_opportunity(p: &NewOpportunity) -> Result<()> {
 /// use and the reset time, and the refusal is kept for the auditor; with
 /// `overflow_to_idea` it is filed as an idea instead.
 pub fn create_opportunity(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     p: &NewOpportunity,
     overflow_to_idea: bool,
 ) -> Result<Proposed> {
     check_opportunity(p)?;
-    let mut tx = client.transaction()?;
-    match propose(&mut tx, p, None)? {
-        Ok((opportunity, deduped)) => {
-            tx.commit()?;
-            Ok(Proposed::Opportunity {
-                opportunity,
-                deduped,
-            })
-        }
+    match propose(tx, p, None)? {
+        Ok((opportunity, deduped)) => Ok(Proposed::Opportunity {
+            opportunity,
+            deduped,
+        }),
         Err((budget, refusal)) => {
             if overflow_to_idea {
                 let idea = insert_idea(
-                    &mut tx,
+                    tx,
                     &NewIdea {
                         namespace: p.namespace.clone(),
                         source_agent: p.source_agent.clone(),
@@ -389,15 +383,11 @@ pub fn create_opportunity(
                     },
                 )?
                 .row;
-                record_refusal(&mut tx, &budget, &p.title, Some(idea.id))?;
-                tx.commit()?;
+                record_refusal(tx, &budget, &p.title, Some(idea.id))?;
                 Ok(Proposed::Idea { idea, budget })
             } else {
-                drop(tx);
-                let mut tx = client.transaction()?;
-                record_refusal(&mut tx, &budget, &p.title, None)?;
-                tx.commit()?;
-                Err(refusal)
+                record_refusal(tx, &budget, &p.title, None)?;
+                Err(refusal.keeping_writes())
             }
         }
     }
@@ -511,9 +501,8 @@ fn refuse(what: &str, id: Uuid, status: &str, allowed: &str) -> Error {
 
 /// Marks an idea reviewed (an agent looked at it during a scan). Already reviewed: no
 /// change, exit 0; archived or promoted: exit 4.
-pub fn review_idea(client: &mut postgres::Client, id: Uuid) -> Result<Idea> {
-    let mut tx = client.transaction()?;
-    let idea = lock_idea(&mut tx, id)?;
+pub fn review_idea(tx: &mut postgres::Transaction<'_>, id: Uuid) -> Result<Idea> {
+    let idea = lock_idea(tx, id)?;
     match idea.status.as_str() {
         "reviewed" => Ok(idea),
         "new" => {
@@ -522,7 +511,6 @@ pub fn review_idea(client: &mut postgres::Client, id: Uuid) -> Result<Idea> {
                 &[&id],
             )?;
             let idea = decode(&row, "row")?;
-            tx.commit()?;
             Ok(idea)
         }
         other => Err(refuse("idea", id, other, "new ideas")),
@@ -530,9 +518,8 @@ pub fn review_idea(client: &mut postgres::Client, id: Uuid) -> Result<Idea> {
 }
 
 /// Archives a new or reviewed idea.
-pub fn archive_idea(client: &mut postgres::Client, id: Uuid) -> Result<Idea> {
-    let mut tx = client.transaction()?;
-    let idea = lock_idea(&mut tx, id)?;
+pub fn archive_idea(tx: &mut postgres::Transaction<'_>, id: Uuid) -> Result<Idea> {
+    let idea = lock_idea(tx, id)?;
     if !matches!(idea.status.as_str(), "new" | "reviewed") {
         return Err(refuse("idea", id, &idea.status, "new and reviewed ideas"));
     }
@@ -541,7 +528,6 @@ pub fn archive_idea(client: &mut postgres::Client, id: Uuid) -> Result<Idea> {
         &[&id],
     )?;
     let idea = decode(&row, "row")?;
-    tx.commit()?;
     Ok(idea)
 }
 
@@ -558,15 +544,14 @@ pub struct Promoted {
 /// (under the proposing agent's budget), the idea marked promoted and linked, and a review
 /// row with the notes. Any failure leaves both as they were.
 pub fn promote_idea(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     idea_id: Uuid,
     p: &NewOpportunity,
     notes: Option<&str>,
 ) -> Result<Promoted> {
     check_opportunity(p)?;
     check_optional_text("--notes", notes)?;
-    let mut tx = client.transaction()?;
-    let idea = lock_idea(&mut tx, idea_id)?;
+    let idea = lock_idea(tx, idea_id)?;
     if !matches!(idea.status.as_str(), "new" | "reviewed") {
         return Err(refuse(
             "idea",
@@ -581,7 +566,7 @@ pub fn promote_idea(
             idea.namespace, p.namespace
         )));
     }
-    let opportunity = match propose(&mut tx, p, Some(idea_id))? {
+    let opportunity = match propose(tx, p, Some(idea_id))? {
         Ok((opportunity, false)) => opportunity,
         Ok((opportunity, true)) => {
             return Err(Error::conflict(format!(
@@ -611,7 +596,6 @@ pub fn promote_idea(
         &[&idea_id, &opportunity.id],
     )?;
     let idea = decode(&row, "row")?;
-    tx.commit()?;
     Ok(Promoted { opportunity, idea })
 }
 
@@ -642,7 +626,7 @@ impl Decision {
 /// Records a triage decision (and a review row), in one transaction. Applies to new,
 /// triaged, accepted and parked opportunities; rejected and converted ones are final.
 pub fn triage(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     id: Uuid,
     reviewer: &str,
     decision: Decision,
@@ -650,8 +634,7 @@ pub fn triage(
 ) -> Result<Opportunity> {
     check_required_text("--reviewer", reviewer)?;
     check_optional_text("--notes", notes)?;
-    let mut tx = client.transaction()?;
-    let opp = lock_opportunity(&mut tx, id)?;
+    let opp = lock_opportunity(tx, id)?;
     if !matches!(
         opp.status.as_str(),
         "new" | "triaged" | "accepted" | "parked"
@@ -679,7 +662,6 @@ pub fn triage(
         &[&id, &decision.as_str(), &reviewer, &notes],
     )?;
     let opp = decode(&row, "row")?;
-    tx.commit()?;
     Ok(opp)
 }
 
@@ -713,7 +695,7 @@ pub struct Converted {
 /// (payload: the opportunity's context under `opportunity`, plus the given payload;
 /// `correlation_key = opportunity:<id>`), a review row, and the opportunity marked
 /// converted and linked. Any failure leaves nothing.
-pub fn convert(client: &mut postgres::Client, id: Uuid, c: &Conversion) -> Result<Converted> {
+pub fn convert(tx: &mut postgres::Transaction<'_>, id: Uuid, c: &Conversion) -> Result<Converted> {
     check_required_text("--target-agent", &c.target_agent)?;
     check_required_text("--job-type", &c.job_type)?;
     check_optional_text("--subject", c.subject.as_deref())?;
@@ -727,9 +709,8 @@ pub fn convert(client: &mut postgres::Client, id: Uuid, c: &Conversion) -> Resul
     let Some(extra) = c.payload.as_object() else {
         return Err(Error::usage("--payload: expected a JSON object"));
     };
-    let mut tx = client.transaction()?;
-    set_actor(&mut tx, &c.actor, Some("convert-opportunity"))?;
-    let opp = lock_opportunity(&mut tx, id)?;
+    set_actor(tx, &c.actor, Some("convert-opportunity"))?;
+    let opp = lock_opportunity(tx, id)?;
     if !matches!(opp.status.as_str(), "triaged" | "accepted") {
         return Err(refuse(
             "opportunity",
@@ -765,23 +746,19 @@ pub fn convert(client: &mut postgres::Client, id: Uuid, c: &Conversion) -> Resul
     }
     let payload = Value::Object(payload);
     let subject = c.subject.clone().unwrap_or_else(|| opp.title.clone());
-    let row = tx.query_one(
-        "insert into jobs (namespace, source_agent, target_agent, job_type, subject, priority,
-                           payload, correlation_key)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
-         returning to_jsonb(jobs.*) as row",
-        &[
-            &opp.namespace,
-            &c.actor,
-            &c.target_agent,
-            &c.job_type,
-            &subject,
-            &c.priority,
-            &payload,
-            &format!("opportunity:{id}"),
-        ],
-    )?;
-    let job: crate::ledger::jobs::Job = decode(&row, "row")?;
+    let mut job = jobs::EnqueueParams::new(
+        opp.namespace.clone(),
+        c.target_agent.clone(),
+        c.job_type.clone(),
+        subject,
+        c.actor.clone(),
+    );
+    job.source_agent = Some(c.actor.clone());
+    job.priority = c.priority;
+    job.payload = payload;
+    job.correlation_key = Some(format!("opportunity:{id}"));
+    job.reason = "convert-opportunity".into();
+    let job = jobs::enqueue(tx, &job)?.job;
     tx.execute(
         "insert into opportunity_reviews (opportunity_id, reviewer, decision, notes)
          values ($1, $2, 'converted_to_job', $3)",
@@ -799,7 +776,6 @@ pub fn convert(client: &mut postgres::Client, id: Uuid, c: &Conversion) -> Resul
         &[&id, &job.id],
     )?;
     let opportunity = decode(&row, "row")?;
-    tx.commit()?;
     Ok(Converted { opportunity, job })
 }
 

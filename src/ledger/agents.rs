@@ -75,7 +75,7 @@ pub fn list(client: &mut impl postgres::GenericClient, namespace: &str) -> Resul
 /// Pauses an agent: no supervisor claims its jobs until it is resumed. Creates the row
 /// when the agent has none. Pausing a paused agent replaces the reason.
 pub fn pause(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     agent_id: &str,
     reason: &str,
@@ -83,8 +83,7 @@ pub fn pause(
 ) -> Result<Agent> {
     check_required_text("agent id", agent_id)?;
     check_required_text("--reason", reason)?;
-    let mut tx = client.transaction()?;
-    set_actor(&mut tx, actor, Some(reason))?;
+    set_actor(tx, actor, Some(reason))?;
     let row = tx.query_one(
         "insert into agents (namespace, agent_id, paused, paused_reason, paused_at, paused_by)
          values ($1, $2, true, $3, now(), $4)
@@ -95,21 +94,19 @@ pub fn pause(
         &[&namespace, &agent_id, &reason, &actor],
     )?;
     let agent = decode(&row, "row")?;
-    tx.commit()?;
     Ok(agent)
 }
 
 /// Resumes a paused agent and clears its wake back-off and error, so the next claim
 /// tries it again at once.
 pub fn resume(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     agent_id: &str,
     actor: &str,
 ) -> Result<Agent> {
     check_required_text("agent id", agent_id)?;
-    let mut tx = client.transaction()?;
-    set_actor(&mut tx, actor, Some("resumed"))?;
+    set_actor(tx, actor, Some("resumed"))?;
     let row = tx
         .query_opt(
             "update agents
@@ -126,7 +123,6 @@ pub fn resume(
             ))
         })?;
     let agent = decode(&row, "row")?;
-    tx.commit()?;
     Ok(agent)
 }
 
@@ -224,7 +220,7 @@ pub struct Settings {
 
 /// Creates or updates an agent's settings in one statement.
 pub fn configure(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     agent_id: &str,
     s: &Settings,
@@ -279,8 +275,7 @@ pub fn configure(
     let max = s.max_concurrency.flatten();
     let mode_set = s.wake_mode.is_some();
     let mode = s.wake_mode.flatten().map(WakeMode::as_str);
-    let mut tx = client.transaction()?;
-    set_actor(&mut tx, actor, Some("configured"))?;
+    set_actor(tx, actor, Some("configured"))?;
     let row = tx.query_one(
         "insert into agents (namespace, agent_id, name, role, max_concurrency, wake_mode,
                              hook_url, hook_agent_id, hook_session_key, hook_timeout_seconds,
@@ -318,6 +313,5 @@ pub fn configure(
         ],
     )?;
     let agent = decode(&row, "row")?;
-    tx.commit()?;
     Ok(agent)
 }

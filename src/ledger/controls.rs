@@ -84,7 +84,7 @@ pub struct ControlParams {
 
 /// Applies `control` to `job_id`; returns the job as it is afterwards.
 pub fn apply(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     control: Control,
     p: &ControlParams,
@@ -124,7 +124,6 @@ pub fn apply(
         }
     }
 
-    let mut tx = client.transaction()?;
     let history_reason = match (reason, priority) {
         (_, Some(pr)) => Some(match reason {
             Some(r) => format!("{}: priority {pr}: {r}", control.command()),
@@ -133,7 +132,7 @@ pub fn apply(
         (Some(r), None) => Some(format!("{}: {r}", control.command())),
         (None, None) => Some(control.command().to_string()),
     };
-    set_actor(&mut tx, &p.actor, history_reason.as_deref())?;
+    set_actor(tx, &p.actor, history_reason.as_deref())?;
     let row = tx
         .query_opt(
             "select to_jsonb(j.*) as row from jobs j where id = $1 for update",
@@ -162,7 +161,7 @@ pub fn apply(
                   returning to_jsonb(jobs.*) as row",
                 &[&job.id, &to, &reason],
             )?;
-            close_open_attempt(&mut tx, &job, reason)?;
+            close_open_attempt(tx, &job, reason)?;
             decode(&row, "row")?
         }
         Control::Retry | Control::Unblock | Control::Approve => {
@@ -192,11 +191,10 @@ pub fn apply(
                 "update jobs set priority = $2 where id = $1 returning to_jsonb(jobs.*) as row",
                 &[&job.id, &priority],
             )?;
-            same_status_history(&mut tx, &job, &p.actor, history_reason.as_deref())?;
+            same_status_history(tx, &job, &p.actor, history_reason.as_deref())?;
             decode(&row, "row")?
         }
     };
-    tx.commit()?;
     Ok(updated)
 }
 
@@ -311,7 +309,7 @@ pub struct DrainReport {
 /// Cancels or reroutes every queued, waiting or awaiting-approval job of `agent`, in one
 /// transaction. Leased and running jobs are left to finish.
 pub fn drain_agent(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     agent: &str,
     action: &Drain,
@@ -327,7 +325,6 @@ pub fn drain_agent(
             return Err(Error::usage("--to: the work must go to another agent"));
         }
     }
-    let mut tx = client.transaction()?;
     let known = |tx: &mut postgres::Transaction<'_>, id: &str| -> Result<bool> {
         Ok(tx
             .query_opt(
@@ -339,7 +336,7 @@ pub fn drain_agent(
             )?
             .is_some())
     };
-    if !known(&mut tx, agent)? {
+    if !known(tx, agent)? {
         return Err(Error::not_found(format!(
             "agent {agent} has no settings and no jobs in namespace {namespace}"
         ))
@@ -348,7 +345,7 @@ pub fn drain_agent(
     let to = match action {
         Drain::Cancel => None,
         Drain::RerouteTo(to) => {
-            if !known(&mut tx, to)? {
+            if !known(tx, to)? {
                 return Err(Error::not_found(format!(
                     "--to: agent {to} has no settings and no jobs in namespace {namespace}; a typo would strand the work"
                 ))
@@ -363,7 +360,7 @@ pub fn drain_agent(
         (None, Some(r)) => format!("drain-agent {agent}: {r}"),
         (None, None) => format!("drain-agent {agent}"),
     };
-    set_actor(&mut tx, actor, Some(&why))?;
+    set_actor(tx, actor, Some(&why))?;
     let rows = tx.query(
         "select to_jsonb(j.*) as row from jobs j
           where namespace = $1 and target_agent = $2
@@ -387,7 +384,7 @@ pub fn drain_agent(
                     &[&job.id, to],
                 )
                 .map_err(|e| dedupe_conflict(e, job))?;
-                same_status_history(&mut tx, job, actor, Some(&why))?;
+                same_status_history(tx, job, actor, Some(&why))?;
             }
         }
     }
@@ -406,7 +403,6 @@ pub fn drain_agent(
         in_flight: row.try_get(0)?,
         paused: row.try_get(1)?,
     };
-    tx.commit()?;
     Ok(report)
 }
 

@@ -53,7 +53,7 @@ pub struct Emitted {
 
 /// Emits an event (one transaction). With a dedupe key already used on this topic, the
 /// earlier event is returned with `deduped: true` and nothing is written.
-pub fn emit(client: &mut postgres::Client, p: &EmitParams) -> Result<Emitted> {
+pub fn emit(tx: &mut postgres::Transaction<'_>, p: &EmitParams) -> Result<Emitted> {
     check_required_text("--namespace", &p.namespace)?;
     check_required_text("--topic", &p.topic)?;
     check_optional_text("--source-agent", p.source_agent.as_deref())?;
@@ -63,7 +63,6 @@ pub fn emit(client: &mut postgres::Client, p: &EmitParams) -> Result<Emitted> {
     if !p.payload.is_object() {
         return Err(Error::usage("--payload: expected a JSON object"));
     }
-    let mut tx = client.transaction()?;
     if let Some(job) = p.source_job_id {
         if tx
             .query_opt("select 1 from jobs where id = $1", &[&job])?
@@ -100,7 +99,6 @@ pub fn emit(client: &mut postgres::Client, p: &EmitParams) -> Result<Emitted> {
         ),
     };
     let event = decode(&row, "row")?;
-    tx.commit()?;
     Ok(Emitted { event, deduped })
 }
 

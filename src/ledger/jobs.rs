@@ -362,6 +362,46 @@ pub struct EnqueueParams {
     pub requires_approval: bool,
     /// Who is enqueuing (recorded in the history).
     pub actor: String,
+    /// Why, for the history (`enqueued` unless the job comes from a conversion or a
+    /// standing order).
+    pub reason: String,
+    /// The OpenClaw session the agent should run in (standing orders may name one).
+    pub openclaw_session_key: Option<String>,
+}
+
+impl EnqueueParams {
+    /// A job with the column defaults: priority 100, 5 attempts, empty payload and state,
+    /// claimable now, no dependencies, no approval gate.
+    pub fn new(
+        namespace: impl Into<String>,
+        target_agent: impl Into<String>,
+        job_type: impl Into<String>,
+        subject: impl Into<String>,
+        actor: impl Into<String>,
+    ) -> Self {
+        EnqueueParams {
+            id: None,
+            namespace: namespace.into(),
+            parent_job_id: None,
+            flow_key: None,
+            correlation_key: None,
+            source_agent: None,
+            target_agent: target_agent.into(),
+            job_type: job_type.into(),
+            subject: subject.into(),
+            priority: 100,
+            dedupe_key: None,
+            payload: Value::Object(serde_json::Map::new()),
+            state: Value::Object(serde_json::Map::new()),
+            run_after: None,
+            max_attempts: 5,
+            depends_on: Vec::new(),
+            requires_approval: false,
+            actor: actor.into(),
+            reason: "enqueued".into(),
+            openclaw_session_key: None,
+        }
+    }
 }
 
 /// The result of an enqueue: the job, and whether it already existed.
@@ -380,10 +420,9 @@ const ACTIVE_STATUSES_SQL: &str =
 
 /// Enqueues a job (one transaction). Dependencies are locked while the new job is written,
 /// so a dependency finishing at the same moment cannot leave it waiting forever.
-pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enqueued> {
+pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<Enqueued> {
     validate_enqueue(p)?;
-    let mut tx = client.transaction()?;
-    set_actor(&mut tx, &p.actor, Some("enqueued"))?;
+    set_actor(tx, &p.actor, Some(&p.reason))?;
 
     if let Some(id) = p.id {
         if tx
@@ -423,17 +462,18 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
     let mut deps = p.depends_on.clone();
     deps.sort();
     deps.dedup();
-    let (status, blocked_reason) = initial_status(&mut tx, p, &deps)?;
+    let (status, blocked_reason) = initial_status(tx, p, &deps)?;
 
     let (run_at, run_in) = split_time(p.run_after);
     let sql = format!(
         "insert into jobs (id, namespace, parent_job_id, flow_key, correlation_key, source_agent,
                            target_agent, job_type, subject, priority, dedupe_key, payload, state,
-                           status, run_after, max_attempts, requires_approval, blocked_reason)
+                           status, run_after, max_attempts, requires_approval, blocked_reason,
+                           openclaw_session_key)
          values (coalesce($1, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                  $14::text::job_status,
                  coalesce($15, now() + make_interval(secs => coalesce($16::float8, 0))),
-                 $17, $18, $19)
+                 $17, $18, $19, $20)
          on conflict (namespace, target_agent, dedupe_key)
            where dedupe_key is not null and status in {ACTIVE_STATUSES_SQL}
          do nothing
@@ -467,6 +507,7 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
                 &p.max_attempts,
                 &p.requires_approval,
                 &blocked_reason,
+                &p.openclaw_session_key,
             ],
         )?;
         if let Some(row) = inserted {
@@ -478,7 +519,6 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
                     &[&job.id, &deps],
                 )?;
             }
-            tx.commit()?;
             return Ok(Enqueued {
                 job,
                 deduped: false,
@@ -492,7 +532,6 @@ pub fn enqueue(client: &mut postgres::Client, p: &EnqueueParams) -> Result<Enque
         )?;
         if let Some(row) = existing {
             let job: Job = decode(&row, "row")?;
-            tx.commit()?;
             return Ok(Enqueued { job, deduped: true });
         }
     }
@@ -697,7 +736,7 @@ const LEASED_OR_RUNNING: &[JobStatus] = &[JobStatus::Leased, JobStatus::Running]
 
 /// Marks a leased job running (or updates a running job's references).
 pub fn mark_running(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -709,7 +748,7 @@ pub fn mark_running(
         p.openclaw_session_key.as_deref(),
     )?;
     fenced(
-        client,
+        tx,
         job_id,
         fence,
         caller,
@@ -754,7 +793,7 @@ pub fn mark_running(
 
 /// Closes a job as succeeded.
 pub fn complete(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -766,7 +805,7 @@ pub fn complete(
         p.openclaw_session_key.as_deref(),
     )?;
     fenced(
-        client,
+        tx,
         job_id,
         fence,
         caller,
@@ -806,7 +845,7 @@ pub fn complete(
 
 /// Closes a job as blocked (the agent cannot proceed without something outside it).
 pub fn block(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -819,7 +858,7 @@ pub fn block(
         p.openclaw_session_key.as_deref(),
     )?;
     fenced(
-        client,
+        tx,
         job_id,
         fence,
         caller,
@@ -863,7 +902,7 @@ pub fn block(
 /// Fails the current attempt: retries after `retry_seconds` while attempts remain,
 /// otherwise (or without `retry_seconds`) the job goes dead.
 pub fn fail(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -885,7 +924,7 @@ pub fn fail(
         None
     };
     fenced(
-        client,
+        tx,
         job_id,
         fence,
         caller,
@@ -932,7 +971,7 @@ pub fn fail(
 
 /// Extends a leased or running job's lease to `lease_seconds` from now.
 pub fn renew_lease(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -944,7 +983,7 @@ pub fn renew_lease(
         )));
     }
     fenced(
-        client,
+        tx,
         job_id,
         fence,
         caller,
@@ -983,7 +1022,7 @@ pub struct WakeRecord {
 /// One statement on the usual path (the dispatch latency is a handful of round trips);
 /// when the fence does not match, the general fenced path runs to record and explain it.
 pub fn mark_woken(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -992,7 +1031,7 @@ pub fn mark_woken(
     // The actor CTE is an uncorrelated subquery of the jobs update, so it runs first and
     // the history trigger sees the actor. The attempts update reads the jobs update, so
     // locks are taken jobs first, then job_attempts, as in every closing call.
-    let row = client.query_opt(
+    let row = tx.query_opt(
         "with actor as materialized (
            select set_config('agentbus.actor', $3, true) as a,
                   set_config('agentbus.reason', 'waking the agent', true) as r
@@ -1030,7 +1069,7 @@ pub fn mark_woken(
         return decode(&row, "row");
     }
     fenced(
-        client,
+        tx,
         job_id,
         fence,
         caller,
@@ -1069,13 +1108,13 @@ pub fn mark_woken(
 /// the attempt like every closing call, so an agent closing the job at the same moment
 /// cannot deadlock with it.
 pub fn record_hook_admission(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job: &Job,
     hook_status: i32,
     run_id: Option<&str>,
     lease_seconds: f64,
 ) -> Result<()> {
-    client.execute(
+    tx.execute(
         "with locked as materialized (
            select id from jobs where id = $1 for update
          ),
@@ -1121,7 +1160,7 @@ pub fn record_hook_admission(
 /// found by the restart of the supervisor that held it) and does not count toward
 /// `max_attempts`.
 pub fn release_unwoken(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -1135,7 +1174,7 @@ pub fn release_unwoken(
         )));
     }
     fenced(
-        client,
+        tx,
         job_id,
         fence,
         caller,
@@ -1187,7 +1226,7 @@ fn close_attempt(
 /// refused; an illegal state writes nothing.
 #[allow(clippy::too_many_arguments)]
 fn fenced(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -1196,7 +1235,6 @@ fn fenced(
     reason: Option<&str>,
     write: impl FnOnce(&mut postgres::Transaction<'_>, &Job) -> Result<Job>,
 ) -> Result<Job> {
-    let mut tx = client.transaction()?;
     let row = tx
         .query_opt(
             "select to_jsonb(j.*) as row from jobs j where id = $1 for update",
@@ -1223,10 +1261,11 @@ fn fenced(
                 &fence.attempt,
             ],
         )?;
-        tx.commit()?;
-        return Err(Error::conflict(stale).with_hint(
-            "this worker no longer owns the job; stop working on it (the call was recorded, the job left unchanged)",
-        ));
+        return Err(Error::conflict(stale)
+            .with_hint(
+                "this worker no longer owns the job; stop working on it (the call was recorded, the job left unchanged)",
+            )
+            .keeping_writes());
     }
 
     if !allowed.contains(&job.status) {
@@ -1243,9 +1282,8 @@ fn fenced(
         )));
     }
 
-    set_actor(&mut tx, &caller.actor, reason)?;
-    let out = write(&mut tx, &job)?;
-    tx.commit()?;
+    set_actor(tx, &caller.actor, reason)?;
+    let out = write(tx, &job)?;
     Ok(out)
 }
 

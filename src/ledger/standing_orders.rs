@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::db::decode;
 use crate::error::{Error, Result};
 use crate::ledger::input::{check_optional_text, check_required_text};
+use crate::ledger::jobs;
 
 /// Outcome of a standing-order occurrence (the `standing_order_status` enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +126,7 @@ pub enum Slot {
 }
 
 /// Records that an occurrence started; returns the existing run if it was already recorded.
-pub fn start(client: &mut postgres::Client, p: &StartParams) -> Result<Run> {
+pub fn start(tx: &mut postgres::Transaction<'_>, p: &StartParams) -> Result<Run> {
     check_required_text("--namespace", &p.namespace)?;
     check_required_text("--agent-id", &p.agent_id)?;
     check_required_text("--order-name", &p.order_name)?;
@@ -133,10 +134,9 @@ pub fn start(client: &mut postgres::Client, p: &StartParams) -> Result<Run> {
     check_optional_text("--cron-job-id", p.cron_job_id.as_deref())?;
     check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
     check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
-    let mut tx = client.transaction()?;
     let scheduled_for = match p.scheduled_for {
         Slot::At(at) => at,
-        Slot::Latest => latest_slot(&mut tx, p)?,
+        Slot::Latest => latest_slot(tx, p)?,
     };
     let row = tx.query_one(
         "insert into standing_order_runs (namespace, agent_id, order_name, trigger_source, cron_job_id,
@@ -157,7 +157,6 @@ pub fn start(client: &mut postgres::Client, p: &StartParams) -> Result<Run> {
         ],
     )?;
     let run = decode(&row, "row")?;
-    tx.commit()?;
     Ok(run)
 }
 
@@ -216,7 +215,7 @@ pub struct FinishParams {
 }
 
 /// Records an occurrence's outcome.
-pub fn finish(client: &mut postgres::Client, run_id: Uuid, p: &FinishParams) -> Result<Run> {
+pub fn finish(tx: &mut postgres::Transaction<'_>, run_id: Uuid, p: &FinishParams) -> Result<Run> {
     if p.status == RunStatus::Started {
         return Err(Error::usage(
             "--status: a run is finished with no_work, completed, blocked, failed, skipped or missed",
@@ -230,7 +229,6 @@ pub fn finish(client: &mut postgres::Client, run_id: Uuid, p: &FinishParams) -> 
             return Err(Error::usage("--evidence: expected a JSON object"));
         }
     }
-    let mut tx = client.transaction()?;
     let row = tx
         .query_opt(
             "select to_jsonb(r.*) as row from standing_order_runs r where id = $1 for update",
@@ -268,7 +266,6 @@ pub fn finish(client: &mut postgres::Client, run_id: Uuid, p: &FinishParams) -> 
         ],
     )?;
     let run = decode(&row, "row")?;
-    tx.commit()?;
     Ok(run)
 }
 
@@ -318,12 +315,12 @@ const LOOKBACK_DAYS: i64 = 7;
 /// them fires once. Occurrences are looked for after the order's latest run (or its
 /// creation), at most seven days back.
 pub fn fire_due(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     now: DateTime<Utc>,
     actor: &str,
 ) -> Result<FireReport> {
-    let rows = client.query(
+    let rows = tx.query(
         "select to_jsonb(s.*) as row,
                 (select max(r.scheduled_for) from standing_order_runs r
                  where r.namespace = s.namespace and r.agent_id = s.agent_id
@@ -363,12 +360,12 @@ pub fn fire_due(
             }
         }
         for o in to_miss {
-            if record_missed(client, &order, o.at, actor)? {
+            if record_missed(tx, &order, o.at, actor)? {
                 report.missed.push(format!("{label}@{}", o.at.to_rfc3339()));
             }
         }
         for o in to_fire {
-            if fire_one(client, &order, &o, "supervisor", actor)?.is_some() {
+            if fire_one(tx, &order, &o, "supervisor", actor)?.is_some() {
                 report.fired.push(format!("{label}@{}", o.at.to_rfc3339()));
             }
         }
@@ -379,14 +376,13 @@ pub fn fire_due(
 /// One occurrence: run + job, linked; `None` when it was fired already (by another
 /// supervisor, or a second manual firing within the same second).
 fn fire_one(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     order: &Declared,
     o: &crate::ledger::schedule::Occurrence,
     trigger_source: &str,
     actor: &str,
 ) -> Result<Option<Uuid>> {
-    let mut tx = client.transaction()?;
-    crate::db::set_actor(&mut tx, actor, Some("standing order fired"))?;
+    crate::db::set_actor(tx, actor, Some("standing order fired"))?;
     let run = tx.query_opt(
         "insert into standing_order_runs (namespace, agent_id, order_name, trigger_source,
                                           scheduled_for, status, started_at)
@@ -415,27 +411,30 @@ fn fire_one(
         "dst_note": o.dst_note,
         "max_runtime_seconds": order.max_runtime_seconds,
     });
-    let job = tx.query_one(
-        "insert into jobs (namespace, target_agent, job_type, subject, payload,
-                           correlation_key, dedupe_key, openclaw_session_key)
-         values ($1, $2, 'scheduled', $3, $4, $5, $6, $7)
-         returning id",
-        &[
-            &order.namespace,
-            &order.agent_id,
-            &order.order_name,
-            &payload,
-            &format!("standing_order:{}/{}", order.agent_id, order.order_name),
-            &format!("standing_order:{}:{}", order.order_name, o.at.to_rfc3339()),
-            &order.session_key,
-        ],
-    )?;
-    let job_id: Uuid = job.try_get(0)?;
+    let mut job = jobs::EnqueueParams::new(
+        order.namespace.clone(),
+        order.agent_id.clone(),
+        "scheduled",
+        order.order_name.clone(),
+        actor,
+    );
+    job.payload = payload;
+    job.correlation_key = Some(format!(
+        "standing_order:{}/{}",
+        order.agent_id, order.order_name
+    ));
+    job.dedupe_key = Some(format!(
+        "standing_order:{}:{}",
+        order.order_name,
+        o.at.to_rfc3339()
+    ));
+    job.openclaw_session_key = order.session_key.clone();
+    job.reason = "standing order fired".into();
+    let job_id = jobs::enqueue(tx, &job)?.job.id;
     tx.execute(
         "update standing_order_runs set job_id = $2 where id = $1",
         &[&run_id, &job_id],
     )?;
-    tx.commit()?;
     Ok(Some(run_id))
 }
 
@@ -444,14 +443,14 @@ fn fire_one(
 /// as the supervisor fires an occurrence. Manual runs do not move the schedule: the next
 /// occurrences fire as usual.
 pub fn fire_now(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     namespace: &str,
     agent_id: &str,
     order_name: &str,
     actor: &str,
 ) -> Result<Run> {
     let name = format!("{namespace}/{agent_id}/{order_name}");
-    let row = client
+    let row = tx
         .query_opt(
             "select to_jsonb(s.*) as row, date_trunc('second', now()) as now
                from standing_orders s
@@ -471,12 +470,12 @@ pub fn fire_now(
         local: now.with_timezone(&tz).naive_local(),
         dst_note: None,
     };
-    let run_id = fire_one(client, &order, &occurrence, "manual", actor)?.ok_or_else(|| {
+    let run_id = fire_one(tx, &order, &occurrence, "manual", actor)?.ok_or_else(|| {
         Error::conflict(format!(
             "standing order {name} was already fired for {now}; try again in a second"
         ))
     })?;
-    let row = client.query_one(
+    let row = tx.query_one(
         "select to_jsonb(r.*) as row from standing_order_runs r where id = $1",
         &[&run_id],
     )?;
@@ -485,13 +484,12 @@ pub fn fire_now(
 
 /// A `missed` run and its `standing_order.missed` event, once; `true` when written now.
 pub fn record_missed(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     order: &Declared,
     at: DateTime<Utc>,
     actor: &str,
 ) -> Result<bool> {
-    let mut tx = client.transaction()?;
-    crate::db::set_actor(&mut tx, actor, Some("standing order missed"))?;
+    crate::db::set_actor(tx, actor, Some("standing order missed"))?;
     let run = tx.query_opt(
         "insert into standing_order_runs (namespace, agent_id, order_name, trigger_source,
                                           scheduled_for, status, summary, started_at, finished_at)
@@ -535,6 +533,5 @@ pub fn record_missed(
             }),
         ],
     )?;
-    tx.commit()?;
     Ok(true)
 }

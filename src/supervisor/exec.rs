@@ -300,13 +300,15 @@ fn watch(
 /// Renews the lease; `Some(LeaseLost)` when another attempt owns the job now.
 fn renew(shared: &Shared, job: &Job, fence: Fence) -> Option<Ending> {
     let result = shared.pool.get().and_then(|mut c| {
-        jobs::renew_lease(
-            &mut *c,
-            job.id,
-            fence,
-            &shared.caller("renew-lease"),
-            shared.cfg.lease_seconds,
-        )
+        crate::db::transaction(&mut c, |tx| {
+            jobs::renew_lease(
+                tx,
+                job.id,
+                fence,
+                &shared.caller("renew-lease"),
+                shared.cfg.lease_seconds,
+            )
+        })
     });
     match result {
         Ok(_) => {
@@ -446,7 +448,9 @@ fn close_once(
             facts: facts.clone(),
             ..Default::default()
         };
-        match jobs::fail(&mut *client, job.id, fence, &shared.caller("exec"), &params) {
+        match crate::db::transaction(&mut client, |tx| {
+            jobs::fail(tx, job.id, fence, &shared.caller("exec"), &params)
+        }) {
             Ok(_) => {
                 return Ok(if timed_out {
                     Outcome::TimedOut

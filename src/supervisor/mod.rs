@@ -397,14 +397,16 @@ fn release_leftovers(shared: &Shared, client: &mut postgres::Client) -> Result<(
             lease_token: token,
             attempt: None,
         };
-        match jobs::release_unwoken(
-            client,
-            id,
-            fence,
-            &shared.caller("supervisor-restart"),
-            AttemptStatus::Lost,
-            "claimed by a previous run of this supervisor that ended before waking the agent",
-        ) {
+        match crate::db::transaction(client, |tx| {
+            jobs::release_unwoken(
+                tx,
+                id,
+                fence,
+                &shared.caller("supervisor-restart"),
+                AttemptStatus::Lost,
+                "claimed by a previous run of this supervisor that ended before waking the agent",
+            )
+        }) {
             Ok(_) => shared.log(
                 Level::Info,
                 "released a job left by a previous run",
@@ -535,12 +537,14 @@ const FIRE_INTERVAL: Duration = Duration::from_secs(1);
 /// Fires due `supervisor` standing orders; returns how many jobs it created.
 fn fire_standing_orders(shared: &Shared) -> Result<usize> {
     let mut client = shared.pool.get()?;
-    let report = crate::ledger::standing_orders::fire_due(
-        &mut client,
-        &shared.cfg.namespace,
-        chrono::Utc::now(),
-        &format!("supervisor:{}", shared.cfg.supervisor_id),
-    )?;
+    let report = crate::db::transaction(&mut client, |tx| {
+        crate::ledger::standing_orders::fire_due(
+            tx,
+            &shared.cfg.namespace,
+            chrono::Utc::now(),
+            &format!("supervisor:{}", shared.cfg.supervisor_id),
+        )
+    })?;
     for f in &report.fired {
         shared.log(Level::Info, "standing order fired", &[("occurrence", f)]);
     }
@@ -564,15 +568,17 @@ const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 fn audit_standing_orders(shared: &Shared) -> Result<()> {
     let mut client = shared.pool.get()?;
     let now = chrono::Utc::now();
-    let audit = crate::fleet::audit::audit(
-        &mut client,
-        &shared.cfg.namespace,
-        now - chrono::Duration::hours(24),
-        now,
-        None,
-        true,
-        &format!("supervisor:{}", shared.cfg.supervisor_id),
-    )?;
+    let audit = crate::db::transaction(&mut client, |tx| {
+        crate::fleet::audit::audit(
+            tx,
+            &shared.cfg.namespace,
+            now - chrono::Duration::hours(24),
+            now,
+            None,
+            true,
+            &format!("supervisor:{}", shared.cfg.supervisor_id),
+        )
+    })?;
     if audit.recorded_missed > 0 || audit.alerts > 0 {
         shared.log(
             Level::Warn,

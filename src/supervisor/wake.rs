@@ -75,7 +75,9 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
         memory_ids: prompt.memory_ids.clone(),
     };
     let woken = shared.pool.get().and_then(|mut c| {
-        jobs::mark_woken(&mut *c, job.id, fence, &shared.caller("wake"), &record)
+        crate::db::transaction(&mut c, |tx| {
+            jobs::mark_woken(tx, job.id, fence, &shared.caller("wake"), &record)
+        })
     });
     let job = match woken {
         Ok(j) => j,
@@ -193,13 +195,15 @@ fn wake_hook(shared: &Shared, job: &Job, fence: Fence, target: &HookTarget, mess
                 .timeout_seconds
                 .saturating_add(HOOK_LEASE_MARGIN_SECONDS);
             let recorded = shared.pool.get().and_then(|mut c| {
-                jobs::record_hook_admission(
-                    &mut *c,
-                    job,
-                    i32::from(status),
-                    run_id.as_deref(),
-                    f64::from(lease),
-                )
+                crate::db::transaction(&mut c, |tx| {
+                    jobs::record_hook_admission(
+                        tx,
+                        job,
+                        i32::from(status),
+                        run_id.as_deref(),
+                        f64::from(lease),
+                    )
+                })
             });
             if let Err(e) = recorded {
                 shared.note_error("recording the hook's runId", &e);
@@ -325,14 +329,16 @@ pub(super) fn wake_failed(
 /// Gives back a job claimed but not started (shutdown).
 fn release(shared: &Shared, job: &Job, fence: Fence) {
     let result = shared.pool.get().and_then(|mut c| {
-        jobs::release_unwoken(
-            &mut *c,
-            job.id,
-            fence,
-            &shared.caller("supervisor-shutdown"),
-            AttemptStatus::Cancelled,
-            "released unstarted: the supervisor is shutting down",
-        )
+        crate::db::transaction(&mut c, |tx| {
+            jobs::release_unwoken(
+                tx,
+                job.id,
+                fence,
+                &shared.caller("supervisor-shutdown"),
+                AttemptStatus::Cancelled,
+                "released unstarted: the supervisor is shutting down",
+            )
+        })
     });
     match result {
         Ok(_) => {

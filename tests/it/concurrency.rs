@@ -126,28 +126,17 @@ fn sixteen_concurrent_enqueues_with_one_dedupe_key_make_one_job() {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let mut c = crate::support::connect(&url);
-                let p = EnqueueParams {
-                    id: None,
-                    namespace: "default".into(),
-                    parent_job_id: None,
-                    flow_key: None,
-                    correlation_key: None,
-                    source_agent: Some(format!("caller-{i}")),
-                    target_agent: "security".into(),
-                    job_type: "reactive".into(),
-                    subject: "review".into(),
-                    priority: 100,
-                    dedupe_key: Some("dep:fastapi:0.116.0".into()),
-                    payload: serde_json::json!({}),
-                    state: serde_json::json!({}),
-                    run_after: None,
-                    max_attempts: 5,
-                    depends_on: vec![],
-                    requires_approval: false,
-                    actor: format!("caller-{i}"),
-                };
+                let mut p = EnqueueParams::new(
+                    "default",
+                    "security",
+                    "reactive",
+                    "review",
+                    format!("caller-{i}"),
+                );
+                p.source_agent = Some(format!("caller-{i}"));
+                p.dedupe_key = Some("dep:fastapi:0.116.0".into());
                 barrier.wait();
-                jobs::enqueue(&mut c, &p).expect("enqueue")
+                agentbus::db::transaction(&mut c, |tx| jobs::enqueue(tx, &p)).expect("enqueue")
             })
         })
         .collect();
@@ -187,7 +176,8 @@ fn sixteen_concurrent_emits_with_one_dedupe_key_make_one_event() {
                     payload: serde_json::json!({}),
                 };
                 barrier.wait();
-                agentbus::ledger::events::emit(&mut c, &p).expect("emit")
+                agentbus::db::transaction(&mut c, |tx| agentbus::ledger::events::emit(tx, &p))
+                    .expect("emit")
             })
         })
         .collect();

@@ -33,13 +33,15 @@ fn complete_in_thread(
             command: "complete-job",
         };
         barrier.wait();
-        agentbus::ledger::jobs::complete(
-            &mut client,
-            id.parse().unwrap(),
-            fence,
-            &caller,
-            &Default::default(),
-        )
+        agentbus::db::transaction(&mut client, |tx| {
+            agentbus::ledger::jobs::complete(
+                tx,
+                id.parse().unwrap(),
+                fence,
+                &caller,
+                &Default::default(),
+            )
+        })
         .expect("complete")
     })
 }

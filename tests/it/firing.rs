@@ -59,7 +59,8 @@ fn skip_records_the_downtime_as_missed_and_fires_only_what_is_on_time() {
     sweep(&db, 300, "skip");
     let mut c = db.client();
     // Down from 10:00; back at 10:27: 10:05-10:20 are older than the 5-minute grace.
-    let report = fire_due(&mut c, "default", t(10, 27), "test").unwrap();
+    let report =
+        agentbus::db::transaction(&mut c, |tx| fire_due(tx, "default", t(10, 27), "test")).unwrap();
     assert_eq!(report.fired.len(), 1, "{report:?}");
     assert_eq!(
         runs(&db, "sweep"),
@@ -74,7 +75,8 @@ fn skip_records_the_downtime_as_missed_and_fires_only_what_is_on_time() {
     let events: i64 = db.one("select count(*) from events where topic = 'standing_order.missed'");
     assert_eq!(events, 4);
     // Again, and from another supervisor: nothing new.
-    let again = fire_due(&mut c, "default", t(10, 27), "other").unwrap();
+    let again = agentbus::db::transaction(&mut c, |tx| fire_due(tx, "default", t(10, 27), "other"))
+        .unwrap();
     assert!(
         again.fired.is_empty() && again.missed.is_empty(),
         "{again:?}"
@@ -88,7 +90,8 @@ fn run_once_fires_exactly_one_catch_up() {
     let db = TestDb::new();
     sweep(&db, 60, "run_once");
     let mut c = db.client();
-    let report = fire_due(&mut c, "default", t(10, 27), "test").unwrap();
+    let report =
+        agentbus::db::transaction(&mut c, |tx| fire_due(tx, "default", t(10, 27), "test")).unwrap();
     assert_eq!(report.fired.len(), 1);
     assert_eq!(report.missed.len(), 4);
     let r = runs(&db, "sweep");
@@ -96,7 +99,10 @@ fn run_once_fires_exactly_one_catch_up() {
     assert_eq!(r.last(), Some(&("10:25".into(), "started".into(), true)));
     let skip = TestDb::new();
     sweep(&skip, 60, "skip");
-    let report = fire_due(&mut skip.client(), "default", t(10, 27), "test").unwrap();
+    let report = agentbus::db::transaction(&mut skip.client(), |tx| {
+        fire_due(tx, "default", t(10, 27), "test")
+    })
+    .unwrap();
     assert_eq!((report.fired.len(), report.missed.len()), (0, 5));
 }
 
@@ -105,7 +111,7 @@ fn the_run_ends_the_way_its_job_ends() {
     let db = TestDb::new();
     declare(&db, "scout", "scan", "* * * * *", 300, "skip", t(9, 57));
     let mut c = db.client();
-    fire_due(&mut c, "default", t(10, 0), "test").unwrap();
+    agentbus::db::transaction(&mut c, |tx| fire_due(tx, "default", t(10, 0), "test")).unwrap();
     assert_eq!(runs(&db, "scan").len(), 3);
     let mut outcomes = Vec::new();
     for how in [
@@ -245,7 +251,10 @@ fn external_with_runs(db: &TestDb) {
 
 /// The audit of 2026-11-20 from 09:00 to `until`, recording.
 fn audit_until(c: &mut postgres::Client, until: DateTime<Utc>) -> agentbus::fleet::audit::Audit {
-    agentbus::fleet::audit::audit(c, "default", day(9, 0, 0), until, None, true, "test").unwrap()
+    agentbus::db::transaction(c, |tx| {
+        agentbus::fleet::audit::audit(tx, "default", day(9, 0, 0), until, None, true, "test")
+    })
+    .unwrap()
 }
 
 #[test]
@@ -393,7 +402,8 @@ fn an_operator_fires_an_order_now_without_moving_its_schedule() {
     // The scheduled occurrences since the order was declared still fire.
     let mut c = db.client();
     let now: DateTime<Utc> = db.one("select now()");
-    let report = fire_due(&mut c, "default", now, "test").unwrap();
+    let report =
+        agentbus::db::transaction(&mut c, |tx| fire_due(tx, "default", now, "test")).unwrap();
     assert!(report.fired.len() >= 3, "{report:?}");
 
     // The manual run ends with its job.
