@@ -1,0 +1,75 @@
+//! Claiming ready jobs under a lease, and recovering expired leases.
+
+use super::Job;
+use crate::db::decode_all;
+use crate::error::{Error, Result};
+use crate::ledger::input::check_required_text;
+
+/// What to claim.
+#[derive(Debug, Clone)]
+pub struct ClaimParams {
+    /// Namespace to claim from.
+    pub namespace: String,
+    /// Who holds the leases (a supervisor id).
+    pub lease_owner: String,
+    /// Lease length.
+    pub lease_seconds: i32,
+    /// At most this many jobs.
+    pub limit: i32,
+    /// Only this agent's jobs.
+    pub target_agent: Option<String>,
+    /// The concurrency limit of agents whose `agents.max_concurrency` is unset
+    /// (`None`: no limit).
+    pub default_max_concurrency: Option<i32>,
+    /// Whether agents without a wake mode of their own may be claimed.
+    pub claim_unconfigured: bool,
+}
+
+/// Claims up to `limit` ready jobs fairly across agents (see `claim_jobs` in
+/// `sql/0001_core.sql`). Each comes back `leased` with a fresh lease token.
+pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Result<Vec<Job>> {
+    check_required_text("--lease-owner", &p.lease_owner)?;
+    if !(1..=86_400).contains(&p.lease_seconds) {
+        return Err(Error::usage(format!(
+            "--lease-seconds: {} is out of range (1 to 86400)",
+            p.lease_seconds
+        )));
+    }
+    if !(1..=10_000).contains(&p.limit) {
+        return Err(Error::usage(format!(
+            "--limit: {} is out of range (1 to 10000)",
+            p.limit
+        )));
+    }
+    let rows = client.query(
+        "select to_jsonb(c.*) as row from claim_jobs($1, $2, $3, $4, $5, $6, $7) c",
+        &[
+            &p.namespace,
+            &p.lease_owner,
+            &p.lease_seconds,
+            &p.limit,
+            &p.target_agent,
+            &p.default_max_concurrency,
+            &p.claim_unconfigured,
+        ],
+    )?;
+    decode_all(&rows, "row")
+}
+
+/// Recovers up to `limit` jobs whose lease expired (see `requeue_expired_jobs`).
+pub fn requeue_expired(
+    client: &mut impl postgres::GenericClient,
+    namespace: &str,
+    limit: i32,
+) -> Result<Vec<Job>> {
+    if !(1..=100_000).contains(&limit) {
+        return Err(Error::usage(format!(
+            "--limit: {limit} is out of range (1 to 100000)"
+        )));
+    }
+    let rows = client.query(
+        "select to_jsonb(r.*) as row from requeue_expired_jobs($1, $2) r",
+        &[&namespace, &limit],
+    )?;
+    decode_all(&rows, "row")
+}

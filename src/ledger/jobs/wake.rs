@@ -1,0 +1,247 @@
+//! The supervisor's bookkeeping around a wake-up: the attempt's facts, the wake record,
+//! the hook's admission, and giving back a job that was never woken.
+
+use super::close::{close_attempt, fenced, LEASED_OR_RUNNING};
+use super::{AttemptFacts, AttemptStatus, Caller, Fence, Job, JobStatus};
+use crate::db::decode;
+use crate::error::{Error, Result};
+use uuid::Uuid;
+
+/// Writes `facts` onto attempt `attempt_no` of `job_id`, finished or not.
+pub fn record_attempt_facts(
+    client: &mut impl postgres::GenericClient,
+    job_id: Uuid,
+    attempt_no: i32,
+    facts: &AttemptFacts,
+) -> Result<()> {
+    record_attempt_facts_and_get(client, job_id, attempt_no, facts).map(|_| ())
+}
+
+/// [`record_attempt_facts`], then reads the job, in one round trip.
+pub fn record_attempt_facts_and_get(
+    client: &mut impl postgres::GenericClient,
+    job_id: Uuid,
+    attempt_no: i32,
+    facts: &AttemptFacts,
+) -> Result<Job> {
+    let row = client
+        .query_opt(
+            "with recorded as (
+               update job_attempts
+               set hook_status = coalesce($3, hook_status),
+                   run_id = coalesce($4, run_id),
+                   exit_code = coalesce($5, exit_code),
+                   exit_signal = coalesce($6, exit_signal),
+                   stderr_tail = coalesce($7, stderr_tail)
+               where job_id = $1 and attempt_no = $2
+               returning 1
+             )
+             select to_jsonb(j.*) as row, (select count(*) from recorded) as n
+             from jobs j where j.id = $1",
+            &[
+                &job_id,
+                &attempt_no,
+                &facts.hook_status,
+                &facts.run_id,
+                &facts.exit_code,
+                &facts.exit_signal,
+                &facts.stderr_tail,
+            ],
+        )?
+        .ok_or_else(|| Error::not_found(format!("job {job_id} not found")))?;
+    decode(&row, "row")
+}
+
+/// What a supervisor records when it wakes the agent for a claimed job.
+#[derive(Debug, Clone)]
+pub struct WakeRecord {
+    /// `hook` or `exec`.
+    pub wake_mode: &'static str,
+    /// sha256 of the job prompt.
+    pub prompt_hash: String,
+    /// Version of the prompt layout.
+    pub prompt_version: i32,
+    /// Memories the prompt carries.
+    pub memory_ids: Vec<Uuid>,
+}
+
+/// Marks a leased job running because the supervisor is about to wake its agent, and
+/// records how (mode, prompt hash) on the attempt.
+///
+/// One statement on the usual path (the dispatch latency is a handful of round trips);
+/// when the fence does not match, the general fenced path runs to record and explain it.
+pub fn mark_woken(
+    tx: &mut postgres::Transaction<'_>,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    wake: &WakeRecord,
+) -> Result<Job> {
+    // The actor CTE is an uncorrelated subquery of the jobs update, so it runs first and
+    // the history trigger sees the actor. The attempts update reads the jobs update, so
+    // locks are taken jobs first, then job_attempts, as in every closing call.
+    let row = tx.query_opt(
+        "with actor as materialized (
+           select set_config('agentbus.actor', $3, true) as a,
+                  set_config('agentbus.reason', 'waking the agent', true) as r
+         ),
+         woken as (
+           update jobs set status = 'running'
+           where id = $1 and lease_token = $2 and status in ('leased', 'running')
+             and ($7::int is null or attempt_count = $7)
+             and exists (select 1 from actor)
+           returning jobs.*
+         ),
+         attempt as (
+           update job_attempts
+           set status = 'running', wake_mode = $4, woken_at = now(),
+               prompt_hash = $5, prompt_version = $6, memory_ids = $8
+           where job_id = $1
+             and attempt_no = (select attempt_count from woken)
+             and finished_at is null
+           returning 1
+         )
+         select to_jsonb(w.*) as row, (select count(*) from attempt) as attempts
+         from woken w",
+        &[
+            &job_id,
+            &fence.lease_token,
+            &caller.actor,
+            &wake.wake_mode,
+            &wake.prompt_hash,
+            &wake.prompt_version,
+            &fence.attempt,
+            &wake.memory_ids,
+        ],
+    )?;
+    if let (Some(row), Some(_)) = (row, fence.lease_token) {
+        return decode(&row, "row");
+    }
+    fenced(
+        tx,
+        job_id,
+        fence,
+        caller,
+        LEASED_OR_RUNNING,
+        None,
+        Some("waking the agent"),
+        |tx, job| {
+            let row = tx.query_one(
+                "update jobs set status = 'running'
+                 where id = $1 and status in ('leased', 'running')
+                 returning to_jsonb(jobs.*) as row",
+                &[&job.id],
+            )?;
+            tx.execute(
+                "update job_attempts
+                 set status = 'running', wake_mode = $3, woken_at = now(),
+                     prompt_hash = $4, prompt_version = $5, memory_ids = $6
+                 where job_id = $1 and attempt_no = $2 and finished_at is null",
+                &[
+                    &job.id,
+                    &job.attempt_count,
+                    &wake.wake_mode,
+                    &wake.prompt_hash,
+                    &wake.prompt_version,
+                    &wake.memory_ids,
+                ],
+            )?;
+            decode(&row, "row")
+        },
+    )
+}
+
+/// Records that the hook admitted a run: the runId and status on the attempt and, when
+/// the job is still this attempt's, the run reference and a lease long enough for the
+/// run (`lease_seconds` from now, never shortened). One statement, locking the job before
+/// the attempt like every closing call, so an agent closing the job at the same moment
+/// cannot deadlock with it.
+pub fn record_hook_admission(
+    tx: &mut postgres::Transaction<'_>,
+    job: &Job,
+    hook_status: i32,
+    run_id: Option<&str>,
+    lease_seconds: f64,
+) -> Result<()> {
+    tx.execute(
+        "with locked as materialized (
+           select id from jobs where id = $1 for update
+         ),
+         extended as (
+           update jobs
+           set openclaw_task_ref = coalesce($3, openclaw_task_ref),
+               leased_until = greatest(leased_until, now() + make_interval(secs => $4))
+           where id = (select id from locked) and lease_token = $2
+             and status in ('leased', 'running')
+           returning 1
+         ),
+         attempt as (
+           update job_attempts
+           set hook_status = $5, run_id = coalesce($3, run_id)
+           where job_id = (select id from locked) and attempt_no = $6
+           returning 1
+         ),
+         agent as (
+           update agents
+           set wake_failures = 0, wake_backoff_until = null
+           where namespace = $7 and agent_id = $8
+             and (wake_failures <> 0 or wake_backoff_until is not null)
+             and exists (select 1 from attempt)
+           returning 1
+         )
+         select (select count(*) from extended), (select count(*) from agent)",
+        &[
+            &job.id,
+            &job.lease_token,
+            &run_id,
+            &lease_seconds,
+            &hook_status,
+            &job.attempt_count,
+            &job.namespace,
+            &job.target_agent,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Puts a leased job whose agent was never woken back in the queue, ready at once; the
+/// attempt ends `outcome` (`cancelled`: released by a shutting-down supervisor; `lost`:
+/// found by the restart of the supervisor that held it) and does not count toward
+/// `max_attempts`.
+pub fn release_unwoken(
+    tx: &mut postgres::Transaction<'_>,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    outcome: AttemptStatus,
+    reason: &str,
+) -> Result<Job> {
+    if !matches!(outcome, AttemptStatus::Cancelled | AttemptStatus::Lost) {
+        return Err(Error::usage(format!(
+            "a released attempt ends cancelled or lost, not {}",
+            outcome.as_str()
+        )));
+    }
+    fenced(
+        tx,
+        job_id,
+        fence,
+        caller,
+        &[JobStatus::Leased],
+        None,
+        Some(reason),
+        |tx, job| {
+            let row = tx.query_one(
+                "update jobs
+                 set status = 'queued', run_after = now(), lease_owner = null,
+                     leased_until = null, lease_token = null,
+                     unreached_attempts = unreached_attempts + 1
+                 where id = $1 and status = 'leased'
+                 returning to_jsonb(jobs.*) as row",
+                &[&job.id],
+            )?;
+            close_attempt(tx, job, outcome.as_str(), None, Some(reason))?;
+            decode(&row, "row")
+        },
+    )
+}
