@@ -7,9 +7,8 @@ use clap::Args;
 
 use super::output::{self, age, age_opt, clip, fitted_table, Format};
 use super::Ctx;
-use crate::console::health::{
-    self, Snapshot, Threshold, Thresholds, DEFAULT_STALE_SUPERVISOR_SECONDS,
-};
+use crate::console::health::{self, Threshold, Thresholds};
+use crate::console::status::{self, Snapshot, DEFAULT_STALE_SUPERVISOR_SECONDS};
 use crate::error::{Error, Result};
 use crate::ledger::jobs::JobStatus;
 
@@ -44,14 +43,14 @@ pub fn status(ctx: &mut Ctx, a: StatusArgs, stdout: &mut dyn Write) -> Result<St
         return Err(Error::usage("--stale-after: must be at least 1"));
     }
     let Some(every) = a.watch else {
-        let snap = health::snapshot(ctx.db()?, &a.namespace, a.stale_after)?;
+        let snap = status::snapshot(ctx.db()?, &a.namespace, a.stale_after)?;
         return render(ctx, &snap);
     };
     if !(1..=3600).contains(&every) {
         return Err(Error::usage("--watch: N is out of range (1 to 3600)"));
     }
     loop {
-        let snap = health::snapshot(ctx.db()?, &a.namespace, a.stale_after)?;
+        let snap = status::snapshot(ctx.db()?, &a.namespace, a.stale_after)?;
         let text = render(ctx, &snap)?;
         let screen = match ctx.format() {
             // Home, clear, then the screen: redrawn in place.
@@ -134,7 +133,7 @@ pub fn status_text(s: &Snapshot, full_ids: bool) -> String {
     if s.agents.is_empty() {
         out += "  no unfinished work\n";
     } else {
-        let n = |a: &health::AgentQueue, st: JobStatus| -> String {
+        let n = |a: &status::AgentQueue, st: JobStatus| -> String {
             a.jobs.get(st.as_str()).copied().unwrap_or(0).to_string()
         };
         out += &fitted_table(
@@ -325,7 +324,7 @@ pub fn health(ctx: &mut Ctx, a: HealthArgs) -> Result<String> {
     let stale = thresholds.supervisor_silence_seconds.warning.max(1.0) as i64;
     let snap = ctx
         .db()
-        .and_then(|c| health::snapshot(c, &a.namespace, stale));
+        .and_then(|c| status::snapshot(c, &a.namespace, stale));
     let snap = match snap {
         Ok(s) => s,
         Err(e) => {
@@ -374,7 +373,7 @@ pub struct MetricsArgs {
 
 pub fn metrics(ctx: &mut Ctx, a: MetricsArgs) -> Result<String> {
     let thresholds = Thresholds::default();
-    let snap = health::snapshot(
+    let snap = status::snapshot(
         ctx.db()?,
         &a.namespace,
         thresholds.supervisor_silence_seconds.warning as i64,

@@ -5,4 +5,6 @@ pub mod activity;
 pub mod findings;
 pub mod health;
 pub mod namespaces;
+pub mod prometheus;
+pub mod status;
 pub mod trace;

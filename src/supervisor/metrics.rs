@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::log::{Level, Logger};
+use crate::console::prometheus::{Exposition, Kind};
 use crate::error::{Error, Result};
 
 /// Upper bounds (seconds) of the dispatch latency histogram.
@@ -110,68 +111,53 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self, supervisor_id: &str) -> String {
-        let sup = escape(supervisor_id);
-        let mut out = String::new();
+        let sup = ("supervisor", supervisor_id);
+        let mut out = Exposition::new();
         if let Ok(map) = self.by_agent.lock() {
             let mut last: Option<Outcome> = None;
             for ((outcome, agent), n) in map.iter() {
                 if last != Some(*outcome) {
-                    out.push_str(&format!("# TYPE {} counter\n", outcome.name()));
+                    out.family(outcome.name(), Kind::Counter, None);
                     last = Some(*outcome);
                 }
-                out.push_str(&format!(
-                    "{}{{supervisor=\"{sup}\",agent=\"{}\"}} {n}\n",
-                    outcome.name(),
-                    escape(agent)
-                ));
+                out.sample(outcome.name(), &[sup, ("agent", agent)], n);
             }
         }
         for (name, kind, v) in [
             (
                 "agentbus_lease_renewals_total",
-                "counter",
+                Kind::Counter,
                 &self.lease_renewals,
             ),
             (
                 "agentbus_lease_renewal_failures_total",
-                "counter",
+                Kind::Counter,
                 &self.lease_renewal_failures,
             ),
-            ("agentbus_db_errors_total", "counter", &self.db_errors),
+            ("agentbus_db_errors_total", Kind::Counter, &self.db_errors),
             (
                 "agentbus_notifications_total",
-                "counter",
+                Kind::Counter,
                 &self.notifications,
             ),
-            ("agentbus_in_flight", "gauge", &self.in_flight),
+            ("agentbus_in_flight", Kind::Gauge, &self.in_flight),
         ] {
-            out.push_str(&format!(
-                "# TYPE {name} {kind}\n{name}{{supervisor=\"{sup}\"}} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
+            out.family(name, kind, None);
+            out.sample(name, &[sup], v.load(Ordering::Relaxed));
         }
         if let Ok(h) = self.latency.lock() {
             let name = "agentbus_dispatch_latency_seconds";
-            out.push_str(&format!("# TYPE {name} histogram\n"));
+            let bucket = format!("{name}_bucket");
+            out.family(name, Kind::Histogram, None);
             for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                out.push_str(&format!(
-                    "{name}_bucket{{supervisor=\"{sup}\",le=\"{le}\"}} {}\n",
-                    h.buckets[i]
-                ));
+                out.sample(&bucket, &[sup, ("le", &le.to_string())], h.buckets[i]);
             }
-            out.push_str(&format!(
-                "{name}_bucket{{supervisor=\"{sup}\",le=\"+Inf\"}} {}\n{name}_sum{{supervisor=\"{sup}\"}} {}\n{name}_count{{supervisor=\"{sup}\"}} {}\n",
-                h.count, h.sum, h.count
-            ));
+            out.sample(&bucket, &[sup, ("le", "+Inf")], h.count);
+            out.sample(&format!("{name}_sum"), &[sup], h.sum);
+            out.sample(&format!("{name}_count"), &[sup], h.count);
         }
-        out
+        out.finish()
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Serves `GET /metrics` on `addr` from a background thread. Binding fails with a
