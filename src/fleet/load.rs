@@ -1,0 +1,326 @@
+//! Loading a fleet folder: read every file, check every key, report every problem with its
+//! file and line.
+
+use super::walk::Walker;
+use super::{Diagnostic, Fleet};
+use crate::ledger::schedule::parse_zone;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use toml::Table;
+
+pub(super) const FLEET_KEYS: &[&str] = &[
+    "name",
+    "namespace",
+    "description",
+    "defaults",
+    "openclaw",
+    "memory",
+];
+pub(super) const MEMORY_KEYS: &[&str] = &["curators", "inject"];
+pub(super) const DEFAULTS_KEYS: &[&str] = &[
+    "max_concurrency",
+    "timezone",
+    "grace_seconds",
+    "wake",
+    "budgets",
+];
+pub(super) const BUDGET_KEYS: &[&str] = &[
+    "max_opportunities_per_day",
+    "max_urgent_per_day",
+    "max_ideas_per_day",
+];
+pub(super) const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env"];
+pub(super) const AGENT_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "role",
+    "max_concurrency",
+    "paused",
+    "handoffs",
+    "wake",
+    "standing_orders",
+    "budgets",
+];
+pub(super) const WAKE_KEYS: &[&str] = &[
+    "mode",
+    "agent_id",
+    "session_key",
+    "timeout_seconds",
+    "command",
+];
+pub(super) const ORDER_KEYS: &[&str] = &[
+    "name",
+    "cron",
+    "timezone",
+    "grace_seconds",
+    "max_runtime_seconds",
+    "message",
+    "session",
+    "catch_up",
+    "enabled",
+    "fired_by",
+    "alert_after_no_work",
+    "alert_after_failures",
+];
+
+/// Loads and checks the fleet in `dir`; every problem found is returned.
+pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let fleet_file = dir.join("fleet.toml");
+    let Some((fleet_table, fleet_lines)) = read_toml(&fleet_file, &mut diags) else {
+        return Err(diags);
+    };
+    let mut w = Walker {
+        file: &fleet_file,
+        lines: &fleet_lines,
+        diags: &mut diags,
+    };
+    w.unknown_keys(&fleet_table, "", FLEET_KEYS);
+    let folder_name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "fleet".to_string());
+    let name = w.string(&fleet_table, "", "name").unwrap_or(folder_name);
+    let namespace = w
+        .string(&fleet_table, "", "namespace")
+        .unwrap_or_else(|| "default".to_string());
+    let _ = w.string(&fleet_table, "", "description");
+    let defaults = w.table(&fleet_table, "", "defaults");
+    let default_concurrency = defaults.and_then(|t| w.positive(t, "defaults", "max_concurrency"));
+    let default_zone = defaults.and_then(|t| w.string(t, "defaults", "timezone"));
+    if let Some(z) = &default_zone {
+        if let Err(e) = parse_zone(z) {
+            w.error_at("defaults.timezone", e);
+        }
+    }
+    let default_grace = defaults.and_then(|t| w.positive(t, "defaults", "grace_seconds"));
+    let default_wake = defaults.and_then(|t| {
+        w.unknown_keys(t, "defaults", DEFAULTS_KEYS);
+        w.table(t, "defaults", "wake")
+            .map(|wt| w.wake(wt, "defaults.wake", None))
+    });
+    let default_budgets = defaults
+        .and_then(|t| w.table(t, "defaults", "budgets"))
+        .map(|bt| w.budgets(bt, "defaults.budgets"))
+        .unwrap_or_default();
+    let openclaw = w.table(&fleet_table, "", "openclaw");
+    let (hook_url, hook_token_env) = match openclaw {
+        Some(t) => {
+            w.unknown_keys(t, "openclaw", OPENCLAW_KEYS);
+            let url = w.string(t, "openclaw", "hook_url");
+            if let Some(u) = &url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    w.error_at(
+                        "openclaw.hook_url",
+                        format!("{u:?} is not an http:// or https:// URL"),
+                    );
+                }
+            }
+            (url, w.string(t, "openclaw", "token_env"))
+        }
+        None => (None, None),
+    };
+
+    let memory = w.table(&fleet_table, "", "memory");
+    let (curators, memory_inject, curators_line) = match memory {
+        Some(t) => {
+            w.unknown_keys(t, "memory", MEMORY_KEYS);
+            (
+                w.strings(t, "memory", "curators"),
+                w.boolean(t, "memory", "inject").unwrap_or(true),
+                w.line_of("memory.curators"),
+            )
+        }
+        None => (None, true, 1),
+    };
+    let fleet_file = dir.join("fleet.toml");
+
+    let mut agents = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for agent_dir in entries.into_iter().filter(|p| p.is_dir()) {
+        let file = agent_dir.join("agent.toml");
+        if !file.exists() {
+            continue;
+        }
+        let Some((table, lines)) = read_toml(&file, &mut diags) else {
+            continue;
+        };
+        let folder = agent_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut w = Walker {
+            file: &file,
+            lines: &lines,
+            diags: &mut diags,
+        };
+        agents.push(w.agent(
+            &table,
+            &folder,
+            default_concurrency,
+            default_wake.clone().flatten(),
+            default_zone.as_deref(),
+            default_grace,
+            default_budgets,
+        ));
+    }
+
+    // Across agents: unique ids, existing hand-off targets.
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for a in &agents {
+        if let Some(first) = seen.insert(a.id.clone(), a.file.clone()) {
+            diags.push(Diagnostic {
+                file: a.file.clone(),
+                line: a.lines.id,
+                message: format!("agent id {:?} is already used by {}", a.id, first.display()),
+            });
+        }
+    }
+    let ids: BTreeSet<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+    for a in &agents {
+        for h in &a.handoffs {
+            if !ids.contains(h.as_str()) {
+                diags.push(Diagnostic {
+                    file: a.file.clone(),
+                    line: a.lines.handoffs,
+                    message: format!("hand-off target {h:?} is not an agent of this fleet"),
+                });
+            }
+        }
+    }
+    let memory_curators = match curators {
+        Some(list) => {
+            for c in &list {
+                if !ids.contains(c.as_str()) {
+                    diags.push(Diagnostic {
+                        file: fleet_file.clone(),
+                        line: curators_line,
+                        message: format!("memory curator {c:?} is not an agent of this fleet"),
+                    });
+                }
+            }
+            list
+        }
+        None if ids.contains("knowledge") => vec!["knowledge".to_string()],
+        None => Vec::new(),
+    };
+    if agents.is_empty() && diags.is_empty() {
+        diags.push(Diagnostic {
+            file: dir.to_path_buf(),
+            line: 1,
+            message: "no agents: expected folders with an agent.toml next to fleet.toml".into(),
+        });
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Fleet {
+        dir: dir.to_path_buf(),
+        name,
+        namespace,
+        hook_url,
+        hook_token_env,
+        agents,
+        memory_curators,
+        memory_inject,
+    })
+}
+
+pub(super) fn read_toml(
+    file: &Path,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Table, BTreeMap<String, usize>)> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic {
+                file: file.to_path_buf(),
+                line: 1,
+                message: format!("cannot read: {e}"),
+            });
+            return None;
+        }
+    };
+    match text.parse::<Table>() {
+        Ok(t) => Some((t, line_index(&text))),
+        Err(e) => {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(1);
+            diags.push(Diagnostic {
+                file: file.to_path_buf(),
+                line,
+                message: format!("not valid TOML: {}", e.message()),
+            });
+            None
+        }
+    }
+}
+
+/// Maps key paths (`wake.mode`, `standing_orders[2].cron`) to the line that sets them;
+/// table headers map to their own line. Good enough for hand-written fleet files; keys
+/// it cannot place are reported at their table's line.
+pub(super) fn line_index(text: &str) -> BTreeMap<String, usize> {
+    let mut map = BTreeMap::new();
+    let mut table = String::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut in_multiline = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        let n = i + 1;
+        if in_multiline {
+            if line.matches("\"\"\"").count() % 2 == 1 || line.matches("'''").count() % 2 == 1 {
+                in_multiline = false;
+            }
+            continue;
+        }
+        if line.starts_with("[[") {
+            let name = line
+                .trim_start_matches("[[")
+                .split("]]")
+                .next()
+                .unwrap_or("")
+                .trim();
+            let idx = counts.entry(name.to_string()).or_insert(0);
+            table = format!("{name}[{idx}]");
+            *idx += 1;
+            map.entry(table.clone()).or_insert(n);
+            continue;
+        }
+        if line.starts_with('[') {
+            table = line
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            map.entry(table.clone()).or_insert(n);
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            let key = key.trim().trim_matches('"');
+            if key.is_empty() || key.starts_with('#') {
+                continue;
+            }
+            let path = if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            };
+            map.entry(path).or_insert(n);
+            let v = value.trim();
+            if (v.starts_with("\"\"\"") && v.matches("\"\"\"").count() == 1)
+                || (v.starts_with("'''") && v.matches("'''").count() == 1)
+            {
+                in_multiline = true;
+            }
+        }
+    }
+    map
+}

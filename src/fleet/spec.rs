@@ -1,0 +1,178 @@
+//! The shape of a loaded fleet: agents, wake settings, standing orders, budgets, and the
+//! diagnostics loading reports.
+
+use crate::ledger::agents::WakeMode;
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+
+/// One problem in a fleet's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line (1 when the problem is the file as a whole).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// Who fires a standing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FiredBy {
+    /// The supervisor creates a job per occurrence.
+    Supervisor,
+    /// OpenClaw's cron fires it; the agent records start/finish.
+    External,
+}
+
+/// What happens to occurrences missed while nothing could fire them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Fire none of them (they are recorded missed).
+    Skip,
+    /// Fire the latest one once (the rest are recorded missed).
+    RunOnce,
+}
+
+/// How the supervisor wakes an agent, from `[wake]` (and `fleet.toml` defaults).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WakeSpec {
+    /// hook or exec.
+    pub mode: WakeMode,
+    /// hook: OpenClaw agentId.
+    pub agent_id: Option<String>,
+    /// hook: sessionKey.
+    pub session_key: Option<String>,
+    /// hook: timeoutSeconds; exec: deadline.
+    pub timeout_seconds: Option<i32>,
+    /// exec: argv template.
+    pub command: Option<Vec<String>>,
+}
+
+/// One `[[standing_orders]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderSpec {
+    /// Unique per agent.
+    pub name: String,
+    /// The cron expression as written.
+    pub cron: String,
+    /// IANA zone.
+    pub timezone: String,
+    /// How long after the occurrence a start still counts.
+    pub grace_seconds: i32,
+    /// How long a run may take.
+    pub max_runtime_seconds: Option<i32>,
+    /// What the agent is told.
+    pub message: String,
+    /// OpenClaw session for the run.
+    pub session: Option<String>,
+    /// Catch-up policy.
+    pub catch_up: CatchUp,
+    /// Whether it is scheduled at all.
+    pub enabled: bool,
+    /// Who fires it.
+    pub fired_by: FiredBy,
+    /// Emit an alert event after this many consecutive `no_work` runs.
+    pub alert_after_no_work: Option<i32>,
+    /// Emit an alert event after this many consecutive failed runs.
+    pub alert_after_failures: Option<i32>,
+    /// `file:line` of its entry.
+    pub source: String,
+}
+
+/// Daily proactive budgets (`[budgets]`, defaults in `[defaults.budgets]`); `None` = no
+/// limit. Enforced by the database (proactive_budgets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Budgets {
+    /// New opportunities per UTC day.
+    pub max_opportunities_per_day: Option<i32>,
+    /// Urgent escalations (opportunities with urgency 5) per UTC day.
+    pub max_urgent_per_day: Option<i32>,
+    /// Ideas per UTC day.
+    pub max_ideas_per_day: Option<i32>,
+}
+
+impl Budgets {
+    pub(super) fn over(self, base: Budgets) -> Budgets {
+        Budgets {
+            max_opportunities_per_day: self
+                .max_opportunities_per_day
+                .or(base.max_opportunities_per_day),
+            max_urgent_per_day: self.max_urgent_per_day.or(base.max_urgent_per_day),
+            max_ideas_per_day: self.max_ideas_per_day.or(base.max_ideas_per_day),
+        }
+    }
+
+    pub(super) fn is_empty(self) -> bool {
+        self == Budgets::default()
+    }
+}
+
+/// One agent folder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentSpec {
+    /// Agent id (the folder name).
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Role, one line.
+    pub role: Option<String>,
+    /// Concurrency limit.
+    pub max_concurrency: Option<i32>,
+    /// Paused in the files.
+    pub paused: bool,
+    /// Agents it may enqueue work for.
+    pub handoffs: Vec<String>,
+    /// How it is woken.
+    pub wake: Option<WakeSpec>,
+    /// Its standing orders.
+    pub standing_orders: Vec<OrderSpec>,
+    /// Its proactive budgets.
+    pub budgets: Budgets,
+    /// Its agent.toml.
+    pub file: PathBuf,
+    /// Lines of `id` and `handoffs` in it, for diagnostics found across agents.
+    #[serde(skip)]
+    pub(super) lines: KeyLines,
+}
+
+/// Where an agent file sets the keys checked across the whole fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct KeyLines {
+    pub(super) id: usize,
+    pub(super) handoffs: usize,
+}
+
+/// A loaded, valid fleet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fleet {
+    /// The fleet folder.
+    pub dir: PathBuf,
+    /// Fleet name (`name` in fleet.toml, else the folder name).
+    pub name: String,
+    /// Namespace of its agents and jobs.
+    pub namespace: String,
+    /// OpenClaw hook URL for hook agents (`[openclaw] hook_url`).
+    pub hook_url: Option<String>,
+    /// Name of the environment variable holding the hook token.
+    pub hook_token_env: Option<String>,
+    /// Agents, by id.
+    pub agents: Vec<AgentSpec>,
+    /// Agents that may promote into shared memory (`[memory] curators`; default: the
+    /// `knowledge` agent when the fleet has one).
+    pub memory_curators: Vec<String>,
+    /// Whether the supervisor injects memories into prompts (`[memory] inject`).
+    pub memory_inject: bool,
+}
+
+/// The documentation of every key, rendered as agentbus-fleet(5).
+pub const FORMAT_DOC: &str = include_str!("fleet_format.txt");
