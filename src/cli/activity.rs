@@ -1,23 +1,17 @@
 //! activity, events.
 
-use std::collections::BTreeSet;
 use std::io::Write;
-use std::time::Duration;
 
 use clap::Args;
-use postgres::fallible_iterator::FallibleIterator;
 use uuid::Uuid;
 
 use super::output::{self, clip, fitted_table, Format};
+use super::time::parse_since;
 use super::Ctx;
 use crate::console::activity::{self, Kind};
 use crate::error::{Error, Result};
 use crate::ledger::events::{self, EventFilter};
-use crate::ledger::input::SinceArg;
-
-fn parse_since(s: &str) -> std::result::Result<SinceArg, String> {
-    SinceArg::parse(s).map_err(|e| e.message)
-}
+use crate::ledger::time::Since;
 
 /// Everything one agent did in a window, in time order
 ///
@@ -38,7 +32,7 @@ pub struct ActivityArgs {
 
     /// Start of the window: a duration back from now (30m, 2h, 7d) or an RFC 3339 time
     #[arg(long, default_value = "24h", value_name = "WHEN", value_parser = parse_since)]
-    since: SinceArg,
+    since: Since,
 
     /// Namespace
     #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
@@ -125,7 +119,7 @@ pub struct EventsArgs {
 
     /// Start of the window: a duration back from now (30m, 2h, 7d) or an RFC 3339 time
     #[arg(long, default_value = "1h", value_name = "WHEN", value_parser = parse_since)]
-    since: SinceArg,
+    since: Since,
 
     /// Only events this agent emitted
     #[arg(long, value_name = "AGENT")]
@@ -197,20 +191,10 @@ pub fn events(ctx: &mut Ctx, a: EventsArgs, stdout: &mut dyn Write) -> Result<St
         };
     }
 
-    client.batch_execute("LISTEN events_inserted")?;
-    // Ids are handed out before commit, so an event with a lower id can appear after a
-    // higher one: each poll also looks back over the last few seconds and skips what was
-    // already printed.
-    const LOOKBACK_SECONDS: f64 = 10.0;
-    let mut printed: BTreeSet<i64> = BTreeSet::new();
-    let mut high = 0i64;
+    let mut follower = events::Follower::start(client, filter, &first)?;
     let mut batch = first;
     loop {
         for e in &batch {
-            if !printed.insert(e.id) {
-                continue;
-            }
-            high = high.max(e.id);
             let line = format!("{}\n", serde_json::to_string(e).unwrap_or_default());
             if stdout
                 .write_all(line.as_bytes())
@@ -220,16 +204,6 @@ pub fn events(ctx: &mut Ctx, a: EventsArgs, stdout: &mut dyn Write) -> Result<St
                 return Ok(String::new());
             }
         }
-        // Wait for a notification, or a second at most, then drain the rest.
-        client
-            .notifications()
-            .timeout_iter(Duration::from_secs(1))
-            .next()?;
-        while client.notifications().iter().next()?.is_some() {}
-        batch = events::follow_batch(client, &filter, high, LOOKBACK_SECONDS)?;
-        // Ids older than the look-back cannot be printed again: forget them.
-        if let Some(oldest) = batch.first().map(|e| e.id) {
-            printed = printed.split_off(&oldest.min(high));
-        }
+        batch = follower.next_batch(client)?;
     }
 }

@@ -4,9 +4,9 @@ use clap::{Args, ValueEnum};
 
 use super::output;
 use super::{Ctx, Format};
+use crate::cli::argv::split_command;
 use crate::error::{Error, Result};
 use crate::ledger::agents::{self, Settings, WakeMode};
-use crate::ledger::input::split_command;
 
 /// How `--wake` is spelled on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]

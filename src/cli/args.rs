@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use crate::error::{Error, Result};
-use crate::ledger::input::{self, MAX_JSON_BYTES};
+use crate::ledger::validate::{self, MAX_JSON_BYTES};
 
 /// Reads a JSON-object argument: inline text, `@path` for a file, or `-` for stdin.
 /// `stdin_used` makes sure only one argument reads stdin.
@@ -29,7 +29,7 @@ pub fn json_object(
     } else {
         raw.to_string()
     };
-    input::parse_json_object(what, &text).map(Some)
+    validate::parse_json_object(what, &text).map(Some)
 }
 
 /// Reads at most one byte over the limit, so an endless stream cannot exhaust memory.
@@ -71,20 +71,9 @@ impl std::str::FromStr for JobRef {
 impl JobRef {
     /// The job's id; a prefix must match exactly one job.
     pub fn resolve(&self, client: &mut impl postgres::GenericClient) -> Result<uuid::Uuid> {
-        let prefix = match self {
-            JobRef::Id(id) => return Ok(*id),
-            JobRef::Prefix(p) => p,
-        };
-        let rows = client.query(
-            "select id from jobs where id::text like $1 || '%' order by id limit 2",
-            &[prefix],
-        )?;
-        match rows.as_slice() {
-            [] => Err(Error::not_found(format!("no job id starts with {prefix}"))),
-            [one] => Ok(one.try_get(0)?),
-            _ => Err(Error::usage(format!(
-                "{prefix} is the start of more than one job id; give more characters"
-            ))),
+        match self {
+            JobRef::Id(id) => Ok(*id),
+            JobRef::Prefix(p) => crate::ledger::jobs::resolve_prefix(client, p),
         }
     }
 }

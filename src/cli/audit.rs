@@ -3,11 +3,12 @@
 use clap::{Args, Subcommand};
 
 use super::output::{self, clip, fitted_table};
+use super::time::{parse_duration, parse_since};
 use super::{Ctx, Format};
 use crate::console::findings::{self, Limits};
 use crate::error::{Error, Result};
 use crate::fleet::audit;
-use crate::ledger::input::{parse_duration, SinceArg};
+use crate::ledger::time::Since;
 
 /// What is wrong right now, as findings with stable codes and the command that fixes each
 ///
@@ -50,7 +51,7 @@ struct FindingsArgs {
 
     /// Window for things that happened (dead jobs, missed runs, unclosed runs)
     #[arg(long, default_value = "24h", value_name = "WHEN", value_parser = parse_since)]
-    since: SinceArg,
+    since: Since,
 
     /// A claimable job waiting longer than this is stale
     #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = parse_span)]
@@ -117,7 +118,7 @@ struct StandingOrdersArgs {
 
     /// Window start: a duration back from now (2h, 7d) or an RFC 3339 time
     #[arg(long, default_value = "24h", value_name = "WHEN", value_parser = parse_since)]
-    since: SinceArg,
+    since: Since,
 
     /// Only this agent's orders
     #[arg(long, value_name = "AGENT")]
@@ -205,10 +206,6 @@ pub fn run(ctx: &mut Ctx, a: AuditArgs) -> Result<String> {
             }
         }
     }
-}
-
-fn parse_since(s: &str) -> std::result::Result<SinceArg, String> {
-    SinceArg::parse(s).map_err(|e| e.message)
 }
 
 fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {

@@ -11,21 +11,18 @@ use uuid::Uuid;
 
 use super::args::json_object;
 use super::output::{self, clip, fitted_table, Format};
+use super::time::parse_when;
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::lanes::memory::{self, Context, MemoryFilter, NewCandidate, Promotion};
-use crate::ledger::input::TimeArg;
-
-fn parse_time(s: &str) -> std::result::Result<TimeArg, String> {
-    TimeArg::parse(s).map_err(|e| e.message)
-}
+use crate::ledger::time::When;
 
 /// A time argument resolved against the database clock.
-fn resolve(ctx: &mut Ctx, t: Option<TimeArg>) -> Result<Option<DateTime<Utc>>> {
+fn resolve(ctx: &mut Ctx, t: Option<When>) -> Result<Option<DateTime<Utc>>> {
     match t {
         None => Ok(None),
-        Some(TimeArg::At(at)) => Ok(Some(at)),
-        Some(TimeArg::FromNow(d)) => {
+        Some(When::At(at)) => Ok(Some(at)),
+        Some(When::FromNow(d)) => {
             let now: DateTime<Utc> = crate::db::now(ctx.db()?)?;
             Ok(Some(now + d))
         }
@@ -161,7 +158,7 @@ pub struct RejectCandidateArgs {
 
 pub fn reject_candidate(ctx: &mut Ctx, a: RejectCandidateArgs) -> Result<String> {
     let reviewer = a.reviewer.unwrap_or_else(|| ctx.actor());
-    crate::ledger::input::check_required_text("--notes", &a.notes)?;
+    crate::ledger::validate::check_required_text("--notes", &a.notes)?;
     output::json(
         &ctx.tx(|tx| {
             memory::decide_candidate(tx, a.candidate_id, &reviewer, Some(&a.notes), true)
@@ -193,11 +190,11 @@ pub struct PromoteCandidateArgs {
     #[arg(long, value_name = "UUID")]
     supersedes_memory_id: Option<Uuid>,
     /// When it stops applying: RFC 3339, or +30d
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    expires_at: Option<TimeArg>,
+    #[arg(long, value_name = "TIME", value_parser = parse_when)]
+    expires_at: Option<When>,
     /// When a curator should look at it again: RFC 3339, or +30d
-    #[arg(long = "next-review-at", visible_alias = "review-at", value_name = "TIME", value_parser = parse_time)]
-    review_at: Option<TimeArg>,
+    #[arg(long = "next-review-at", visible_alias = "review-at", value_name = "TIME", value_parser = parse_when)]
+    review_at: Option<When>,
     /// Who promotes (default: --actor, $AGENTBUS_AGENT, operator:$USER)
     #[arg(long, value_name = "NAME")]
     promoted_by: Option<String>,

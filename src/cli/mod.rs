@@ -7,21 +7,26 @@ mod activity;
 mod agent_new;
 mod agents;
 mod args;
+mod argv;
 mod audit;
+mod close;
 mod completions;
 mod controls;
+mod digest;
 mod events;
 mod fleet;
+mod ideas;
 mod jobs;
 pub mod man;
 mod memory;
 mod migrate;
+mod opportunities;
 mod output;
-mod proactive;
 mod purge;
 mod standing_orders;
 mod status;
 pub mod supervisor;
+mod time;
 mod trace;
 
 use std::io::Write;
@@ -109,11 +114,11 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     EnqueueJob(jobs::EnqueueJobArgs),
     EmitEvent(events::EmitEventArgs),
-    MarkRunningJob(jobs::MarkRunningJobArgs),
-    CompleteJob(jobs::CompleteJobArgs),
-    BlockJob(jobs::BlockJobArgs),
-    FailJob(jobs::FailJobArgs),
-    RenewJobLease(jobs::RenewJobLeaseArgs),
+    MarkRunningJob(close::MarkRunningJobArgs),
+    CompleteJob(close::CompleteJobArgs),
+    BlockJob(close::BlockJobArgs),
+    FailJob(close::FailJobArgs),
+    RenewJobLease(close::RenewJobLeaseArgs),
     ClaimJobs(jobs::ClaimJobsArgs),
     RequeueExpired(jobs::RequeueExpiredArgs),
     ShowJob(jobs::ShowJobArgs),
@@ -145,17 +150,17 @@ enum Command {
     Events(activity::EventsArgs),
     Completions(completions::CompletionsArgs),
     PurgeNamespace(purge::PurgeNamespaceArgs),
-    CreateIdea(proactive::CreateIdeaArgs),
-    ReviewIdea(proactive::ReviewIdeaArgs),
-    ArchiveIdea(proactive::ArchiveIdeaArgs),
-    PromoteIdeaToOpportunity(proactive::PromoteIdeaArgs),
-    CreateOpportunity(proactive::CreateOpportunityArgs),
-    TriageOpportunity(proactive::TriageOpportunityArgs),
-    ConvertOpportunity(proactive::ConvertOpportunityArgs),
-    ListIdeas(proactive::ListIdeasArgs),
-    ListOpportunities(proactive::ListOpportunitiesArgs),
-    ShowOpportunity(proactive::ShowOpportunityArgs),
-    Digest(proactive::DigestArgs),
+    CreateIdea(ideas::CreateIdeaArgs),
+    ReviewIdea(ideas::ReviewIdeaArgs),
+    ArchiveIdea(ideas::ArchiveIdeaArgs),
+    PromoteIdeaToOpportunity(ideas::PromoteIdeaArgs),
+    CreateOpportunity(opportunities::CreateOpportunityArgs),
+    TriageOpportunity(opportunities::TriageOpportunityArgs),
+    ConvertOpportunity(opportunities::ConvertOpportunityArgs),
+    ListIdeas(ideas::ListIdeasArgs),
+    ListOpportunities(opportunities::ListOpportunitiesArgs),
+    ShowOpportunity(opportunities::ShowOpportunityArgs),
+    Digest(digest::DigestArgs),
     CreateMemoryCandidate(memory::CreateCandidateArgs),
     ReviewMemoryCandidate(memory::ReviewCandidateArgs),
     RejectMemoryCandidate(memory::RejectCandidateArgs),
@@ -407,11 +412,11 @@ fn dispatch(
         Command::Migrate(a) => migrate::run(ctx, a),
         Command::EnqueueJob(a) => jobs::enqueue(ctx, a, stdin),
         Command::EmitEvent(a) => events::emit(ctx, a, stdin),
-        Command::MarkRunningJob(a) => jobs::mark_running(ctx, a, stdin),
-        Command::CompleteJob(a) => jobs::complete(ctx, a, stdin),
-        Command::BlockJob(a) => jobs::block(ctx, a, stdin),
-        Command::FailJob(a) => jobs::fail(ctx, a, stdin),
-        Command::RenewJobLease(a) => jobs::renew(ctx, a),
+        Command::MarkRunningJob(a) => close::mark_running(ctx, a, stdin),
+        Command::CompleteJob(a) => close::complete(ctx, a, stdin),
+        Command::BlockJob(a) => close::block(ctx, a, stdin),
+        Command::FailJob(a) => close::fail(ctx, a, stdin),
+        Command::RenewJobLease(a) => close::renew(ctx, a),
         Command::ClaimJobs(a) => jobs::claim(ctx, a),
         Command::RequeueExpired(a) => jobs::requeue(ctx, a),
         Command::ShowJob(a) => jobs::show(ctx, a),
@@ -443,17 +448,17 @@ fn dispatch(
         Command::Events(a) => activity::events(ctx, a, stdout),
         Command::Completions(a) => completions::run(ctx, a),
         Command::PurgeNamespace(a) => purge::run(ctx, a),
-        Command::CreateIdea(a) => proactive::create_idea(ctx, a, stdin),
-        Command::ReviewIdea(a) => proactive::review_idea(ctx, a),
-        Command::ArchiveIdea(a) => proactive::archive_idea(ctx, a),
-        Command::PromoteIdeaToOpportunity(a) => proactive::promote_idea(ctx, a, stdin),
-        Command::CreateOpportunity(a) => proactive::create_opportunity(ctx, a, stdin),
-        Command::TriageOpportunity(a) => proactive::triage(ctx, a),
-        Command::ConvertOpportunity(a) => proactive::convert(ctx, a, stdin),
-        Command::ListIdeas(a) => proactive::list_ideas(ctx, a),
-        Command::ListOpportunities(a) => proactive::list_opportunities(ctx, a),
-        Command::ShowOpportunity(a) => proactive::show_opportunity(ctx, a),
-        Command::Digest(a) => proactive::digest(ctx, a),
+        Command::CreateIdea(a) => ideas::create_idea(ctx, a, stdin),
+        Command::ReviewIdea(a) => ideas::review_idea(ctx, a),
+        Command::ArchiveIdea(a) => ideas::archive_idea(ctx, a),
+        Command::PromoteIdeaToOpportunity(a) => ideas::promote_idea(ctx, a, stdin),
+        Command::CreateOpportunity(a) => opportunities::create_opportunity(ctx, a, stdin),
+        Command::TriageOpportunity(a) => opportunities::triage(ctx, a),
+        Command::ConvertOpportunity(a) => opportunities::convert(ctx, a, stdin),
+        Command::ListIdeas(a) => ideas::list_ideas(ctx, a),
+        Command::ListOpportunities(a) => opportunities::list_opportunities(ctx, a),
+        Command::ShowOpportunity(a) => opportunities::show_opportunity(ctx, a),
+        Command::Digest(a) => digest::digest(ctx, a),
         Command::CreateMemoryCandidate(a) => memory::create_candidate(ctx, a, stdin),
         Command::ReviewMemoryCandidate(a) => memory::review_candidate(ctx, a),
         Command::RejectMemoryCandidate(a) => memory::reject_candidate(ctx, a),

@@ -9,8 +9,8 @@ use super::args::json_object;
 use super::output;
 use super::Ctx;
 use crate::error::Result;
-use crate::ledger::input::TimeArg;
 use crate::ledger::standing_orders::{self, RunStatus, Slot};
+use crate::ledger::time::When;
 
 /// Record that a standing-order occurrence started
 ///
@@ -69,13 +69,13 @@ fn parse_occurrence(s: &str) -> std::result::Result<Slot, String> {
     if s == "latest" {
         return Ok(Slot::Latest);
     }
-    match TimeArg::parse(s) {
-        Ok(TimeArg::At(at)) => Ok(Slot::At(at)),
-        Ok(TimeArg::FromNow(_)) => Err(
+    match super::time::parse_when(s) {
+        Ok(When::At(at)) => Ok(Slot::At(at)),
+        Ok(When::FromNow(_)) => Err(
             "must be an RFC 3339 time (the occurrence), e.g. 2026-04-15T18:00:00Z, or latest"
                 .into(),
         ),
-        Err(e) => Err(e.message),
+        Err(e) => Err(e),
     }
 }
 

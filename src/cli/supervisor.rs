@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::cli::argv::split_command;
 use crate::db::DbConfig;
 use crate::error::{Error, Result};
-use crate::ledger::input::split_command;
 use crate::supervisor::hook::Secret;
 use crate::supervisor::log::{Level, Logger};
 use crate::supervisor::{self, heartbeat_host_name, Config, DefaultWake, EnvSnapshot};

@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::ledger::input::check_required_text;
+use crate::ledger::validate::check_required_text;
 
 /// At most this many entries (the oldest are dropped first; `truncated` says so).
 pub const MAX_ENTRIES: i64 = 2000;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ledger::input::check_required_text;
+use crate::ledger::validate::check_required_text;
 
 /// What a purge removed, per table.
 #[derive(Debug, Clone, Serialize)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::ledger::agents::WakeMode;
-use crate::ledger::input::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_optional_text, check_required_text};
 
 /// What to scaffold.
 #[derive(Debug, Clone)]

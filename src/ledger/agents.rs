@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{decode, decode_all, set_actor};
 use crate::error::{Error, Result};
-use crate::ledger::input::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_optional_text, check_required_text};
 
 /// A row of `agents`. Field names are the column names.
 #[allow(missing_docs)]

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::db::{decode, decode_all, set_actor};
 use crate::error::{Error, Result};
-use crate::ledger::input::check_required_text;
 use crate::ledger::jobs::{Job, JobStatus};
+use crate::ledger::validate::check_required_text;
 
 /// A control on one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::ledger::input::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_optional_text, check_required_text};
 
 /// A row of `events`.
 #[allow(missing_docs)]
@@ -173,27 +173,70 @@ pub fn list(
     crate::db::decode_all(&rows, "row")
 }
 
-/// For followers: matching events with an id over `high`, plus those of the last
-/// `lookback_seconds` (an event whose id was handed out before a higher one may commit
-/// after it; the caller skips what it already printed). Oldest first, at most 10000.
-pub fn follow_batch(
-    client: &mut impl postgres::GenericClient,
-    f: &EventFilter,
+/// A follower of the event stream (`events --follow`): every matching event exactly
+/// once, in the order it becomes visible.
+///
+/// Ids are handed out before commit, so an event with a lower id can become visible after
+/// a higher one: each batch also looks back over the last few seconds and skips the ids
+/// already returned. The connection `LISTEN`s on `events_inserted`, so a batch comes as
+/// soon as an event commits (or after a second at most).
+#[derive(Debug)]
+pub struct Follower {
+    filter: EventFilter,
+    seen: std::collections::BTreeSet<i64>,
     high: i64,
-    lookback_seconds: f64,
-) -> Result<Vec<Event>> {
-    let mut recent = list(client, f, high, 10_000, false)?;
-    let rows = client.query(
-        "select to_jsonb(e.*) as row from events e
-          where namespace = $1 and id <= $2
-            and created_at >= now() - make_interval(secs => $3)
-          order by id",
-        &[&f.namespace, &high, &lookback_seconds],
-    )?;
-    let late: Vec<Event> = crate::db::decode_all(&rows, "row")?;
-    let late: Vec<Event> = late.into_iter().filter(|e| matches(f, e)).collect();
-    recent.splice(0..0, late);
-    Ok(recent)
+}
+
+/// How far back each batch looks for events that committed late.
+const LOOKBACK_SECONDS: f64 = 10.0;
+
+impl Follower {
+    /// Starts listening; `already` are the events the caller has shown (the backlog).
+    pub fn start(
+        client: &mut postgres::Client,
+        filter: EventFilter,
+        already: &[Event],
+    ) -> Result<Self> {
+        client.batch_execute("LISTEN events_inserted")?;
+        Ok(Follower {
+            filter,
+            seen: already.iter().map(|e| e.id).collect(),
+            high: already.iter().map(|e| e.id).max().unwrap_or(0),
+        })
+    }
+
+    /// Waits for a notification (a second at most), then returns the events not returned
+    /// before, oldest first (possibly none).
+    pub fn next_batch(&mut self, client: &mut postgres::Client) -> Result<Vec<Event>> {
+        use postgres::fallible_iterator::FallibleIterator;
+        client
+            .notifications()
+            .timeout_iter(std::time::Duration::from_secs(1))
+            .next()?;
+        while client.notifications().iter().next()?.is_some() {}
+        let mut batch = list(client, &self.filter, self.high, 10_000, false)?;
+        let rows = client.query(
+            "select to_jsonb(e.*) as row from events e
+              where namespace = $1 and id <= $2
+                and created_at >= now() - make_interval(secs => $3)
+              order by id",
+            &[&self.filter.namespace, &self.high, &LOOKBACK_SECONDS],
+        )?;
+        let late: Vec<Event> = crate::db::decode_all(&rows, "row")?;
+        batch.splice(0..0, late.into_iter().filter(|e| matches(&self.filter, e)));
+        // Ids older than the look-back cannot come again: forget them.
+        if let Some(oldest) = batch.first().map(|e| e.id) {
+            self.seen = self.seen.split_off(&oldest.min(self.high));
+        }
+        let fresh: Vec<Event> = batch
+            .into_iter()
+            .filter(|e| self.seen.insert(e.id))
+            .collect();
+        if let Some(top) = fresh.iter().map(|e| e.id).max() {
+            self.high = self.high.max(top);
+        }
+        Ok(fresh)
+    }
 }
 
 /// Whether `e` passes `f` (the same test `list` makes in SQL).

@@ -6,7 +6,8 @@
 pub mod agents;
 pub mod controls;
 pub mod events;
-pub mod input;
 pub mod jobs;
 pub mod schedule;
 pub mod standing_orders;
+pub mod time;
+pub mod validate;

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::ledger::input::{check_optional_text, check_required_text};
 use crate::ledger::jobs;
+use crate::ledger::validate::{check_optional_text, check_required_text};
 
 /// Outcome of a standing-order occurrence (the `standing_order_status` enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

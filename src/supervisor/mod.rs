@@ -221,8 +221,8 @@ impl Shared {
 
 /// Validates a configuration before anything connects.
 pub fn validate(cfg: &Config) -> Result<()> {
-    crate::ledger::input::check_required_text("--supervisor-id", &cfg.supervisor_id)?;
-    crate::ledger::input::check_required_text("--namespace", &cfg.namespace)?;
+    crate::ledger::validate::check_required_text("--supervisor-id", &cfg.supervisor_id)?;
+    crate::ledger::validate::check_required_text("--namespace", &cfg.namespace)?;
     let range = |flag: &str, v: i64, lo: i64, hi: i64| {
         if (lo..=hi).contains(&v) {
             Ok(())

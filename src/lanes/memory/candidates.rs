@@ -3,7 +3,7 @@
 use super::{one_of, Candidate, KINDS, SCOPES, STABILITIES, VISIBILITIES};
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::ledger::input::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_optional_text, check_required_text};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;

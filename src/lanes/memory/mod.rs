@@ -16,7 +16,7 @@ pub use read::*;
 
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::ledger::input::check_required_text;
+use crate::ledger::validate::check_required_text;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 use super::{lock_candidate, one_of, Candidate, Memory, KINDS, SCOPES, STABILITIES};
 use crate::db::{decode, set_actor};
 use crate::error::{Error, Result};
-use crate::ledger::input::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_optional_text, check_required_text};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;

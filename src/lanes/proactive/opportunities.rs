@@ -7,8 +7,8 @@ use super::{
 };
 use crate::db::{decode, set_actor};
 use crate::error::{Error, Result};
-use crate::ledger::input::{check_optional_text, check_required_text};
 use crate::ledger::jobs::{self};
+use crate::ledger::validate::{check_optional_text, check_required_text};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;

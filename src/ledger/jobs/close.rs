@@ -3,7 +3,7 @@
 use super::{record_attempt_facts, AttemptFacts, Job, JobStatus};
 use crate::db::{decode, set_actor};
 use crate::error::{Error, Result};
-use crate::ledger::input::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_optional_text, check_required_text};
 use serde_json::Value;
 use uuid::Uuid;
 

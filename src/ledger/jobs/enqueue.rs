@@ -6,7 +6,8 @@
 use super::{Job, JobStatus};
 use crate::db::{decode, set_actor};
 use crate::error::{Error, Result};
-use crate::ledger::input::{check_optional_text, check_required_text, TimeArg};
+use crate::ledger::time::When;
+use crate::ledger::validate::{check_optional_text, check_required_text};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -42,7 +43,7 @@ pub struct EnqueueParams {
     /// Working state document (an object).
     pub state: Value,
     /// Not claimable before this.
-    pub run_after: Option<TimeArg>,
+    pub run_after: Option<When>,
     /// Attempts before the job goes dead.
     pub max_attempts: i32,
     /// Jobs that must succeed first.
@@ -330,10 +331,10 @@ fn initial_status(
     })
 }
 
-fn split_time(t: Option<TimeArg>) -> (Option<DateTime<Utc>>, Option<f64>) {
+fn split_time(t: Option<When>) -> (Option<DateTime<Utc>>, Option<f64>) {
     match t {
         None => (None, None),
-        Some(TimeArg::At(at)) => (Some(at), None),
-        Some(TimeArg::FromNow(d)) => (None, Some(d.num_milliseconds() as f64 / 1000.0)),
+        Some(When::At(at)) => (Some(at), None),
+        Some(When::FromNow(d)) => (None, Some(d.num_milliseconds() as f64 / 1000.0)),
     }
 }

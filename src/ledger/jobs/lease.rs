@@ -3,7 +3,7 @@
 use super::Job;
 use crate::db::decode_all;
 use crate::error::{Error, Result};
-use crate::ledger::input::check_required_text;
+use crate::ledger::validate::check_required_text;
 
 /// What to claim.
 #[derive(Debug, Clone)]

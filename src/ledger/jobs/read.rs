@@ -3,7 +3,7 @@
 use super::{Attempt, HistoryEntry, Job, JobStatus};
 use crate::db::{decode, decode_all};
 use crate::error::{Error, Result};
-use crate::ledger::input::SinceArg;
+use crate::ledger::time::Since;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -90,7 +90,7 @@ pub struct ListParams {
     /// Only jobs of this type.
     pub job_type: Option<String>,
     /// Only jobs created in this window.
-    pub since: Option<SinceArg>,
+    pub since: Option<Since>,
     /// Only jobs of this flow.
     pub flow_key: Option<String>,
     /// Only jobs with this correlation key.
@@ -114,8 +114,8 @@ pub fn list(client: &mut impl postgres::GenericClient, p: &ListParams) -> Result
     };
     let (since_at, since_secs) = match p.since {
         None => (None, None),
-        Some(SinceArg::At(at)) => (Some(at), None),
-        Some(SinceArg::Ago(d)) => (None, Some(d.num_seconds() as f64)),
+        Some(Since::At(at)) => (Some(at), None),
+        Some(Since::Ago(d)) => (None, Some(d.num_seconds() as f64)),
     };
     let rows = client.query(
         "select to_jsonb(j.*) as row from jobs j
@@ -144,4 +144,20 @@ pub fn list(client: &mut impl postgres::GenericClient, p: &ListParams) -> Result
         ],
     )?;
     decode_all(&rows, "row")
+}
+
+/// The id of the one job whose id starts with `prefix` (what tables print: 8 or more
+/// hexadecimal characters, hyphens as in the id). Several matches: a usage error.
+pub fn resolve_prefix(client: &mut impl postgres::GenericClient, prefix: &str) -> Result<Uuid> {
+    let rows = client.query(
+        "select id from jobs where id::text like $1 || '%' order by id limit 2",
+        &[&prefix],
+    )?;
+    match rows.as_slice() {
+        [] => Err(Error::not_found(format!("no job id starts with {prefix}"))),
+        [one] => Ok(one.try_get(0)?),
+        _ => Err(Error::usage(format!(
+            "{prefix} is the start of more than one job id; give more characters"
+        ))),
+    }
 }

@@ -1,129 +1,24 @@
-//! The proactive lane: create-idea, review-idea, archive-idea,
-//! promote-idea-to-opportunity, create-opportunity, triage-opportunity,
-//! convert-opportunity, list-ideas, list-opportunities, show-opportunity, digest.
-
-use std::io::Read;
-
-use clap::{Args, Subcommand};
-use uuid::Uuid;
+//! Opportunities: create-opportunity, triage-opportunity, convert-opportunity,
+//! list-opportunities, show-opportunity; the score and filter flags shared with ideas.
 
 use super::args::json_object;
 use super::output::{self, clip, fitted_table, Format};
+use super::time::parse_since;
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::lanes::proactive::{
-    self, Conversion, Decision, Filter, Idea, NewIdea, NewOpportunity, Opportunity, Reversibility,
+    self, Conversion, Decision, Filter, NewOpportunity, Opportunity, Reversibility,
 };
-use crate::ledger::input::SinceArg;
+use crate::ledger::time::Since;
+use clap::Args;
+use std::io::Read;
+use uuid::Uuid;
 
-fn parse_since(s: &str) -> std::result::Result<SinceArg, String> {
-    SinceArg::parse(s).map_err(|e| e.message)
-}
-
-fn score_1_5(s: &str) -> std::result::Result<i32, String> {
+pub(super) fn score_1_5(s: &str) -> std::result::Result<i32, String> {
     match s.parse::<i32>() {
         Ok(n) if (1..=5).contains(&n) => Ok(n),
         _ => Err(format!("expected a whole number from 1 to 5, got {s:?}")),
     }
-}
-
-/// Tags: a JSON array of strings, or comma-separated words.
-fn parse_tags(s: &str) -> Result<Vec<String>> {
-    let t = s.trim();
-    if t.starts_with('[') {
-        let v: Vec<String> = serde_json::from_str(t)
-            .map_err(|_| Error::usage("--tags: expected a JSON array of strings or a,b,c"))?;
-        return Ok(v);
-    }
-    Ok(t.split(',')
-        .map(|w| w.trim().to_string())
-        .filter(|w| !w.is_empty())
-        .collect())
-}
-
-/// File an idea: something that might matter, not yet strong enough to decide on
-///
-/// Ideas are cheap and counted against the agent's daily idea budget (exit 4 over it).
-/// With --dedupe-key, one active (new or reviewed) idea per agent and key: a second call
-/// prints the existing one with "deduped": true.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  agentbus create-idea --source-agent design --theme onboarding \\\n      \
---title 'Setup could feel collaborative' --body 'A paired-setup pattern might reduce friction.' \\\n      \
---tags ux,activation --dedupe-key onboarding:paired-setup"
-)]
-pub struct CreateIdeaArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
-    /// The proposing agent
-    #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
-    source_agent: String,
-    /// Theme (groups ideas and opportunities)
-    #[arg(long)]
-    theme: String,
-    /// One line
-    #[arg(long)]
-    title: String,
-    /// The idea
-    #[arg(long)]
-    body: String,
-    /// Evidence: JSON object, @FILE or - for stdin
-    #[arg(long, value_name = "JSON", default_value = "{}")]
-    evidence: String,
-    /// Tags: a JSON array or a,b,c
-    #[arg(long, value_name = "TAGS")]
-    tags: Option<String>,
-    /// One active idea per agent and key
-    #[arg(long, value_name = "KEY")]
-    dedupe_key: Option<String>,
-}
-
-pub fn create_idea(ctx: &mut Ctx, a: CreateIdeaArgs, stdin: &mut dyn Read) -> Result<String> {
-    let mut used = false;
-    let p = NewIdea {
-        namespace: a.namespace,
-        source_agent: a.source_agent,
-        theme: a.theme,
-        title: a.title,
-        body: a.body,
-        evidence: json_object("--evidence", Some(&a.evidence), stdin, &mut used)?
-            .unwrap_or_default(),
-        tags: a
-            .tags
-            .as_deref()
-            .map(parse_tags)
-            .transpose()?
-            .unwrap_or_default(),
-        dedupe_key: a.dedupe_key,
-    };
-    output::json(&ctx.tx(|tx| proactive::create_idea(tx, &p))?)
-}
-
-/// Mark an idea reviewed (looked at during a scan)
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  agentbus review-idea --idea-id 5d0c...")]
-pub struct ReviewIdeaArgs {
-    /// The idea
-    #[arg(long, value_name = "UUID")]
-    idea_id: Uuid,
-}
-
-pub fn review_idea(ctx: &mut Ctx, a: ReviewIdeaArgs) -> Result<String> {
-    output::json(&ctx.tx(|tx| proactive::review_idea(tx, a.idea_id))?)
-}
-
-/// Archive a new or reviewed idea
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  agentbus archive-idea --idea-id 5d0c...")]
-pub struct ArchiveIdeaArgs {
-    /// The idea
-    #[arg(long, value_name = "UUID")]
-    idea_id: Uuid,
-}
-
-pub fn archive_idea(ctx: &mut Ctx, a: ArchiveIdeaArgs) -> Result<String> {
-    output::json(&ctx.tx(|tx| proactive::archive_idea(tx, a.idea_id))?)
 }
 
 /// The scored fields of an opportunity.
@@ -171,7 +66,7 @@ pub struct OpportunityFields {
 }
 
 impl OpportunityFields {
-    fn into_new(self, stdin: &mut dyn Read) -> Result<NewOpportunity> {
+    pub(super) fn into_new(self, stdin: &mut dyn Read) -> Result<NewOpportunity> {
         let mut used = false;
         Ok(NewOpportunity {
             namespace: self.namespace,
@@ -223,34 +118,6 @@ pub fn create_opportunity(
 ) -> Result<String> {
     let p = a.fields.into_new(stdin)?;
     output::json(&ctx.tx(|tx| proactive::create_opportunity(tx, &p, a.overflow_to_idea))?)
-}
-
-/// Promote an idea to an opportunity, in one transaction
-///
-/// The opportunity is created under the proposing agent's budget, the idea becomes
-/// promoted_to_opportunity and points at it, and a review row keeps --notes. Any failure
-/// leaves both as they were.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  agentbus promote-idea-to-opportunity --idea-id 5d0c... --source-agent coordinator \\\n      \
---theme onboarding --title 'Test paired setup' --why-now 'Funnel weakness plus three idea reads' \\\n      \
---impact-score 4 --confidence-score 3 --urgency-score 3 --reversibility high \\\n      \
---suggested-next-step 'Design the experiment' --notes 'cross-pollination review'"
-)]
-pub struct PromoteIdeaArgs {
-    /// The idea
-    #[arg(long, value_name = "UUID")]
-    idea_id: Uuid,
-    #[command(flatten)]
-    fields: OpportunityFields,
-    /// Why it was promoted (kept as a review)
-    #[arg(long)]
-    notes: Option<String>,
-}
-
-pub fn promote_idea(ctx: &mut Ctx, a: PromoteIdeaArgs, stdin: &mut dyn Read) -> Result<String> {
-    let p = a.fields.into_new(stdin)?;
-    output::json(&ctx.tx(|tx| proactive::promote_idea(tx, a.idea_id, &p, a.notes.as_deref()))?)
 }
 
 /// Decide on an opportunity: triaged, accepted, rejected or parked
@@ -354,14 +221,14 @@ pub struct ListFilter {
     theme: Option<String>,
     /// Only created in this window: 24h, 7d, or an RFC 3339 time
     #[arg(long, value_name = "WINDOW", value_parser = parse_since)]
-    since: Option<SinceArg>,
+    since: Option<Since>,
     /// At most this many
     #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
     limit: i64,
 }
 
 impl ListFilter {
-    fn resolve(self, ctx: &mut Ctx, allowed: &[&str]) -> Result<Filter> {
+    pub(super) fn resolve(self, ctx: &mut Ctx, allowed: &[&str]) -> Result<Filter> {
         for s in &self.status {
             if !allowed.contains(&s.as_str()) {
                 return Err(Error::usage(format!(
@@ -388,7 +255,7 @@ impl ListFilter {
     }
 }
 
-const OPPORTUNITY_STATES: &[&str] = &[
+pub(super) const OPPORTUNITY_STATES: &[&str] = &[
     "new",
     "triaged",
     "accepted",
@@ -396,8 +263,6 @@ const OPPORTUNITY_STATES: &[&str] = &[
     "parked",
     "converted_to_job",
 ];
-const IDEA_STATES: &[&str] = &["new", "reviewed", "promoted_to_opportunity", "archived"];
-
 /// List opportunities, ranked by score
 ///
 /// Score: impact x confidence + urgency, + 2 when reversibility is high, + 1 when medium
@@ -439,42 +304,6 @@ fn opportunities_table(list: &[Opportunity], full: bool) -> String {
                     o.urgency_score,
                     &o.reversibility.as_str()[..1]
                 ),
-            ]
-        }),
-        full,
-    )
-}
-
-/// List ideas, newest first
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  agentbus list-ideas --status new\n  agentbus list-ideas --agent design --since 7d"
-)]
-pub struct ListIdeasArgs {
-    #[command(flatten)]
-    filter: ListFilter,
-}
-
-pub fn list_ideas(ctx: &mut Ctx, a: ListIdeasArgs) -> Result<String> {
-    let f = a.filter.resolve(ctx, IDEA_STATES)?;
-    let full = ctx.full_ids();
-    let list = proactive::list_ideas(ctx.db()?, &f)?;
-    output::listing(ctx.format(), &list, "no ideas match", |l| {
-        ideas_table(l, full)
-    })
-}
-
-fn ideas_table(list: &[Idea], full: bool) -> String {
-    fitted_table(
-        &["id", "status", "from", "theme", "title", "created"],
-        list.iter().map(|i| {
-            vec![
-                output::id(i.id, full),
-                i.status.clone(),
-                clip(&i.source_agent, 12),
-                clip(&i.theme, 14),
-                clip(&i.title, 30),
-                i.created_at.format("%m-%d %H:%M").to_string(),
             ]
         }),
         full,
@@ -537,126 +366,6 @@ pub fn show_opportunity(ctx: &mut Ctx, a: ShowOpportunityArgs) -> Result<String>
                 );
             }
             Ok(out)
-        }
-    }
-}
-
-/// Markdown digests of the proactive lane, for a publisher agent to send
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  agentbus digest opportunities --since 24h\n  \
-agentbus digest opportunities --weekly-bets 5\n  agentbus digest ideas --since 24h --format json"
-)]
-pub struct DigestArgs {
-    #[command(subcommand)]
-    what: DigestWhat,
-}
-
-#[derive(Debug, Subcommand)]
-enum DigestWhat {
-    /// Open opportunities proposed in the window, ranked by score, with evidence and the
-    /// next step; or, with --weekly-bets N, the top N accepted or converted opportunities
-    /// of the last 7 days grouped by theme
-    Opportunities(DigestOpportunitiesArgs),
-    /// Ideas filed in the window, newest first
-    Ideas(DigestIdeasArgs),
-}
-
-#[derive(Debug, Args)]
-struct DigestOpportunitiesArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
-    /// Window: 24h, 7d, or an RFC 3339 time
-    #[arg(long, default_value = "24h", value_name = "WINDOW", value_parser = parse_since)]
-    since: SinceArg,
-    /// The top N accepted or converted opportunities of the last 7 days, by theme
-    #[arg(long, value_name = "N")]
-    weekly_bets: Option<i64>,
-}
-
-#[derive(Debug, Args)]
-struct DigestIdeasArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
-    /// Window: 24h, 7d, or an RFC 3339 time
-    #[arg(long, default_value = "24h", value_name = "WINDOW", value_parser = parse_since)]
-    since: SinceArg,
-}
-
-pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
-    let format = ctx.document_format();
-    let client = ctx.db()?;
-    let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
-    match a.what {
-        DigestWhat::Opportunities(d) => {
-            let (title, since, statuses, limit) = match d.weekly_bets {
-                Some(n) if (1..=100).contains(&n) => (
-                    format!("Weekly bets: the top {n} accepted opportunities"),
-                    now - chrono::Duration::days(7),
-                    vec!["accepted".to_string(), "converted_to_job".to_string()],
-                    n,
-                ),
-                Some(n) => {
-                    return Err(Error::usage(format!(
-                        "--weekly-bets: {n} is out of range (1 to 100)"
-                    )))
-                }
-                None => (
-                    "Opportunities".to_string(),
-                    d.since.resolve(now),
-                    vec![
-                        "new".into(),
-                        "triaged".into(),
-                        "accepted".into(),
-                        "parked".into(),
-                    ],
-                    100,
-                ),
-            };
-            let list = proactive::list_opportunities(
-                client,
-                &Filter {
-                    namespace: d.namespace.clone(),
-                    statuses,
-                    since: Some(since),
-                    limit,
-                    ..Default::default()
-                },
-            )?;
-            match format {
-                Format::Json => output::json(&serde_json::json!({
-                    "namespace": d.namespace, "since": since, "until": now,
-                    "weekly_bets": d.weekly_bets, "opportunities": list,
-                })),
-                Format::Table => Ok(crate::lanes::digest::opportunities(
-                    &title,
-                    &d.namespace,
-                    since,
-                    now,
-                    &list,
-                    d.weekly_bets.is_some(),
-                )),
-            }
-        }
-        DigestWhat::Ideas(d) => {
-            let since = d.since.resolve(now);
-            let list = proactive::list_ideas(
-                client,
-                &Filter {
-                    namespace: d.namespace.clone(),
-                    since: Some(since),
-                    limit: 100,
-                    ..Default::default()
-                },
-            )?;
-            match format {
-                Format::Json => output::json(&serde_json::json!({
-                    "namespace": d.namespace, "since": since, "until": now, "ideas": list,
-                })),
-                Format::Table => Ok(crate::lanes::digest::ideas(&d.namespace, since, now, &list)),
-            }
         }
     }
 }
