@@ -2,20 +2,15 @@
 //! the supervisor.
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::flag;
+use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGTERM, SIGINT] {
-        // The second signal exits at once (the stop flag is already set then); the first
-        // only sets the flag. Registration order matters: the conditional exit first.
-        let registered = flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
-            .and_then(|_| flag::register(signal, Arc::clone(&stop)));
-        if let Err(e) = registered {
+    let stop = agentbus::supervisor::Stop::new();
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
             let _ = std::io::Write::write_all(
                 &mut std::io::stderr(),
                 format!("agentbus-supervisor: error: cannot install signal handlers: {e}\n")
@@ -23,6 +18,26 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(1);
         }
+    };
+    // The first signal asks the supervisor to stop (it arrives in the main loop as an
+    // event); a second one, while it is still winding down, exits at once.
+    let on_signal = stop.clone();
+    let watcher = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if on_signal.requested() {
+                    std::process::exit(1);
+                }
+                on_signal.request(signal);
+            }
+        });
+    if let Err(e) = watcher {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("agentbus-supervisor: error: cannot start the signal thread: {e}\n").as_bytes(),
+        );
+        return ExitCode::from(1);
     }
     let env = agentbus::supervisor::EnvSnapshot(std::env::vars().collect());
     let code = agentbus::cli::supervisor::run(

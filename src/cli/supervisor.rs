@@ -4,8 +4,6 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -330,7 +328,7 @@ pub fn run(
     env: EnvSnapshot,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
-    stop: Arc<AtomicBool>,
+    stop: supervisor::Stop,
 ) -> u8 {
     let args = match SupervisorArgs::try_parse_from(argv) {
         Ok(a) => a,

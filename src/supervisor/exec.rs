@@ -21,8 +21,8 @@ use nix::unistd::Pid;
 
 use super::log::Level;
 use super::metrics::Outcome;
-use super::wake::wake_failed;
-use super::Shared;
+use super::outcome::wake_failed;
+use super::shared::Shared;
 use crate::error::{ErrorKind, Result};
 use crate::ledger::agents::WakeFailure;
 use crate::ledger::jobs::{self, AttemptFacts, FailParams, Fence, Job, JobStatus};

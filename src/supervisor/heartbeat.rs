@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::log::Level;
 use super::metrics::Outcome;
-use super::Shared;
+use super::shared::Shared;
 use crate::error::{Error, Result};
 
 /// The host name, for the heartbeat row.
@@ -62,8 +62,10 @@ pub(super) fn check_id_free(shared: &Shared, client: &mut postgres::Client) -> R
     Ok(())
 }
 
-/// Starts the heartbeat thread; it ends when the supervisor stops and no job thread is left.
-pub(super) fn spawn(shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
+/// Starts the heartbeat thread; it ends when the supervisor stops and no job thread is
+/// left. Failing to start it is fatal: a supervisor without a heartbeat looks dead to
+/// every operator and to `agentbus health`.
+pub(super) fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("heartbeat".into())
         .spawn(move || {
@@ -82,7 +84,7 @@ pub(super) fn spawn(shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
                 std::thread::sleep(Duration::from_millis(100));
             }
         })
-        .unwrap_or_else(|_| std::thread::spawn(|| {}))
+        .map_err(|e| Error::failure(format!("cannot start the heartbeat thread: {e}")))
 }
 
 fn beat(shared: &Shared) -> Result<()> {

@@ -1,0 +1,240 @@
+//! The main loop's duties, each one database transaction: start-up (claim the id, forget
+//! dead neighbours, release leftovers), claiming and starting job threads, reaping expired
+//! leases, firing and auditing standing orders, and the `--once` check for work left.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::event_loop::Event;
+use super::heartbeat;
+use super::log::Level;
+use super::metrics::Outcome;
+use super::shared::{Backoff, Shared};
+use super::{wake, ONCE_CONNECT_PATIENCE};
+use crate::error::{ErrorKind, Result};
+use crate::ledger::jobs::{self, AttemptStatus, Fence, Job};
+
+/// Connects (waiting for the database if it is not up yet), refuses a supervisor id that
+/// another live process uses, and releases what a previous run under this id claimed
+/// but never started.
+pub(super) fn startup(shared: &Arc<Shared>) -> Result<()> {
+    let mut backoff = Backoff::new();
+    loop {
+        match shared.pool.get() {
+            Ok(mut client) => {
+                heartbeat::check_id_free(shared, &mut client)?;
+                heartbeat::forget_dead_neighbours(shared, &mut client)?;
+                release_leftovers(shared, &mut client)?;
+                shared.log(
+                    Level::Info,
+                    "started",
+                    &[
+                        ("supervisor", &shared.cfg.supervisor_id),
+                        ("namespace", &shared.cfg.namespace),
+                        ("version", &env!("CARGO_PKG_VERSION")),
+                        ("pid", &std::process::id()),
+                    ],
+                );
+                return Ok(());
+            }
+            // A daemon waits for its database (it may start first at boot); a --once run
+            // from cron or a script gives up after a minute with exit 75.
+            Err(e)
+                if e.kind == ErrorKind::Temporary
+                    && !shared.stopping()
+                    && !(shared.cfg.once && shared.started.elapsed() > ONCE_CONNECT_PATIENCE) =>
+            {
+                shared.note_error("connecting", &e);
+                backoff.sleep(shared);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn release_leftovers(shared: &Shared, client: &mut postgres::Client) -> Result<()> {
+    let rows = client.query(
+        "select id, lease_token from jobs
+         where namespace = $1 and lease_owner = $2 and status = 'leased'",
+        &[&shared.cfg.namespace, &shared.cfg.supervisor_id],
+    )?;
+    for row in rows {
+        let id: uuid::Uuid = row.try_get(0)?;
+        let token: Option<uuid::Uuid> = row.try_get(1)?;
+        let fence = Fence {
+            lease_token: token,
+            attempt: None,
+        };
+        match crate::db::transaction(client, |tx| {
+            jobs::release_unwoken(
+                tx,
+                id,
+                fence,
+                &shared.caller("supervisor-restart"),
+                AttemptStatus::Lost,
+                "claimed by a previous run of this supervisor that ended before waking the agent",
+            )
+        }) {
+            Ok(_) => shared.log(
+                Level::Info,
+                "released a job left by a previous run",
+                &[("job", &id)],
+            ),
+            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Fires due `supervisor` standing orders; returns how many jobs it created.
+pub(super) fn fire_standing_orders(shared: &Shared) -> Result<usize> {
+    let mut client = shared.pool.get()?;
+    let report = crate::db::transaction(&mut client, |tx| {
+        crate::ledger::standing_orders::fire_due(
+            tx,
+            &shared.cfg.namespace,
+            chrono::Utc::now(),
+            &format!("supervisor:{}", shared.cfg.supervisor_id),
+        )
+    })?;
+    for f in &report.fired {
+        shared.log(Level::Info, "standing order fired", &[("occurrence", f)]);
+    }
+    for m in &report.missed {
+        shared.log(Level::Warn, "standing order missed", &[("occurrence", m)]);
+    }
+    for b in &report.broken {
+        shared.log(
+            Level::Error,
+            "standing order cannot be scheduled",
+            &[("order", b)],
+        );
+    }
+    Ok(report.fired.len())
+}
+
+/// Records missed occurrences (supervisor- and OpenClaw-fired) and alert events.
+pub(super) fn audit_standing_orders(shared: &Shared) -> Result<()> {
+    let mut client = shared.pool.get()?;
+    let now = chrono::Utc::now();
+    let audit = crate::db::transaction(&mut client, |tx| {
+        crate::fleet::audit::audit(
+            tx,
+            &shared.cfg.namespace,
+            now - chrono::Duration::hours(24),
+            now,
+            None,
+            true,
+            &format!("supervisor:{}", shared.cfg.supervisor_id),
+        )
+    })?;
+    if audit.recorded_missed > 0 || audit.alerts > 0 {
+        shared.log(
+            Level::Warn,
+            "standing-order audit",
+            &[
+                ("missed_recorded", &audit.recorded_missed),
+                ("alerts", &audit.alerts),
+            ],
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn claim(shared: &Arc<Shared>, limit: i32) -> Result<usize> {
+    let jobs = {
+        let mut client = shared.pool.get()?;
+        jobs::claim(&mut *client, &shared.claim_params(limit))?
+    };
+    let n = jobs.len();
+    for job in jobs {
+        shared.metrics.count(Outcome::Claimed, &job.target_agent);
+        shared.log(
+            Level::Debug,
+            "claimed",
+            &[
+                ("job", &job.id),
+                ("agent", &job.target_agent),
+                ("attempt", &job.attempt_count),
+            ],
+        );
+        start_job(shared, job);
+    }
+    Ok(n)
+}
+
+/// Starts the thread that wakes the agent for one claimed job.
+fn start_job(shared: &Arc<Shared>, job: Job) {
+    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+    shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let worker = Arc::clone(shared);
+    let job_id = job.id;
+    let spawned = std::thread::Builder::new()
+        .name(format!("job-{job_id}"))
+        .spawn(move || {
+            let _slot = SlotGuard(Arc::clone(&worker));
+            wake::run_job(&worker, job);
+        });
+    if let Err(e) = spawned {
+        // The closure (and its guard) never ran: give the slot back; the lease recovers
+        // the job.
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        shared.log(
+            Level::Error,
+            "cannot start a thread for a job; its lease will recover it",
+            &[("job", &job_id), ("error", &e)],
+        );
+    }
+}
+
+/// Frees the process slot of a job thread however it ends.
+struct SlotGuard(Arc<Shared>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.0.events.send(Event::SlotFreed);
+    }
+}
+
+/// Recovers expired leases of the namespace (retry with back-off, or dead).
+pub(super) fn reap(shared: &Shared) -> Result<u64> {
+    let mut client = shared.pool.get()?;
+    let reaped = jobs::requeue_expired(&mut *client, &shared.cfg.namespace, 1000)?;
+    for job in &reaped {
+        shared.metrics.count(Outcome::TimedOut, &job.target_agent);
+        shared.log(
+            Level::Info,
+            "lease expired",
+            &[
+                ("job", &job.id),
+                ("agent", &job.target_agent),
+                ("attempt", &job.attempt_count),
+                ("now", &job.status),
+            ],
+        );
+    }
+    Ok(reaped.len() as u64)
+}
+
+/// Whether anything is still ready for this supervisor, or leased or running anywhere in
+/// the namespace (`--once` waits for hook runs to be closed by their agents).
+pub(super) fn work_remains(shared: &Shared) -> Result<bool> {
+    let mut client = shared.pool.get()?;
+    let row = client.query_one(
+        "select exists (
+           select 1 from jobs j
+           left join agents a on a.namespace = j.namespace and a.agent_id = j.target_agent
+           where j.namespace = $1
+             and (j.status in ('leased', 'running')
+                  or (j.status = 'queued' and j.run_after <= now()
+                      and not coalesce(a.paused, false)
+                      and (a.wake_backoff_until is null or a.wake_backoff_until <= now())
+                      and (a.wake_mode is not null or $2))))",
+        &[&shared.cfg.namespace, &shared.cfg.default_wake.is_some()],
+    )?;
+    Ok(row.try_get(0)?)
+}
