@@ -172,7 +172,7 @@ pub fn audit(
                 count(*) over ()
            from jobs j
            left join job_attempts a on a.job_id = j.id and a.attempt_no = j.attempt_count
-          where j.namespace = $1 and j.status in ('leased', 'running')
+          where j.namespace = $1 and job_in_flight(j.status)
             and j.leased_until >= now()
             and coalesce(a.started_at, j.updated_at) <= now() - make_interval(secs => $2)
           order by 4 desc limit $3",
@@ -200,7 +200,7 @@ pub fn audit(
         "select j.id::text, j.target_agent, j.attempt_count,
                 extract(epoch from now() - j.leased_until)::float8, count(*) over ()
            from jobs j
-          where j.namespace = $1 and j.status in ('leased', 'running')
+          where j.namespace = $1 and job_in_flight(j.status)
             and j.leased_until < now() - make_interval(secs => $2)
           order by j.leased_until limit $3",
         &[ns, &secs(limits.lease_grace), &cap],

@@ -154,6 +154,8 @@ fn brief_list(
     order: &str,
 ) -> Result<JobList> {
     let (filter, age) = filter_and_age;
+    // SQL: dynamic. The filter, age and order fragments are the constants each caller
+    // below passes; every `agentbus status` runs all five, so any status test covers them.
     let sql = format!(
         "select j.id, j.target_agent, j.status::text, j.subject, j.attempt_count,
                 coalesce(j.blocked_reason, j.last_error),
@@ -242,7 +244,7 @@ pub fn snapshot(
         client,
         namespace,
         (
-            "j.status in ('leased', 'running') and j.leased_until < now()",
+            "job_in_flight(j.status) and j.leased_until < now()",
             "j.leased_until",
         ),
         "j.leased_until",

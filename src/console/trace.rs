@@ -107,13 +107,14 @@ pub fn trace(
             } else {
                 "correlation_key"
             };
-            let rows = client.query(
-                &format!(
-                    "select id from jobs where namespace = $1 and {column} = $2
-                     order by created_at, id limit $3"
-                ),
-                &[&namespace, key, &limit],
-            )?;
+            let sql = if matches!(scope, Scope::Flow(_)) {
+                "select id from jobs where namespace = $1 and flow_key = $2
+                  order by created_at, id limit $3"
+            } else {
+                "select id from jobs where namespace = $1 and correlation_key = $2
+                  order by created_at, id limit $3"
+            };
+            let rows = client.query(sql, &[&namespace, key, &limit])?;
             if rows.is_empty() {
                 return Err(Error::not_found(format!(
                     "no job in namespace {namespace} has {column} {key:?}"

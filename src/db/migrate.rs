@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "memory_retrieval_plpgsql",
         sql: include_str!("../../sql/0007_memory_retrieval_plpgsql.sql"),
     },
+    Migration {
+        version: 8,
+        name: "status_sets",
+        sql: include_str!("../../sql/0008_status_sets.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -383,6 +383,8 @@ pub(super) fn upsert(
         .unwrap_or_default();
     let n = key_columns.len();
     let json_param = format!("${}", n + 1);
+    // SQL: dynamic. Table and column names come from the fleet spec's own types (never
+    // from a file's text); every `fleet sync` test runs both forms.
     let sql = if insert {
         let keys = key_columns.join(", ");
         let key_params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
@@ -393,6 +395,7 @@ pub(super) fn upsert(
             rc = columns.iter().map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", "),
         )
     } else {
+        // SQL: dynamic, as the insert above.
         let set: Vec<String> = columns.iter().map(|c| format!("{c} = r.{c}")).collect();
         let cond: Vec<String> = key_columns
             .iter()

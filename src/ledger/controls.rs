@@ -390,7 +390,7 @@ pub fn drain_agent(
     }
     let row = tx.query_one(
         "select (select count(*) from jobs where namespace = $1 and target_agent = $2
-                    and status in ('leased', 'running')),
+                    and job_in_flight(status)),
                 coalesce((select paused from agents where namespace = $1 and agent_id = $2), false)",
         &[&namespace, &agent],
     )?;

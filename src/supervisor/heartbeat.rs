@@ -111,7 +111,7 @@ fn beat(shared: &Shared) -> Result<()> {
                 coalesce(l.leases, 0), coalesce(l.agents, 0), $7, $8, $9
          from (select count(*)::int as leases, count(distinct target_agent)::int as agents
                from jobs
-               where namespace = $1 and lease_owner = $2 and status in ('leased', 'running')) l
+               where namespace = $1 and lease_owner = $2 and job_in_flight(status)) l
          on conflict (namespace, dispatcher_id) do update set
            host = excluded.host, pid = excluded.pid, version = excluded.version,
            started_at = excluded.started_at, last_seen = now(),

@@ -229,7 +229,7 @@ pub(super) fn work_remains(shared: &Shared) -> Result<bool> {
            select 1 from jobs j
            left join agents a on a.namespace = j.namespace and a.agent_id = j.target_agent
            where j.namespace = $1
-             and (j.status in ('leased', 'running')
+             and (job_in_flight(j.status)
                   or (j.status = 'queued' and j.run_after <= now()
                       and not coalesce(a.paused, false)
                       and (a.wake_backoff_until is null or a.wake_backoff_until <= now())

@@ -17,6 +17,7 @@ mod fleets;
 mod memory;
 mod migrations;
 mod proactive;
+mod sql;
 mod state_machine;
 mod supervisor;
 mod support;

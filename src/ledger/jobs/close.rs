@@ -121,7 +121,7 @@ pub fn mark_running(
                      openclaw_session_key = coalesce($3, openclaw_session_key),
                      openclaw_meta = coalesce($4, openclaw_meta),
                      summary = coalesce($5, summary)
-                 where id = $1 and status in ('leased', 'running')
+                 where id = $1 and job_in_flight(status)
                  returning to_jsonb(jobs.*) as row",
                 &[
                     &job.id,
@@ -184,7 +184,7 @@ pub fn complete(
                      completed_at = now(),
                      openclaw_task_ref = coalesce($4, openclaw_task_ref),
                      openclaw_session_key = coalesce($5, openclaw_session_key)
-                 where id = $1 and status in ('leased', 'running')
+                 where id = $1 and job_in_flight(status)
                  returning to_jsonb(jobs.*) as row",
                 &[
                     &job.id,
@@ -234,7 +234,7 @@ pub fn block(
                      leased_until = null,
                      openclaw_task_ref = coalesce($5, openclaw_task_ref),
                      openclaw_session_key = coalesce($6, openclaw_session_key)
-                 where id = $1 and status in ('leased', 'running')
+                 where id = $1 and job_in_flight(status)
                  returning to_jsonb(jobs.*) as row",
                 &[
                     &job.id,
@@ -308,7 +308,7 @@ pub fn fail(
                      leased_until = null,
                      lease_token = case when $2::int8 is null then lease_token else null end,
                      unreached_attempts = unreached_attempts + case when $6 then 1 else 0 end
-                 where id = $1 and status in ('leased', 'running')
+                 where id = $1 and job_in_flight(status)
                  returning to_jsonb(jobs.*) as row",
                 &[
                     &job.id,
@@ -352,7 +352,7 @@ pub fn renew_lease(
             let row = tx.query_one(
                 "update jobs
                  set leased_until = now() + make_interval(secs => $2)
-                 where id = $1 and status in ('leased', 'running')
+                 where id = $1 and job_in_flight(status)
                  returning to_jsonb(jobs.*) as row",
                 &[&job.id, &f64::from(lease_seconds)],
             )?;

@@ -104,10 +104,6 @@ pub struct Enqueued {
     pub deduped: bool,
 }
 
-/// The statuses in which a dedupe key is held (must match `jobs_active_dedupe_idx`).
-const ACTIVE_STATUSES_SQL: &str =
-    "('queued', 'leased', 'running', 'blocked', 'failed', 'waiting', 'awaiting_approval')";
-
 /// Enqueues a job (one transaction). Dependencies are locked while the new job is written,
 /// so a dependency finishing at the same moment cannot leave it waiting forever.
 pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<Enqueued> {
@@ -155,8 +151,7 @@ pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<
     let (status, blocked_reason) = initial_status(tx, p, &deps)?;
 
     let (run_at, run_in) = split_time(p.run_after);
-    let sql = format!(
-        "insert into jobs (id, namespace, parent_job_id, flow_key, correlation_key, source_agent,
+    let sql = "insert into jobs (id, namespace, parent_job_id, flow_key, correlation_key, source_agent,
                            target_agent, job_type, subject, priority, dedupe_key, payload, state,
                            status, run_after, max_attempts, requires_approval, blocked_reason,
                            openclaw_session_key)
@@ -165,18 +160,17 @@ pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<
                  coalesce($15, now() + make_interval(secs => coalesce($16::float8, 0))),
                  $17, $18, $19, $20)
          on conflict (namespace, target_agent, dedupe_key)
-           where dedupe_key is not null and status in {ACTIVE_STATUSES_SQL}
+           where dedupe_key is not null and job_active(status)
          do nothing
-         returning to_jsonb(jobs.*) as row"
-    );
-    let existing_sql = format!(
-        "select to_jsonb(j.*) as row from jobs j
+         returning to_jsonb(jobs.*) as row";
+    // job_active() is the predicate of jobs_active_dedupe_idx (sql/0008), which the
+    // conflict clause above must imply for PostgreSQL to pick that index as arbiter.
+    let existing_sql = "select to_jsonb(j.*) as row from jobs j
          where namespace = $1 and target_agent = $2 and dedupe_key = $3
-           and status in {ACTIVE_STATUSES_SQL}"
-    );
+           and job_active(status)";
     for _ in 0..3 {
         let inserted = tx.query_opt(
-            &sql,
+            sql,
             &[
                 &p.id,
                 &p.namespace,
@@ -217,7 +211,7 @@ pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<
         // An active job holds the dedupe key: return it. If it finished between the insert
         // and this read, the key is free again and the insert is retried.
         let existing = tx.query_opt(
-            &existing_sql,
+            existing_sql,
             &[&p.namespace, &p.target_agent, &p.dedupe_key],
         )?;
         if let Some(row) = existing {

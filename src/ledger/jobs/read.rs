@@ -47,16 +47,18 @@ pub fn get(client: &mut impl postgres::GenericClient, job_id: Uuid) -> Result<Jo
 /// Reads one job with its dependencies, attempts and history.
 pub fn show(client: &mut impl postgres::GenericClient, job_id: Uuid) -> Result<JobDetail> {
     let job = get(client, job_id)?;
-    let links =
-        "select jsonb_build_object('id', j.id, 'status', j.status, 'target_agent', j.target_agent,
-                                           'subject', j.subject) as row
-                 from job_dependencies d join jobs j on j.id = ";
     let depends_on = client.query(
-        &format!("{links} d.depends_on_job_id where d.job_id = $1 order by j.created_at"),
+        "select jsonb_build_object('id', j.id, 'status', j.status, 'target_agent', j.target_agent,
+                                   'subject', j.subject) as row
+           from job_dependencies d join jobs j on j.id = d.depends_on_job_id
+          where d.job_id = $1 order by j.created_at",
         &[&job_id],
     )?;
     let dependents = client.query(
-        &format!("{links} d.job_id where d.depends_on_job_id = $1 order by j.created_at"),
+        "select jsonb_build_object('id', j.id, 'status', j.status, 'target_agent', j.target_agent,
+                                   'subject', j.subject) as row
+           from job_dependencies d join jobs j on j.id = d.job_id
+          where d.depends_on_job_id = $1 order by j.created_at",
         &[&job_id],
     )?;
     let attempts = client.query(

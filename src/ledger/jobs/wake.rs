@@ -87,7 +87,7 @@ pub fn mark_woken(
          ),
          woken as (
            update jobs set status = 'running'
-           where id = $1 and lease_token = $2 and status in ('leased', 'running')
+           where id = $1 and lease_token = $2 and job_in_flight(status)
              and ($7::int is null or attempt_count = $7)
              and exists (select 1 from actor)
            returning jobs.*
@@ -128,7 +128,7 @@ pub fn mark_woken(
         |tx, job| {
             let row = tx.query_one(
                 "update jobs set status = 'running'
-                 where id = $1 and status in ('leased', 'running')
+                 where id = $1 and job_in_flight(status)
                  returning to_jsonb(jobs.*) as row",
                 &[&job.id],
             )?;
@@ -172,7 +172,7 @@ pub fn record_hook_admission(
            set openclaw_task_ref = coalesce($3, openclaw_task_ref),
                leased_until = greatest(leased_until, now() + make_interval(secs => $4))
            where id = (select id from locked) and lease_token = $2
-             and status in ('leased', 'running')
+             and job_in_flight(status)
            returning 1
          ),
          attempt as (
