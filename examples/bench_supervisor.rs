@@ -228,7 +228,7 @@ impl Fake {
                     };
                     let caller = Caller {
                         actor: "bench-agent".into(),
-                        command: "complete-job",
+                        command: "complete-job".into(),
                     };
                     let _ = agentbus::db::transaction(&mut client, |tx| {
                         jobs::complete(tx, job, fence, &caller, &CompleteParams::default())

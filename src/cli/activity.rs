@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use clap::Args;
-use uuid::Uuid;
 
+use super::args::{JobRef, NamespaceArg};
 use super::output::{self, clip, fitted_table, Format};
 use super::time::parse_since;
 use super::Ctx;
@@ -34,16 +34,15 @@ pub struct ActivityArgs {
     #[arg(long, default_value = "24h", value_name = "WHEN", value_parser = parse_since)]
     since: Since,
 
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 }
 
 pub fn activity(ctx: &mut Ctx, a: ActivityArgs) -> Result<String> {
     let full = ctx.full_ids();
     let client = ctx.db()?;
     let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
-    let act = activity::activity(client, &a.namespace, &a.agent, a.since.resolve(now))?;
+    let act = activity::activity(client, &a.ns.namespace, &a.agent, a.since.resolve(now))?;
     match ctx.format() {
         Format::Json => output::json(&act),
         Format::Table => {
@@ -125,9 +124,9 @@ pub struct EventsArgs {
     #[arg(long, value_name = "AGENT")]
     source_agent: Option<String>,
 
-    /// Only events of this job
+    /// Only events of this job (its id or its first 8 or more characters)
     #[arg(long, value_name = "UUID")]
-    source_job_id: Option<Uuid>,
+    source_job_id: Option<JobRef>,
 
     /// At most this many events from the window (the newest)
     #[arg(long, default_value_t = 200, value_name = "N")]
@@ -137,9 +136,8 @@ pub struct EventsArgs {
     #[arg(long)]
     follow: bool,
 
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 }
 
 pub fn events(ctx: &mut Ctx, a: EventsArgs, stdout: &mut dyn Write) -> Result<String> {
@@ -156,15 +154,19 @@ pub fn events(ctx: &mut Ctx, a: EventsArgs, stdout: &mut dyn Write) -> Result<St
             )));
         }
     }
+    let source_job_id = match &a.source_job_id {
+        Some(job) => Some(ctx.job_id(job)?),
+        None => None,
+    };
     let full = ctx.full_ids();
     let format = ctx.format();
     let client = ctx.db()?;
     let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
     let filter = EventFilter {
-        namespace: a.namespace.clone(),
+        namespace: a.ns.namespace.clone(),
         topics: a.topic.clone(),
         source_agent: a.source_agent.clone(),
-        source_job_id: a.source_job_id,
+        source_job_id,
         since: Some(a.since.resolve(now)),
     };
     let first = events::list(client, &filter, 0, a.limit, true)?;

@@ -2,6 +2,7 @@
 
 use clap::{Args, ValueEnum};
 
+use super::args::NamespaceArg;
 use super::output;
 use super::{Ctx, Format};
 use crate::cli::argv::split_command;
@@ -30,9 +31,8 @@ pub struct ConfigureAgentArgs {
     #[arg(value_name = "AGENT")]
     agent_id: String,
 
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Display name
     #[arg(long)]
@@ -126,7 +126,8 @@ pub fn configure(ctx: &mut Ctx, a: ConfigureAgentArgs) -> Result<String> {
         exec_timeout_seconds: a.exec_timeout_seconds,
     };
     let actor = ctx.actor();
-    let agent = ctx.tx(|tx| agents::configure(tx, &a.namespace, &a.agent_id, &settings, &actor))?;
+    let agent =
+        ctx.tx(|tx| agents::configure(tx, &a.ns.namespace, &a.agent_id, &settings, &actor))?;
     output::json(&agent)
 }
 
@@ -141,9 +142,8 @@ pub struct PauseAgentArgs {
     #[arg(value_name = "AGENT")]
     agent_id: String,
 
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Why (shown in list-agents and status)
     #[arg(long)]
@@ -156,7 +156,7 @@ Examples:
 
 pub fn pause(ctx: &mut Ctx, a: PauseAgentArgs) -> Result<String> {
     let actor = ctx.actor();
-    let agent = ctx.tx(|tx| agents::pause(tx, &a.namespace, &a.agent_id, &a.reason, &actor))?;
+    let agent = ctx.tx(|tx| agents::pause(tx, &a.ns.namespace, &a.agent_id, &a.reason, &actor))?;
     output::json(&agent)
 }
 
@@ -171,9 +171,8 @@ pub struct ResumeAgentArgs {
     #[arg(value_name = "AGENT")]
     agent_id: String,
 
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 }
 
 const RESUME_EXAMPLES: &str = "\
@@ -182,7 +181,7 @@ Examples:
 
 pub fn resume(ctx: &mut Ctx, a: ResumeAgentArgs) -> Result<String> {
     let actor = ctx.actor();
-    let agent = ctx.tx(|tx| agents::resume(tx, &a.namespace, &a.agent_id, &actor))?;
+    let agent = ctx.tx(|tx| agents::resume(tx, &a.ns.namespace, &a.agent_id, &actor))?;
     output::json(&agent)
 }
 
@@ -193,9 +192,8 @@ pub fn resume(ctx: &mut Ctx, a: ResumeAgentArgs) -> Result<String> {
 #[derive(Debug, Args)]
 #[command(after_help = LIST_EXAMPLES)]
 pub struct ListAgentsArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 }
 
 const LIST_EXAMPLES: &str = "\
@@ -204,7 +202,7 @@ Examples:
   agentbus list-agents --format json | jq -r '.[] | select(.paused) | .agent_id'";
 
 pub fn list(ctx: &mut Ctx, a: ListAgentsArgs) -> Result<String> {
-    let rows = agents::list(ctx.db()?, &a.namespace)?;
+    let rows = agents::list(ctx.db()?, &a.ns.namespace)?;
     match ctx.format() {
         Format::Json => output::json(&rows),
         Format::Table => Ok(output::table(

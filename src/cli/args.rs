@@ -77,3 +77,24 @@ impl JobRef {
         }
     }
 }
+
+/// The namespace a command works in: a fleet, a tenant, or a staging copy of either.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NamespaceArg {
+    /// Namespace
+    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+}
+
+/// Where the work runs in OpenClaw, recorded on the job and its attempt (or on a
+/// standing-order run) so an operator can find the run in the gateway.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OpenClawRefs {
+    /// OpenClaw task or run reference
+    #[arg(long, value_name = "REF")]
+    pub openclaw_task_ref: Option<String>,
+
+    /// OpenClaw session key
+    #[arg(long, value_name = "KEY")]
+    pub openclaw_session_key: Option<String>,
+}

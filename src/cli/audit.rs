@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 
+use super::args::NamespaceArg;
 use super::output::{self, clip, fitted_table};
 use super::time::{parse_duration, parse_since};
 use super::{Ctx, Format};
@@ -45,9 +46,8 @@ Examples:
 
 #[derive(Debug, Args)]
 struct FindingsArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Window for things that happened (dead jobs, missed runs, unclosed runs)
     #[arg(long, default_value = "24h", value_name = "WHEN", value_parser = parse_since)]
@@ -112,9 +112,8 @@ enum AuditCommand {
 
 #[derive(Debug, Args)]
 struct StandingOrdersArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Window start: a duration back from now (2h, 7d) or an RFC 3339 time
     #[arg(long, default_value = "24h", value_name = "WHEN", value_parser = parse_since)]
@@ -139,7 +138,7 @@ pub fn run(ctx: &mut Ctx, a: AuditArgs) -> Result<String> {
             let audit = ctx.tx(|tx| {
                 audit::audit(
                     tx,
-                    &s.namespace,
+                    &s.ns.namespace,
                     since,
                     now,
                     s.agent.as_deref(),
@@ -228,7 +227,7 @@ fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {
         since: a.since.resolve(now),
     };
     let report = crate::db::transaction(client, |tx| {
-        findings::audit(tx, &a.namespace, &limits, a.record, &actor)
+        findings::audit(tx, &a.ns.namespace, &limits, a.record, &actor)
     })?;
     match ctx.format() {
         Format::Json => output::json(&report),

@@ -1,7 +1,7 @@
 //! The agent's closing calls: mark-running-job, complete-job, block-job, fail-job,
 //! renew-job-lease (all fenced by the lease token).
 
-use super::args::json_object;
+use super::args::{json_object, JobRef, OpenClawRefs};
 use super::output::{self};
 use super::Ctx;
 use crate::error::{Error, Result};
@@ -53,17 +53,12 @@ impl FenceArgs {
 #[derive(Debug, Args)]
 #[command(after_help = MARK_RUNNING_EXAMPLES)]
 pub struct MarkRunningJobArgs {
-    /// The job (default: $AGENTBUS_JOB_ID)
+    /// The job: its id or its first 8 or more characters (default: $AGENTBUS_JOB_ID)
     #[arg(env = "AGENTBUS_JOB_ID", value_name = "JOB_ID")]
-    job_id: Uuid,
+    job_id: JobRef,
 
-    /// OpenClaw task or run reference
-    #[arg(long, value_name = "REF")]
-    openclaw_task_ref: Option<String>,
-
-    /// OpenClaw session key
-    #[arg(long, value_name = "KEY")]
-    openclaw_session_key: Option<String>,
+    #[command(flatten)]
+    openclaw: OpenClawRefs,
 
     /// OpenClaw metadata: JSON object, @FILE or -
     #[arg(long, value_name = "JSON")]
@@ -85,8 +80,8 @@ Examples:
 pub fn mark_running(ctx: &mut Ctx, a: MarkRunningJobArgs, stdin: &mut dyn Read) -> Result<String> {
     let mut stdin_used = false;
     let params = jobs::MarkRunningParams {
-        openclaw_task_ref: a.openclaw_task_ref,
-        openclaw_session_key: a.openclaw_session_key,
+        openclaw_task_ref: a.openclaw.openclaw_task_ref,
+        openclaw_session_key: a.openclaw.openclaw_session_key,
         openclaw_meta: json_object(
             "--openclaw-meta",
             a.openclaw_meta.as_deref(),
@@ -95,9 +90,10 @@ pub fn mark_running(ctx: &mut Ctx, a: MarkRunningJobArgs, stdin: &mut dyn Read) 
         )?,
         summary: a.summary,
     };
-    let fence = a.fence.resolve(ctx, a.job_id)?;
-    let caller = caller(ctx, "mark-running-job");
-    let job = ctx.tx(|tx| jobs::mark_running(tx, a.job_id, fence, &caller, &params))?;
+    let job_id = ctx.job_id(&a.job_id)?;
+    let fence = a.fence.resolve(ctx, job_id)?;
+    let caller = caller(ctx);
+    let job = ctx.tx(|tx| jobs::mark_running(tx, job_id, fence, &caller, &params))?;
     output::json(&job)
 }
 
@@ -110,9 +106,9 @@ pub fn mark_running(ctx: &mut Ctx, a: MarkRunningJobArgs, stdin: &mut dyn Read) 
 #[derive(Debug, Args)]
 #[command(after_help = COMPLETE_EXAMPLES)]
 pub struct CompleteJobArgs {
-    /// The job (default: $AGENTBUS_JOB_ID)
+    /// The job: its id or its first 8 or more characters (default: $AGENTBUS_JOB_ID)
     #[arg(env = "AGENTBUS_JOB_ID", value_name = "JOB_ID")]
-    job_id: Uuid,
+    job_id: JobRef,
 
     /// One-line summary of what was done
     #[arg(long)]
@@ -122,13 +118,8 @@ pub struct CompleteJobArgs {
     #[arg(long, value_name = "JSON")]
     result: Option<String>,
 
-    /// OpenClaw task or run reference
-    #[arg(long, value_name = "REF")]
-    openclaw_task_ref: Option<String>,
-
-    /// OpenClaw session key
-    #[arg(long, value_name = "KEY")]
-    openclaw_session_key: Option<String>,
+    #[command(flatten)]
+    openclaw: OpenClawRefs,
 
     /// The work was checked and there was nothing to do: recorded as "no_work": true in
     /// the result, and a standing order's run ends no_work (ran and found nothing), not
@@ -152,13 +143,14 @@ pub fn complete(ctx: &mut Ctx, a: CompleteJobArgs, stdin: &mut dyn Read) -> Resu
     let params = jobs::CompleteParams {
         result: json_object("--result", a.result.as_deref(), stdin, &mut stdin_used)?,
         summary: a.summary,
-        openclaw_task_ref: a.openclaw_task_ref,
-        openclaw_session_key: a.openclaw_session_key,
+        openclaw_task_ref: a.openclaw.openclaw_task_ref,
+        openclaw_session_key: a.openclaw.openclaw_session_key,
         no_work: a.no_work,
     };
-    let fence = a.fence.resolve(ctx, a.job_id)?;
-    let caller = caller(ctx, "complete-job");
-    let job = ctx.tx(|tx| jobs::complete(tx, a.job_id, fence, &caller, &params))?;
+    let job_id = ctx.job_id(&a.job_id)?;
+    let fence = a.fence.resolve(ctx, job_id)?;
+    let caller = caller(ctx);
+    let job = ctx.tx(|tx| jobs::complete(tx, job_id, fence, &caller, &params))?;
     output::json(&job)
 }
 
@@ -168,9 +160,9 @@ pub fn complete(ctx: &mut Ctx, a: CompleteJobArgs, stdin: &mut dyn Read) -> Resu
 #[derive(Debug, Args)]
 #[command(after_help = BLOCK_EXAMPLES)]
 pub struct BlockJobArgs {
-    /// The job (default: $AGENTBUS_JOB_ID)
+    /// The job: its id or its first 8 or more characters (default: $AGENTBUS_JOB_ID)
     #[arg(env = "AGENTBUS_JOB_ID", value_name = "JOB_ID")]
-    job_id: Uuid,
+    job_id: JobRef,
 
     /// Why the job cannot proceed, and what would unblock it
     #[arg(long, value_name = "TEXT")]
@@ -184,13 +176,8 @@ pub struct BlockJobArgs {
     #[arg(long, value_name = "JSON")]
     result: Option<String>,
 
-    /// OpenClaw task or run reference
-    #[arg(long, value_name = "REF")]
-    openclaw_task_ref: Option<String>,
-
-    /// OpenClaw session key
-    #[arg(long, value_name = "KEY")]
-    openclaw_session_key: Option<String>,
+    #[command(flatten)]
+    openclaw: OpenClawRefs,
 
     #[command(flatten)]
     fence: FenceArgs,
@@ -206,12 +193,13 @@ pub fn block(ctx: &mut Ctx, a: BlockJobArgs, stdin: &mut dyn Read) -> Result<Str
         blocked_reason: a.blocked_reason,
         summary: a.summary,
         result: json_object("--result", a.result.as_deref(), stdin, &mut stdin_used)?,
-        openclaw_task_ref: a.openclaw_task_ref,
-        openclaw_session_key: a.openclaw_session_key,
+        openclaw_task_ref: a.openclaw.openclaw_task_ref,
+        openclaw_session_key: a.openclaw.openclaw_session_key,
     };
-    let fence = a.fence.resolve(ctx, a.job_id)?;
-    let caller = caller(ctx, "block-job");
-    let job = ctx.tx(|tx| jobs::block(tx, a.job_id, fence, &caller, &params))?;
+    let job_id = ctx.job_id(&a.job_id)?;
+    let fence = a.fence.resolve(ctx, job_id)?;
+    let caller = caller(ctx);
+    let job = ctx.tx(|tx| jobs::block(tx, job_id, fence, &caller, &params))?;
     output::json(&job)
 }
 
@@ -223,9 +211,9 @@ pub fn block(ctx: &mut Ctx, a: BlockJobArgs, stdin: &mut dyn Read) -> Result<Str
 #[derive(Debug, Args)]
 #[command(after_help = FAIL_EXAMPLES)]
 pub struct FailJobArgs {
-    /// The job (default: $AGENTBUS_JOB_ID)
+    /// The job: its id or its first 8 or more characters (default: $AGENTBUS_JOB_ID)
     #[arg(env = "AGENTBUS_JOB_ID", value_name = "JOB_ID")]
-    job_id: Uuid,
+    job_id: JobRef,
 
     /// What went wrong
     #[arg(long, value_name = "TEXT")]
@@ -261,9 +249,10 @@ pub fn fail(ctx: &mut Ctx, a: FailJobArgs, stdin: &mut dyn Read) -> Result<Strin
         retry_seconds: a.retry_seconds,
         ..Default::default()
     };
-    let fence = a.fence.resolve(ctx, a.job_id)?;
-    let caller = caller(ctx, "fail-job");
-    let job = ctx.tx(|tx| jobs::fail(tx, a.job_id, fence, &caller, &params))?;
+    let job_id = ctx.job_id(&a.job_id)?;
+    let fence = a.fence.resolve(ctx, job_id)?;
+    let caller = caller(ctx);
+    let job = ctx.tx(|tx| jobs::fail(tx, job_id, fence, &caller, &params))?;
     output::json(&job)
 }
 
@@ -274,9 +263,9 @@ pub fn fail(ctx: &mut Ctx, a: FailJobArgs, stdin: &mut dyn Read) -> Result<Strin
 #[derive(Debug, Args)]
 #[command(after_help = RENEW_EXAMPLES)]
 pub struct RenewJobLeaseArgs {
-    /// The job (default: $AGENTBUS_JOB_ID)
+    /// The job: its id or its first 8 or more characters (default: $AGENTBUS_JOB_ID)
     #[arg(env = "AGENTBUS_JOB_ID", value_name = "JOB_ID")]
-    job_id: Uuid,
+    job_id: JobRef,
 
     /// New lease length, counted from now
     #[arg(
@@ -296,15 +285,16 @@ Examples:
   agentbus renew-job-lease \"$AGENTBUS_JOB_ID\" --lease-seconds 900";
 
 pub fn renew(ctx: &mut Ctx, a: RenewJobLeaseArgs) -> Result<String> {
-    let fence = a.fence.resolve(ctx, a.job_id)?;
-    let caller = caller(ctx, "renew-job-lease");
-    let job = ctx.tx(|tx| jobs::renew_lease(tx, a.job_id, fence, &caller, a.lease_seconds))?;
+    let job_id = ctx.job_id(&a.job_id)?;
+    let fence = a.fence.resolve(ctx, job_id)?;
+    let caller = caller(ctx);
+    let job = ctx.tx(|tx| jobs::renew_lease(tx, job_id, fence, &caller, a.lease_seconds))?;
     output::json(&job)
 }
 
-fn caller(ctx: &Ctx, command: &'static str) -> Caller {
+fn caller(ctx: &Ctx) -> Caller {
     Caller {
         actor: ctx.actor(),
-        command,
+        command: ctx.command().to_string(),
     }
 }

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use clap::Args;
 
-use super::args::{json_object, JobRef};
+use super::args::{json_object, JobRef, NamespaceArg};
 use super::output;
 use super::Ctx;
 use crate::error::{Error, Result};
@@ -199,9 +199,8 @@ pub struct DrainAgentArgs {
     /// The agent to drain
     #[arg(value_name = "AGENT")]
     agent: String,
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// Give the jobs to this agent
     #[arg(
         long,
@@ -228,7 +227,7 @@ pub fn drain(ctx: &mut Ctx, a: DrainAgentArgs) -> Result<String> {
     let report = ctx.tx(|tx| {
         controls::drain_agent(
             tx,
-            &a.namespace,
+            &a.ns.namespace,
             &a.agent,
             &action,
             &actor,
@@ -244,16 +243,15 @@ pub fn drain(ctx: &mut Ctx, a: DrainAgentArgs) -> Result<String> {
     after_help = "Examples:\n  agentbus list-approvals\n  agentbus list-approvals --agent closer --format json"
 )]
 pub struct ListApprovalsArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// Only this agent's jobs
     #[arg(long, value_name = "AGENT")]
     agent: Option<String>,
 }
 
 pub fn list_approvals(ctx: &mut Ctx, a: ListApprovalsArgs) -> Result<String> {
-    let jobs = controls::list_approvals(ctx.db()?, &a.namespace, a.agent.as_deref())?;
+    let jobs = controls::list_approvals(ctx.db()?, &a.ns.namespace, a.agent.as_deref())?;
     output::listing(
         ctx.format(),
         &jobs,

@@ -1,5 +1,6 @@
 //! digest: Markdown summaries of the proactive lane for the publisher.
 
+use super::args::NamespaceArg;
 use super::output::{self, Format};
 use super::time::parse_since;
 use super::Ctx;
@@ -31,9 +32,8 @@ enum DigestWhat {
 
 #[derive(Debug, Args)]
 struct DigestOpportunitiesArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// Window: 24h, 7d, or an RFC 3339 time
     #[arg(long, default_value = "24h", value_name = "WINDOW", value_parser = parse_since)]
     since: Since,
@@ -44,9 +44,8 @@ struct DigestOpportunitiesArgs {
 
 #[derive(Debug, Args)]
 struct DigestIdeasArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// Window: 24h, 7d, or an RFC 3339 time
     #[arg(long, default_value = "24h", value_name = "WINDOW", value_parser = parse_since)]
     since: Since,
@@ -85,7 +84,7 @@ pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
             let list = proactive::list_opportunities(
                 client,
                 &Filter {
-                    namespace: d.namespace.clone(),
+                    namespace: d.ns.namespace.clone(),
                     statuses,
                     since: Some(since),
                     limit,
@@ -94,12 +93,12 @@ pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
             )?;
             match format {
                 Format::Json => output::json(&serde_json::json!({
-                    "namespace": d.namespace, "since": since, "until": now,
+                    "namespace": d.ns.namespace, "since": since, "until": now,
                     "weekly_bets": d.weekly_bets, "opportunities": list,
                 })),
                 Format::Table => Ok(crate::lanes::digest::opportunities(
                     &title,
-                    &d.namespace,
+                    &d.ns.namespace,
                     since,
                     now,
                     &list,
@@ -112,7 +111,7 @@ pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
             let list = proactive::list_ideas(
                 client,
                 &Filter {
-                    namespace: d.namespace.clone(),
+                    namespace: d.ns.namespace.clone(),
                     since: Some(since),
                     limit: 100,
                     ..Default::default()
@@ -120,9 +119,14 @@ pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
             )?;
             match format {
                 Format::Json => output::json(&serde_json::json!({
-                    "namespace": d.namespace, "since": since, "until": now, "ideas": list,
+                    "namespace": d.ns.namespace, "since": since, "until": now, "ideas": list,
                 })),
-                Format::Table => Ok(crate::lanes::digest::ideas(&d.namespace, since, now, &list)),
+                Format::Table => Ok(crate::lanes::digest::ideas(
+                    &d.ns.namespace,
+                    since,
+                    now,
+                    &list,
+                )),
             }
         }
     }

@@ -3,9 +3,8 @@
 use std::io::Read;
 
 use clap::Args;
-use uuid::Uuid;
 
-use super::args::json_object;
+use super::args::{json_object, JobRef, NamespaceArg};
 use super::output;
 use super::Ctx;
 use crate::error::Result;
@@ -19,9 +18,8 @@ use crate::ledger::events;
 #[derive(Debug, Args)]
 #[command(after_help = EMIT_EXAMPLES)]
 pub struct EmitEventArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Dotted topic, e.g. security.review.completed
     #[arg(long)]
@@ -31,9 +29,9 @@ pub struct EmitEventArgs {
     #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
     source_agent: Option<String>,
 
-    /// Job the fact came from
+    /// Job the fact came from: its id or its first 8 or more characters
     #[arg(long, value_name = "UUID")]
-    source_job_id: Option<Uuid>,
+    source_job_id: Option<JobRef>,
 
     /// At most one event per (namespace, topic, key)
     #[arg(long, value_name = "KEY")]
@@ -55,11 +53,15 @@ pub fn emit(ctx: &mut Ctx, a: EmitEventArgs, stdin: &mut dyn Read) -> Result<Str
     let mut stdin_used = false;
     let payload = json_object("--payload", Some(&a.payload), stdin, &mut stdin_used)?
         .unwrap_or_else(|| serde_json::json!({}));
+    let source_job_id = match &a.source_job_id {
+        Some(job) => Some(ctx.job_id(job)?),
+        None => None,
+    };
     let params = events::EmitParams {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         topic: a.topic,
         source_agent: a.source_agent,
-        source_job_id: a.source_job_id,
+        source_job_id,
         dedupe_key: a.dedupe_key,
         payload,
     };

@@ -1,6 +1,6 @@
 //! Ideas: create-idea, review-idea, archive-idea, promote-idea-to-opportunity, list-ideas.
 
-use super::args::json_object;
+use super::args::{json_object, NamespaceArg};
 use super::opportunities::{ListFilter, OpportunityFields};
 use super::output::{self, clip, fitted_table};
 use super::Ctx;
@@ -36,9 +36,8 @@ pub(super) fn parse_tags(s: &str) -> Result<Vec<String>> {
 --tags ux,activation --dedupe-key onboarding:paired-setup"
 )]
 pub struct CreateIdeaArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// The proposing agent
     #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
     source_agent: String,
@@ -65,7 +64,7 @@ pub struct CreateIdeaArgs {
 pub fn create_idea(ctx: &mut Ctx, a: CreateIdeaArgs, stdin: &mut dyn Read) -> Result<String> {
     let mut used = false;
     let p = NewIdea {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         source_agent: a.source_agent,
         theme: a.theme,
         title: a.title,

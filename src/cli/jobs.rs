@@ -1,6 +1,6 @@
 //! Job commands: enqueue-job, claim-jobs, requeue-expired, show-job, list-jobs.
 
-use super::args::json_object;
+use super::args::{json_object, JobRef, NamespaceArg};
 use super::output::{self, Format};
 use super::time::{parse_since, parse_when};
 use super::Ctx;
@@ -41,9 +41,10 @@ pub struct EnqueueJobArgs {
     #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
     source_agent: Option<String>,
 
-    /// Job that asked for this one (default: $AGENTBUS_JOB_ID, the job being run)
+    /// Job that asked for this one, or the first 8 or more characters of its id (default:
+    /// $AGENTBUS_JOB_ID, the job being run)
     #[arg(long, value_name = "UUID")]
-    parent_job_id: Option<Uuid>,
+    parent_job_id: Option<JobRef>,
 
     /// Groups the jobs of one flow (default: the parent's)
     #[arg(long, value_name = "KEY")]
@@ -77,9 +78,10 @@ pub struct EnqueueJobArgs {
     #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=1000))]
     max_attempts: i32,
 
-    /// Job that must succeed first (repeatable)
+    /// Job that must succeed first, or the first 8 or more characters of its id
+    /// (repeatable)
     #[arg(long, value_name = "UUID")]
-    depends_on: Vec<Uuid>,
+    depends_on: Vec<JobRef>,
 
     /// Hold the job in awaiting_approval until an operator approves it
     #[arg(long)]
@@ -104,8 +106,8 @@ pub fn enqueue(ctx: &mut Ctx, a: EnqueueJobArgs, stdin: &mut dyn Read) -> Result
     let payload = json_object("--payload", Some(&a.payload), stdin, &mut stdin_used)?;
     let state = json_object("--state", Some(&a.state), stdin, &mut stdin_used)?;
     // Inside a run the job being run is the parent, so follow-ups join its flow.
-    let parent_job_id = match a.parent_job_id {
-        Some(id) => Some(id),
+    let parent_job_id = match &a.parent_job_id {
+        Some(job) => Some(ctx.job_id(job)?),
         None => match ctx.env("AGENTBUS_JOB_ID") {
             Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| {
                 Error::usage("AGENTBUS_JOB_ID is not a valid uuid (it names the parent job)")
@@ -129,7 +131,11 @@ pub fn enqueue(ctx: &mut Ctx, a: EnqueueJobArgs, stdin: &mut dyn Read) -> Result
         state: state.unwrap_or_else(|| serde_json::json!({})),
         run_after: a.run_after,
         max_attempts: a.max_attempts,
-        depends_on: a.depends_on,
+        depends_on: a
+            .depends_on
+            .iter()
+            .map(|job| ctx.job_id(job))
+            .collect::<Result<Vec<_>>>()?,
         requires_approval: a.requires_approval,
         actor: ctx.actor(),
         reason: "enqueued".into(),
@@ -148,9 +154,8 @@ pub fn enqueue(ctx: &mut Ctx, a: EnqueueJobArgs, stdin: &mut dyn Read) -> Result
 #[derive(Debug, Args)]
 #[command(after_help = CLAIM_EXAMPLES)]
 pub struct ClaimJobsArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Who holds the leases (a supervisor or worker id)
     #[arg(long, value_name = "ID")]
@@ -181,7 +186,7 @@ Examples:
 
 pub fn claim(ctx: &mut Ctx, a: ClaimJobsArgs) -> Result<String> {
     let params = jobs::ClaimParams {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         lease_owner: a.lease_owner,
         lease_seconds: a.lease_seconds,
         limit: a.limit,
@@ -201,9 +206,8 @@ pub fn claim(ctx: &mut Ctx, a: ClaimJobsArgs) -> Result<String> {
 #[derive(Debug, Args)]
 #[command(after_help = REQUEUE_EXAMPLES)]
 pub struct RequeueExpiredArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// At most this many jobs
     #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
@@ -216,7 +220,7 @@ Examples:
   agentbus requeue-expired --namespace sales --limit 100 | jq length";
 
 pub fn requeue(ctx: &mut Ctx, a: RequeueExpiredArgs) -> Result<String> {
-    let jobs = jobs::requeue_expired(ctx.db()?, &a.namespace, a.limit)?;
+    let jobs = jobs::requeue_expired(ctx.db()?, &a.ns.namespace, a.limit)?;
     output::json(&jobs)
 }
 
@@ -224,18 +228,20 @@ pub fn requeue(ctx: &mut Ctx, a: RequeueExpiredArgs) -> Result<String> {
 #[derive(Debug, Args)]
 #[command(after_help = SHOW_EXAMPLES)]
 pub struct ShowJobArgs {
-    /// The job
+    /// The job: its id or its first 8 or more characters
     #[arg(value_name = "JOB_ID")]
-    job_id: Uuid,
+    job_id: JobRef,
 }
 
 const SHOW_EXAMPLES: &str = "\
 Examples:
   agentbus show-job 7d4f0c1e-2b8a-4c55-9f0e-3a1b2c3d4e5f
+  agentbus show-job 7d4f0c1e                     # the 8 characters tables print
   agentbus show-job \"$JOB\" --format json | jq '.attempts[-1].error'";
 
 pub fn show(ctx: &mut Ctx, a: ShowJobArgs) -> Result<String> {
-    let detail = jobs::show(ctx.db()?, a.job_id)?;
+    let job_id = ctx.job_id(&a.job_id)?;
+    let detail = jobs::show(ctx.db()?, job_id)?;
     match ctx.format() {
         Format::Json => output::json(&detail),
         Format::Table => Ok(output::job_detail_table(&detail)),
@@ -246,9 +252,8 @@ pub fn show(ctx: &mut Ctx, a: ShowJobArgs) -> Result<String> {
 #[derive(Debug, Args)]
 #[command(after_help = LIST_EXAMPLES)]
 pub struct ListJobsArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Only jobs for this agent
     #[arg(long, value_name = "AGENT")]
@@ -296,7 +301,7 @@ fn parse_status(s: &str) -> std::result::Result<JobStatus, String> {
 
 pub fn list(ctx: &mut Ctx, a: ListJobsArgs) -> Result<String> {
     let params = jobs::ListParams {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         target_agent: a.agent,
         source_agent: a.source_agent,
         statuses: a.status,

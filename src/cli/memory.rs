@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use uuid::Uuid;
 
-use super::args::json_object;
+use super::args::{json_object, NamespaceArg};
 use super::output::{self, clip, fitted_table, Format};
 use super::time::parse_when;
 use super::Ctx;
@@ -48,9 +48,8 @@ const KINDS_HELP: &str =
 --source-refs '{\"jobs\": [\"3f2a9c1e-...\"]}' --confidence-score 4 --stability stable"
 )]
 pub struct CreateCandidateArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// The proposing agent
     #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
     source_agent: String,
@@ -96,7 +95,7 @@ pub fn create_candidate(
 ) -> Result<String> {
     let mut used = false;
     let p = NewCandidate {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         source_agent: a.source_agent,
         kind: a.kind,
         scope: a.scope,
@@ -283,9 +282,8 @@ pub fn archive(ctx: &mut Ctx, a: ArchiveMemoryArgs) -> Result<String> {
 agentbus list-memories --status superseded,expired --format json"
 )]
 pub struct ListMemoriesArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// active, superseded, expired, archived (repeatable or comma-separated)
     #[arg(long, value_delimiter = ',', value_name = "STATUS")]
     status: Vec<String>,
@@ -338,7 +336,7 @@ fn render_list(ctx: &mut Ctx, f: &MemoryFilter) -> Result<String> {
 
 pub fn list(ctx: &mut Ctx, a: ListMemoriesArgs) -> Result<String> {
     let f = MemoryFilter {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         statuses: a.status,
         kind: a.kind,
         scope: a.scope,
@@ -355,9 +353,8 @@ pub fn list(ctx: &mut Ctx, a: ListMemoriesArgs) -> Result<String> {
     after_help = "Examples:\n  agentbus memories-due-review\n  agentbus memories-due-review --get '[].id'"
 )]
 pub struct DueReviewArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// At most this many
     #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
     limit: i64,
@@ -365,7 +362,7 @@ pub struct DueReviewArgs {
 
 pub fn due_review(ctx: &mut Ctx, a: DueReviewArgs) -> Result<String> {
     let f = MemoryFilter {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         due_for_review: true,
         limit: a.limit,
         ..Default::default()
@@ -444,9 +441,8 @@ pub fn show(ctx: &mut Ctx, a: ShowMemoryArgs) -> Result<String> {
 agentbus retrieve-memories --agent closer --person 'dana.reyes@acme.example' --limit 5 --format json"
 )]
 pub struct RetrieveArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// The agent the memories are for
     #[arg(long, value_name = "AGENT")]
     agent: String,
@@ -467,7 +463,7 @@ pub struct RetrieveArgs {
 pub fn retrieve(ctx: &mut Ctx, a: RetrieveArgs) -> Result<String> {
     let full = ctx.full_ids();
     let c = Context {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         agent: a.agent,
         project: a.project,
         person: a.person,
@@ -509,9 +505,8 @@ pub struct PauseLaneArgs {
     /// The lane (memory)
     #[arg(value_name = "LANE")]
     lane: String,
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// Why (shown until it is resumed)
     #[arg(long)]
     reason: Option<String>,
@@ -525,7 +520,14 @@ pub fn pause_lane(ctx: &mut Ctx, a: PauseLaneArgs) -> Result<String> {
     }
     let actor = ctx.actor();
     output::json(&ctx.tx(|tx| {
-        memory::set_paused(tx, &a.namespace, &a.lane, true, a.reason.as_deref(), &actor)
+        memory::set_paused(
+            tx,
+            &a.ns.namespace,
+            &a.lane,
+            true,
+            a.reason.as_deref(),
+            &actor,
+        )
     })?)
 }
 
@@ -536,12 +538,13 @@ pub struct ResumeLaneArgs {
     /// The lane (memory)
     #[arg(value_name = "LANE")]
     lane: String,
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 }
 
 pub fn resume_lane(ctx: &mut Ctx, a: ResumeLaneArgs) -> Result<String> {
     let actor = ctx.actor();
-    output::json(&ctx.tx(|tx| memory::set_paused(tx, &a.namespace, &a.lane, false, None, &actor))?)
+    output::json(
+        &ctx.tx(|tx| memory::set_paused(tx, &a.ns.namespace, &a.lane, false, None, &actor))?,
+    )
 }

@@ -31,7 +31,7 @@ mod trace;
 
 use std::io::Write;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::db::{self, DbConfig, SessionSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -175,80 +175,11 @@ enum Command {
     ResumeLane(memory::ResumeLaneArgs),
 }
 
-impl Command {
-    fn name(&self) -> &'static str {
-        match self {
-            Command::Migrate(_) => "migrate",
-            Command::EnqueueJob(_) => "enqueue-job",
-            Command::EmitEvent(_) => "emit-event",
-            Command::MarkRunningJob(_) => "mark-running-job",
-            Command::CompleteJob(_) => "complete-job",
-            Command::BlockJob(_) => "block-job",
-            Command::FailJob(_) => "fail-job",
-            Command::RenewJobLease(_) => "renew-job-lease",
-            Command::ClaimJobs(_) => "claim-jobs",
-            Command::RequeueExpired(_) => "requeue-expired",
-            Command::ShowJob(_) => "show-job",
-            Command::ListJobs(_) => "list-jobs",
-            Command::StartStandingOrder(_) => "start-standing-order",
-            Command::FinishStandingOrder(_) => "finish-standing-order",
-            Command::FireStandingOrder(_) => "fire-standing-order",
-            Command::ConfigureAgent(_) => "configure-agent",
-            Command::PauseAgent(_) => "pause-agent",
-            Command::ResumeAgent(_) => "resume-agent",
-            Command::ListAgents(_) => "list-agents",
-            Command::Fleet(_) => "fleet",
-            Command::Agent(_) => "agent",
-            Command::Audit(_) => "audit",
-            Command::CancelJob(_) => "cancel-job",
-            Command::RetryJob(_) => "retry-job",
-            Command::UnblockJob(_) => "unblock-job",
-            Command::ReprioritizeJob(_) => "reprioritize-job",
-            Command::DeadLetterJob(_) => "dead-letter-job",
-            Command::ApproveJob(_) => "approve-job",
-            Command::RejectJob(_) => "reject-job",
-            Command::DrainAgent(_) => "drain-agent",
-            Command::ListApprovals(_) => "list-approvals",
-            Command::Status(_) => "status",
-            Command::Health(_) => "health",
-            Command::Metrics(_) => "metrics",
-            Command::Trace(_) => "trace",
-            Command::Activity(_) => "activity",
-            Command::Events(_) => "events",
-            Command::Completions(_) => "completions",
-            Command::PurgeNamespace(_) => "purge-namespace",
-            Command::CreateIdea(_) => "create-idea",
-            Command::ReviewIdea(_) => "review-idea",
-            Command::ArchiveIdea(_) => "archive-idea",
-            Command::PromoteIdeaToOpportunity(_) => "promote-idea-to-opportunity",
-            Command::CreateOpportunity(_) => "create-opportunity",
-            Command::TriageOpportunity(_) => "triage-opportunity",
-            Command::ConvertOpportunity(_) => "convert-opportunity",
-            Command::ListIdeas(_) => "list-ideas",
-            Command::ListOpportunities(_) => "list-opportunities",
-            Command::ShowOpportunity(_) => "show-opportunity",
-            Command::Digest(_) => "digest",
-            Command::CreateMemoryCandidate(_) => "create-memory-candidate",
-            Command::ReviewMemoryCandidate(_) => "review-memory-candidate",
-            Command::RejectMemoryCandidate(_) => "reject-memory-candidate",
-            Command::PromoteMemoryCandidate(_) => "promote-memory-candidate",
-            Command::ExpireMemory(_) => "expire-memory",
-            Command::ArchiveMemory(_) => "archive-memory",
-            Command::ListMemories(_) => "list-memories",
-            Command::ShowMemory(_) => "show-memory",
-            Command::MemoriesDueReview(_) => "memories-due-review",
-            Command::RetrieveMemories(_) => "retrieve-memories",
-            Command::PauseLane(_) => "pause-lane",
-            Command::ResumeLane(_) => "resume-lane",
-        }
-    }
-}
-
 /// What a command needs from its surroundings: the environment, the output format, and a
 /// database connection opened on first use.
 pub struct Ctx {
     env: EnvLookup,
-    command: &'static str,
+    command: String,
     format: Format,
     requested_format: Option<Format>,
     actor: Option<String>,
@@ -286,7 +217,7 @@ impl Ctx {
 
     /// The database connection, opened on first use.
     pub fn db(&mut self) -> Result<&mut postgres::Client> {
-        self.db_with(SessionSettings::cli(self.command))
+        self.db_with(SessionSettings::cli(&self.command))
     }
 
     /// Runs `f` as this command's one transaction (see [`db::transaction`]): committed when
@@ -296,6 +227,19 @@ impl Ctx {
         f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         db::transaction(self.db()?, f)
+    }
+
+    /// The id of a job named on the command line (a prefix is looked up).
+    pub fn job_id(&mut self, job: &args::JobRef) -> Result<uuid::Uuid> {
+        match job {
+            args::JobRef::Id(id) => Ok(*id),
+            prefix => prefix.resolve(self.db()?),
+        }
+    }
+
+    /// The name of the command being run (`complete-job`), as clap parsed it.
+    pub fn command(&self) -> &str {
+        &self.command
     }
 
     /// The database connection with specific session settings, opened on first use.
@@ -342,8 +286,16 @@ pub fn run(
     stderr: &mut dyn Write,
     stdout_is_tty: bool,
 ) -> u8 {
-    let cli = match Cli::try_parse_from(&argv) {
-        Ok(cli) => cli,
+    // Parsed in two steps so the command's name comes from clap itself (for errors, the
+    // application name and the history), not from a table kept by hand.
+    let parsed = <Cli as CommandFactory>::command()
+        .try_get_matches_from(&argv)
+        .and_then(|mut matches| {
+            let command = matches.subcommand_name().unwrap_or("agentbus").to_string();
+            Cli::from_arg_matches_mut(&mut matches).map(|cli| (cli, command))
+        });
+    let (cli, command) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => return clap_error(err, &argv, stdout, stderr),
     };
     let format = if cli.get.is_some() {
@@ -356,10 +308,9 @@ pub fn run(
         })
     };
     let json_errors = cli.format == Some(Format::Json);
-    let command = cli.command.name();
     let mut ctx = Ctx {
         env,
-        command,
+        command: command.clone(),
         format,
         requested_format: if cli.get.is_some() {
             Some(Format::Json)
@@ -386,7 +337,7 @@ pub fn run(
             ctx.exit_code
         }
         Err(err) => {
-            report(stderr, command, &err, json_errors);
+            report(stderr, &command, &err, json_errors);
             err.kind.exit_code()
         }
     }

@@ -1,7 +1,7 @@
 //! Opportunities: create-opportunity, triage-opportunity, convert-opportunity,
 //! list-opportunities, show-opportunity; the score and filter flags shared with ideas.
 
-use super::args::json_object;
+use super::args::{json_object, NamespaceArg};
 use super::output::{self, clip, fitted_table, Format};
 use super::time::parse_since;
 use super::Ctx;
@@ -24,9 +24,8 @@ pub(super) fn score_1_5(s: &str) -> std::result::Result<i32, String> {
 /// The scored fields of an opportunity.
 #[derive(Debug, Args)]
 pub struct OpportunityFields {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// The proposing agent
     #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
     source_agent: String,
@@ -69,7 +68,7 @@ impl OpportunityFields {
     pub(super) fn into_new(self, stdin: &mut dyn Read) -> Result<NewOpportunity> {
         let mut used = false;
         Ok(NewOpportunity {
-            namespace: self.namespace,
+            namespace: self.ns.namespace,
             source_agent: self.source_agent,
             theme: self.theme,
             title: self.title,
@@ -207,9 +206,8 @@ pub fn convert(ctx: &mut Ctx, a: ConvertOpportunityArgs, stdin: &mut dyn Read) -
 /// Filters shared by list-ideas and list-opportunities.
 #[derive(Debug, Args)]
 pub struct ListFilter {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
     /// Only these states (repeatable, or comma-separated)
     #[arg(long, value_delimiter = ',', value_name = "STATUS")]
     status: Vec<String>,
@@ -245,7 +243,7 @@ impl ListFilter {
             }
         };
         Ok(Filter {
-            namespace: self.namespace,
+            namespace: self.ns.namespace,
             statuses: self.status,
             agent: self.agent,
             theme: self.theme,

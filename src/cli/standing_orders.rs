@@ -5,7 +5,7 @@ use std::io::Read;
 use clap::Args;
 use uuid::Uuid;
 
-use super::args::json_object;
+use super::args::{json_object, NamespaceArg, OpenClawRefs};
 use super::output;
 use super::Ctx;
 use crate::error::Result;
@@ -19,9 +19,8 @@ use crate::ledger::time::When;
 #[derive(Debug, Args)]
 #[command(after_help = START_EXAMPLES)]
 pub struct StartStandingOrderArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Agent whose duty this is
     #[arg(long, value_name = "AGENT")]
@@ -45,13 +44,8 @@ pub struct StartStandingOrderArgs {
     #[arg(long, value_name = "ID")]
     cron_job_id: Option<String>,
 
-    /// OpenClaw task or run reference
-    #[arg(long, value_name = "REF")]
-    openclaw_task_ref: Option<String>,
-
-    /// OpenClaw session key
-    #[arg(long, value_name = "KEY")]
-    openclaw_session_key: Option<String>,
+    #[command(flatten)]
+    openclaw: OpenClawRefs,
 }
 
 const START_EXAMPLES: &str = "\
@@ -81,14 +75,14 @@ fn parse_occurrence(s: &str) -> std::result::Result<Slot, String> {
 
 pub fn start(ctx: &mut Ctx, a: StartStandingOrderArgs) -> Result<String> {
     let params = standing_orders::StartParams {
-        namespace: a.namespace,
+        namespace: a.ns.namespace,
         agent_id: a.agent_id,
         order_name: a.order_name,
         trigger_source: a.trigger_source,
         cron_job_id: a.cron_job_id,
         scheduled_for: a.scheduled_for,
-        openclaw_task_ref: a.openclaw_task_ref,
-        openclaw_session_key: a.openclaw_session_key,
+        openclaw_task_ref: a.openclaw.openclaw_task_ref,
+        openclaw_session_key: a.openclaw.openclaw_session_key,
     };
     let run = ctx.tx(|tx| standing_orders::start(tx, &params))?;
     output::json(&run)
@@ -118,13 +112,8 @@ pub struct FinishStandingOrderArgs {
     #[arg(long, value_name = "JSON")]
     evidence: Option<String>,
 
-    /// OpenClaw task or run reference
-    #[arg(long, value_name = "REF")]
-    openclaw_task_ref: Option<String>,
-
-    /// OpenClaw session key
-    #[arg(long, value_name = "KEY")]
-    openclaw_session_key: Option<String>,
+    #[command(flatten)]
+    openclaw: OpenClawRefs,
 }
 
 fn parse_finished(s: &str) -> std::result::Result<RunStatus, String> {
@@ -140,8 +129,8 @@ pub fn finish(ctx: &mut Ctx, a: FinishStandingOrderArgs, stdin: &mut dyn Read) -
         status: a.status,
         summary: a.summary,
         evidence: json_object("--evidence", a.evidence.as_deref(), stdin, &mut stdin_used)?,
-        openclaw_task_ref: a.openclaw_task_ref,
-        openclaw_session_key: a.openclaw_session_key,
+        openclaw_task_ref: a.openclaw.openclaw_task_ref,
+        openclaw_session_key: a.openclaw.openclaw_session_key,
     };
     let run = ctx.tx(|tx| standing_orders::finish(tx, a.run_id, &params))?;
     output::json(&run)
@@ -158,9 +147,8 @@ pub fn finish(ctx: &mut Ctx, a: FinishStandingOrderArgs, stdin: &mut dyn Read) -
 agentbus fire-standing-order --agent-id mission-control --order-name nightly-standup\n  \
 agentbus trace $(agentbus fire-standing-order --agent-id auditor --order-name lease-sweep | jq -r .job_id)")]
 pub struct FireStandingOrderArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Agent whose duty this is
     #[arg(long, value_name = "AGENT")]
@@ -173,7 +161,8 @@ pub struct FireStandingOrderArgs {
 
 pub fn fire(ctx: &mut Ctx, a: FireStandingOrderArgs) -> Result<String> {
     let actor = ctx.actor();
-    let run = ctx
-        .tx(|tx| standing_orders::fire_now(tx, &a.namespace, &a.agent_id, &a.order_name, &actor))?;
+    let run = ctx.tx(|tx| {
+        standing_orders::fire_now(tx, &a.ns.namespace, &a.agent_id, &a.order_name, &actor)
+    })?;
     output::json(&run)
 }

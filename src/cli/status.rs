@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::args::NamespaceArg;
 use super::output::{self, age, age_opt, clip, fitted_table, Format};
 use super::Ctx;
 use crate::console::health::{self, Threshold, Thresholds};
@@ -25,9 +26,8 @@ use crate::ledger::jobs::JobStatus;
 agentbus status --format json | jq '.jobs.queued'"
 )]
 pub struct StatusArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Redraw every N seconds until interrupted (Ctrl-C)
     #[arg(long, value_name = "N")]
@@ -43,14 +43,14 @@ pub fn status(ctx: &mut Ctx, a: StatusArgs, stdout: &mut dyn Write) -> Result<St
         return Err(Error::usage("--stale-after: must be at least 1"));
     }
     let Some(every) = a.watch else {
-        let snap = status::snapshot(ctx.db()?, &a.namespace, a.stale_after)?;
+        let snap = status::snapshot(ctx.db()?, &a.ns.namespace, a.stale_after)?;
         return render(ctx, &snap);
     };
     if !(1..=3600).contains(&every) {
         return Err(Error::usage("--watch: N is out of range (1 to 3600)"));
     }
     loop {
-        let snap = status::snapshot(ctx.db()?, &a.namespace, a.stale_after)?;
+        let snap = status::snapshot(ctx.db()?, &a.ns.namespace, a.stale_after)?;
         let text = render(ctx, &snap)?;
         let screen = match ctx.format() {
             // Home, clear, then the screen: redrawn in place.
@@ -268,9 +268,8 @@ Thresholds are WARNING,CRITICAL; the defaults:\n  \
 --supervisor-silence 90,300  --oldest-queued 600,3600  --dead 1,10  --missed 1,5  \
 --expired-leases 1,10")]
 pub struct HealthArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 
     /// Seconds since the freshest supervisor heartbeat
     #[arg(long, value_name = "WARN,CRIT", value_parser = parse_threshold)]
@@ -324,7 +323,7 @@ pub fn health(ctx: &mut Ctx, a: HealthArgs) -> Result<String> {
     let stale = thresholds.supervisor_silence_seconds.warning.max(1.0) as i64;
     let snap = ctx
         .db()
-        .and_then(|c| status::snapshot(c, &a.namespace, stale));
+        .and_then(|c| status::snapshot(c, &a.ns.namespace, stale));
     let snap = match snap {
         Ok(s) => s,
         Err(e) => {
@@ -333,7 +332,7 @@ pub fn health(ctx: &mut Ctx, a: HealthArgs) -> Result<String> {
             let line = format!("agentbus CRITICAL - cannot read the ledger: {}", e.message);
             return match ctx.document_format() {
                 Format::Json => output::json(&serde_json::json!({
-                    "namespace": a.namespace,
+                    "namespace": a.ns.namespace,
                     "level": "critical",
                     "summary": line,
                     "checks": [],
@@ -366,16 +365,15 @@ pub fn health(ctx: &mut Ctx, a: HealthArgs) -> Result<String> {
 agentbus metrics > /var/lib/node_exporter/agentbus.prom.$$ && \\\n    \
 mv /var/lib/node_exporter/agentbus.prom.$$ /var/lib/node_exporter/agentbus.prom")]
 pub struct MetricsArgs {
-    /// Namespace
-    #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArg,
 }
 
 pub fn metrics(ctx: &mut Ctx, a: MetricsArgs) -> Result<String> {
     let thresholds = Thresholds::default();
     let snap = status::snapshot(
         ctx.db()?,
-        &a.namespace,
+        &a.ns.namespace,
         thresholds.supervisor_silence_seconds.warning as i64,
     )?;
     let verdict = health::evaluate(&snap, &thresholds);

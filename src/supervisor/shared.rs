@@ -134,7 +134,7 @@ impl Shared {
     pub fn caller(&self, command: &'static str) -> Caller {
         Caller {
             actor: format!("supervisor:{}", self.cfg.supervisor_id),
-            command,
+            command: command.to_string(),
         }
     }
 

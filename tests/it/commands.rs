@@ -778,3 +778,64 @@ fn purge_namespace_deletes_one_namespace_only_when_confirmed_and_idle() {
     assert_eq!(left, 1);
     db.cli(&["show-job", &keep]).ok();
 }
+
+#[test]
+fn every_job_id_argument_takes_the_8_characters_tables_print() {
+    let db = TestDb::new();
+    let parent = db.enqueue("scout", "research", &[]);
+    let short = &parent[..8];
+    let child = db
+        .cli(&[
+            "enqueue-job",
+            "--target-agent",
+            "writer",
+            "--subject",
+            "draft",
+            "--parent-job-id",
+            short,
+            "--depends-on",
+            short,
+        ])
+        .ok();
+    assert_eq!(child["parent_job_id"], parent.as_str());
+    assert_eq!(child["status"], "waiting");
+    let shown = db.cli(&["show-job", short, "--format", "json"]).ok();
+    assert_eq!(shown["id"], parent.as_str());
+    assert_eq!(shown["dependents"][0]["id"], child["id"]);
+
+    let (id, token) = db.claim_one("d1", Some("scout"));
+    assert_eq!(id, parent);
+    db.cli(&["mark-running-job", short, "--lease-token", &token])
+        .ok();
+    db.cli(&[
+        "emit-event",
+        "--topic",
+        "research.done",
+        "--source-job-id",
+        short,
+    ])
+    .ok();
+    let events = db
+        .cli(&["events", "--source-job-id", short, "--format", "json"])
+        .json();
+    assert_eq!(events[0]["source_job_id"], parent.as_str());
+    let done = db
+        .cli(&[
+            "complete-job",
+            short,
+            "--lease-token",
+            &token,
+            "--summary",
+            "ok",
+        ])
+        .ok();
+    assert_eq!(done["status"], "succeeded");
+
+    // A prefix that names no job, or too few characters: refused before anything is written.
+    let before = db.snapshot();
+    db.cli(&["show-job", "00000000"])
+        .fails(3, "no job id starts with");
+    db.cli(&["complete-job", "abc", "--summary", "x"])
+        .fails(2, "expected a job id");
+    assert_eq!(db.snapshot(), before);
+}

@@ -30,7 +30,7 @@ fn complete_in_thread(
         };
         let caller = agentbus::ledger::jobs::Caller {
             actor: "t".into(),
-            command: "complete-job",
+            command: "complete-job".into(),
         };
         barrier.wait();
         agentbus::db::transaction(&mut client, |tx| {

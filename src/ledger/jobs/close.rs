@@ -22,7 +22,7 @@ pub struct Caller {
     /// The acting agent or operator.
     pub actor: String,
     /// The command name, e.g. `complete-job`.
-    pub command: &'static str,
+    pub command: String,
 }
 
 /// What `complete-job` records.
