@@ -52,6 +52,11 @@ pub struct Error {
     /// (a stale lease token on the attempt, an over-budget proposal for the audit), so
     /// [`crate::db::transaction`] commits and then reports it.
     pub keep_writes: bool,
+    /// A stable name for failures a caller may act on (`agent_unknown`,
+    /// `schema_not_migrated`); the CLI turns it into the command to run next.
+    pub code: Option<&'static str>,
+    /// What the failure is about (a job or opportunity id), for that next command.
+    pub subject: Option<String>,
 }
 
 /// Result with the library's [`Error`].
@@ -65,7 +70,16 @@ impl Error {
             message: message.into(),
             hint: None,
             keep_writes: false,
+            code: None,
+            subject: None,
         }
+    }
+
+    /// Names the failure with a stable `code` about `subject` (see [`Error::code`]).
+    pub fn with_code(mut self, code: &'static str, subject: Option<String>) -> Self {
+        self.code = Some(code);
+        self.subject = subject;
+        self
     }
 
     /// Marks this error as a recorded refusal: the transaction commits what was written
@@ -148,7 +162,7 @@ impl From<postgres::Error> for Error {
             "42P01" | "42703" | "42883" | "42704" => Error::config(format!(
                 "the database schema is missing or older than this agentbus ({message})"
             ))
-            .with_hint("run `agentbus migrate`"),
+            .with_code("schema_not_migrated", None),
             // invalid_catalog_name (database does not exist), invalid_authorization_specification,
             // invalid_password
             "3D000" | "28000" | "28P01" => {

@@ -13,6 +13,7 @@ mod close;
 mod completions;
 mod controls;
 mod digest;
+mod errors;
 mod events;
 mod fleet;
 mod ideas;
@@ -427,8 +428,10 @@ fn dispatch(
 
 /// Prints the one-line error (and the hint, and a JSON object with `--format json`).
 fn report(stderr: &mut dyn Write, command: &str, err: &Error, json: bool) {
-    let _ = writeln!(stderr, "agentbus: error: {command}: {}", err.message);
-    if let Some(hint) = &err.hint {
+    let flags = errors::flags_of(&<Cli as CommandFactory>::command(), command);
+    let (message, hint) = errors::rendered(err, &flags);
+    let _ = writeln!(stderr, "agentbus: error: {command}: {message}");
+    if let Some(hint) = &hint {
         let _ = writeln!(stderr, "agentbus: hint: {hint}");
     }
     if json {
@@ -436,9 +439,10 @@ fn report(stderr: &mut dyn Write, command: &str, err: &Error, json: bool) {
             "error": {
                 "command": command,
                 "kind": err.kind,
+                "code": err.code,
                 "exit_code": err.kind.exit_code(),
-                "message": err.message,
-                "hint": err.hint,
+                "message": message,
+                "hint": hint,
             }
         });
         let _ = writeln!(stderr, "{doc}");

@@ -52,7 +52,7 @@ pub struct OpportunityFields {
     urgency_score: i32,
     /// How easily the next step is undone: high, medium, low
     #[arg(long, value_enum)]
-    reversibility: Reversibility,
+    reversibility: ReversibilityArg,
     /// Who should own it
     #[arg(long, value_name = "AGENT")]
     owner_candidate: Option<String>,
@@ -78,7 +78,7 @@ impl OpportunityFields {
             impact_score: self.impact_score,
             confidence_score: self.confidence_score,
             urgency_score: self.urgency_score,
-            reversibility: self.reversibility,
+            reversibility: self.reversibility.into(),
             owner_candidate: self.owner_candidate,
             suggested_next_step: self.suggested_next_step,
             dedupe_key: self.dedupe_key,
@@ -137,7 +137,7 @@ pub struct TriageOpportunityArgs {
     reviewer: Option<String>,
     /// triaged, accepted, rejected or parked
     #[arg(long, value_enum)]
-    decision: Decision,
+    decision: DecisionArg,
     /// Why
     #[arg(long)]
     notes: Option<String>,
@@ -150,7 +150,7 @@ pub fn triage(ctx: &mut Ctx, a: TriageOpportunityArgs) -> Result<String> {
             tx,
             a.opportunity_id,
             &reviewer,
-            a.decision,
+            a.decision.into(),
             a.notes.as_deref(),
         )
     })?)
@@ -364,6 +364,51 @@ pub fn show_opportunity(ctx: &mut Ctx, a: ShowOpportunityArgs) -> Result<String>
                 );
             }
             Ok(out)
+        }
+    }
+}
+
+/// How easily an opportunity's next step can be undone, as the command line spells it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReversibilityArg {
+    /// Easy to undo.
+    High,
+    /// Some cost to undo.
+    Medium,
+    /// Hard or impossible to undo.
+    Low,
+}
+
+impl From<ReversibilityArg> for Reversibility {
+    fn from(r: ReversibilityArg) -> Self {
+        match r {
+            ReversibilityArg::High => Reversibility::High,
+            ReversibilityArg::Medium => Reversibility::Medium,
+            ReversibilityArg::Low => Reversibility::Low,
+        }
+    }
+}
+
+/// A triage decision, as the command line spells it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DecisionArg {
+    /// Looked at; needs more before a decision.
+    Triaged,
+    /// Worth doing: convert it when ready.
+    Accepted,
+    /// Not worth doing.
+    Rejected,
+    /// Not now.
+    Parked,
+}
+
+impl From<DecisionArg> for Decision {
+    fn from(d: DecisionArg) -> Self {
+        match d {
+            DecisionArg::Triaged => Decision::Triaged,
+            DecisionArg::Accepted => Decision::Accepted,
+            DecisionArg::Rejected => Decision::Rejected,
+            DecisionArg::Parked => Decision::Parked,
         }
     }
 }

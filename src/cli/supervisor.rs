@@ -362,8 +362,11 @@ pub fn run(
             0
         }
         Err(e) => {
-            let _ = writeln!(stderr, "agentbus-supervisor: error: {}", e.message);
-            if let Some(hint) = &e.hint {
+            let root = <SupervisorArgs as clap::CommandFactory>::command();
+            let flags = crate::cli::errors::flags_of(&root, "");
+            let (message, hint) = crate::cli::errors::rendered(&e, &flags);
+            let _ = writeln!(stderr, "agentbus-supervisor: error: {message}");
+            if let Some(hint) = &hint {
                 let _ = writeln!(stderr, "agentbus-supervisor: hint: {hint}");
             }
             e.kind.exit_code()

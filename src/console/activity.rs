@@ -76,7 +76,7 @@ pub fn activity(
     agent: &str,
     since: DateTime<Utc>,
 ) -> Result<Activity> {
-    check_required_text("--agent", agent)?;
+    check_required_text("`agent`", agent)?;
     let until: DateTime<Utc> = crate::db::now(client)?;
     let limit = MAX_ENTRIES + 1;
     let rows = client.query(

@@ -36,8 +36,8 @@ pub struct Scaffolded {
 /// existing folder (exit 4) and a folder without fleet.toml (exit 3); writes nothing then.
 pub fn scaffold(p: &NewAgent) -> Result<Scaffolded> {
     check_required_text("agent id", &p.id)?;
-    check_required_text("--role", &p.role)?;
-    check_optional_text("--name", p.name.as_deref())?;
+    check_required_text("`role`", &p.role)?;
+    check_optional_text("`name`", p.name.as_deref())?;
     if !p
         .id
         .chars()
@@ -49,7 +49,7 @@ pub fn scaffold(p: &NewAgent) -> Result<Scaffolded> {
         )));
     }
     if p.role.contains('\n') {
-        return Err(Error::usage("--role must be one line"));
+        return Err(Error::usage("`role` must be one line"));
     }
     if !p.fleet_dir.join("fleet.toml").is_file() {
         return Err(

@@ -82,7 +82,7 @@ pub fn pause(
     actor: &str,
 ) -> Result<Agent> {
     check_required_text("agent id", agent_id)?;
-    check_required_text("--reason", reason)?;
+    check_required_text("`reason`", reason)?;
     set_actor(tx, actor, Some(reason))?;
     let row = tx.query_one(
         "insert into agents (namespace, agent_id, paused, paused_reason, paused_at, paused_by)
@@ -228,32 +228,32 @@ pub fn configure(
 ) -> Result<Agent> {
     check_required_text("agent id", agent_id)?;
     for (flag, v) in [
-        ("--name", &s.name),
-        ("--role", &s.role),
-        ("--hook-url", &s.hook_url),
-        ("--hook-agent-id", &s.hook_agent_id),
-        ("--hook-session-key", &s.hook_session_key),
-        ("--hook-token-env", &s.hook_token_env),
+        ("`name`", &s.name),
+        ("`role`", &s.role),
+        ("`hook_url`", &s.hook_url),
+        ("`hook_agent_id`", &s.hook_agent_id),
+        ("`hook_session_key`", &s.hook_session_key),
+        ("`hook_token_env`", &s.hook_token_env),
     ] {
         check_optional_text(flag, v.as_deref())?;
     }
     if let Some(url) = &s.hook_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::usage(format!(
-                "--hook-url: {url:?} is not an http:// or https:// URL"
+                "`hook_url`: {url:?} is not an http:// or https:// URL"
             )));
         }
     }
     if let Some(Some(n)) = s.max_concurrency {
         if !(1..=10_000).contains(&n) {
             return Err(Error::usage(format!(
-                "--max-concurrency: {n} is out of range (1 to 10000)"
+                "`max_concurrency`: {n} is out of range (1 to 10000)"
             )));
         }
     }
     for (flag, v) in [
-        ("--hook-timeout-seconds", s.hook_timeout_seconds),
-        ("--exec-timeout-seconds", s.exec_timeout_seconds),
+        ("`hook_timeout_seconds`", s.hook_timeout_seconds),
+        ("`exec_timeout_seconds`", s.exec_timeout_seconds),
     ] {
         if let Some(n) = v {
             if !(1..=86_400).contains(&n) {
@@ -265,10 +265,10 @@ pub fn configure(
     }
     if let Some(argv) = &s.exec_command {
         if argv.first().map_or(true, |a| a.trim().is_empty()) {
-            return Err(Error::usage("--exec-command: the program is empty"));
+            return Err(Error::usage("`exec_command`: the program is empty"));
         }
         for a in argv {
-            check_optional_text("--exec-command", Some(a))?;
+            check_optional_text("`exec_command`", Some(a))?;
         }
     }
     let max_set = s.max_concurrency.is_some();

@@ -89,7 +89,7 @@ pub fn apply(
     control: Control,
     p: &ControlParams,
 ) -> Result<Job> {
-    check_required_text("--actor", &p.actor)?;
+    check_required_text("`actor`", &p.actor)?;
     let reason = p.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     let needs_reason = matches!(
         control,
@@ -97,30 +97,30 @@ pub fn apply(
     );
     if needs_reason && reason.is_none() {
         let flag = if control == Control::Unblock {
-            "--note"
+            "`note`"
         } else {
-            "--reason"
+            "`reason`"
         };
         return Err(Error::usage(format!(
             "{flag} is required: say why, it is kept in the job's history"
         )));
     }
     if let Some(r) = reason {
-        check_required_text("--reason", r)?;
+        check_required_text("`reason`", r)?;
     }
     let priority = match (control, p.priority) {
         (Control::Reprioritize, Some(pr)) if (1..=1000).contains(&pr) => Some(pr),
         (Control::Reprioritize, Some(pr)) => {
             return Err(Error::usage(format!(
-                "--priority: {pr} is out of range (1 to 1000)"
+                "`priority`: {pr} is out of range (1 to 1000)"
             )))
         }
-        (Control::Reprioritize, None) => return Err(Error::usage("--priority is required")),
+        (Control::Reprioritize, None) => return Err(Error::usage("`priority` is required")),
         _ => None,
     };
     if let Some(payload) = &p.payload {
         if !payload.is_object() {
-            return Err(Error::usage("--payload: expected a JSON object"));
+            return Err(Error::usage("`payload`: expected a JSON object"));
         }
     }
 
@@ -201,24 +201,22 @@ pub fn apply(
 /// Why a control does not apply, as exit 4 with what would.
 fn refusal(control: Control, job: &Job) -> Error {
     let states: Vec<&str> = control.applies_to().iter().map(|s| s.as_str()).collect();
-    let hint = match (control, job.status) {
-        (Control::Retry | Control::Cancel | Control::DeadLetter, Succeeded) => {
-            "a succeeded job stays succeeded: enqueue a new job for more work".to_string()
-        }
-        (Control::Unblock, Dead | Cancelled) => format!("use `agentbus retry-job {}`", job.id),
-        (Control::Approve | Control::Reject, _) => {
-            "`agentbus list-approvals` lists the jobs waiting for a decision".to_string()
-        }
-        _ => format!("`agentbus trace {}` shows how it got here", job.id),
-    };
-    Error::conflict(format!(
+    let err = Error::conflict(format!(
         "{}: job {} is {}; it applies to {}",
         control.command(),
         job.id,
         job.status.as_str(),
         states.join(", ")
-    ))
-    .with_hint(hint)
+    ));
+    let id = Some(job.id.to_string());
+    match (control, job.status) {
+        (Control::Retry | Control::Cancel | Control::DeadLetter, Succeeded) => {
+            err.with_hint("a succeeded job stays succeeded: enqueue a new job for more work")
+        }
+        (Control::Unblock, Dead | Cancelled) => err.with_code("job_needs_retry", id),
+        (Control::Approve | Control::Reject, _) => err.with_code("job_not_awaiting_approval", id),
+        _ => err.with_code("job_state", id),
+    }
 }
 
 fn dedupe_conflict(e: postgres::Error, job: &Job) -> Error {
@@ -316,13 +314,13 @@ pub fn drain_agent(
     actor: &str,
     reason: Option<&str>,
 ) -> Result<DrainReport> {
-    check_required_text("--namespace", namespace)?;
+    check_required_text("`namespace`", namespace)?;
     check_required_text("AGENT", agent)?;
-    check_required_text("--actor", actor)?;
+    check_required_text("`actor`", actor)?;
     if let Drain::RerouteTo(to) = action {
-        check_required_text("--to", to)?;
+        check_required_text("`to`", to)?;
         if to == agent {
-            return Err(Error::usage("--to: the work must go to another agent"));
+            return Err(Error::usage("`to`: the work must go to another agent"));
         }
     }
     let known = |tx: &mut postgres::Transaction<'_>, id: &str| -> Result<bool> {
@@ -340,16 +338,16 @@ pub fn drain_agent(
         return Err(Error::not_found(format!(
             "agent {agent} has no settings and no jobs in namespace {namespace}"
         ))
-        .with_hint("`agentbus list-agents` lists the agents"));
+        .with_code("agent_unknown", Some(agent.to_string())));
     }
     let to = match action {
         Drain::Cancel => None,
         Drain::RerouteTo(to) => {
             if !known(tx, to)? {
                 return Err(Error::not_found(format!(
-                    "--to: agent {to} has no settings and no jobs in namespace {namespace}; a typo would strand the work"
+                    "`to`: agent {to} has no settings and no jobs in namespace {namespace}; a typo would strand the work"
                 ))
-                .with_hint("`agentbus list-agents` lists the agents"));
+                .with_code("agent_unknown", Some(to.to_string())));
             }
             Some(to.clone())
         }

@@ -54,14 +54,14 @@ pub struct Emitted {
 /// Emits an event (one transaction). With a dedupe key already used on this topic, the
 /// earlier event is returned with `deduped: true` and nothing is written.
 pub fn emit(tx: &mut postgres::Transaction<'_>, p: &EmitParams) -> Result<Emitted> {
-    check_required_text("--namespace", &p.namespace)?;
-    check_required_text("--topic", &p.topic)?;
-    check_optional_text("--source-agent", p.source_agent.as_deref())?;
+    check_required_text("`namespace`", &p.namespace)?;
+    check_required_text("`topic`", &p.topic)?;
+    check_optional_text("`source_agent`", p.source_agent.as_deref())?;
     if let Some(key) = &p.dedupe_key {
-        check_required_text("--dedupe-key", key)?;
+        check_required_text("`dedupe_key`", key)?;
     }
     if !p.payload.is_object() {
-        return Err(Error::usage("--payload: expected a JSON object"));
+        return Err(Error::usage("`payload`: expected a JSON object"));
     }
     if let Some(job) = p.source_job_id {
         if tx
@@ -69,7 +69,7 @@ pub fn emit(tx: &mut postgres::Transaction<'_>, p: &EmitParams) -> Result<Emitte
             .is_none()
         {
             return Err(Error::not_found(format!(
-                "--source-job-id: job {job} not found"
+                "`source_job_id`: job {job} not found"
             )));
         }
     }

@@ -127,13 +127,13 @@ pub enum Slot {
 
 /// Records that an occurrence started; returns the existing run if it was already recorded.
 pub fn start(tx: &mut postgres::Transaction<'_>, p: &StartParams) -> Result<Run> {
-    check_required_text("--namespace", &p.namespace)?;
-    check_required_text("--agent-id", &p.agent_id)?;
-    check_required_text("--order-name", &p.order_name)?;
-    check_required_text("--trigger-source", &p.trigger_source)?;
-    check_optional_text("--cron-job-id", p.cron_job_id.as_deref())?;
-    check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
-    check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
+    check_required_text("`namespace`", &p.namespace)?;
+    check_required_text("`agent_id`", &p.agent_id)?;
+    check_required_text("`order_name`", &p.order_name)?;
+    check_required_text("`trigger_source`", &p.trigger_source)?;
+    check_optional_text("`cron_job_id`", p.cron_job_id.as_deref())?;
+    check_optional_text("`openclaw_task_ref`", p.openclaw_task_ref.as_deref())?;
+    check_optional_text("`openclaw_session_key`", p.openclaw_session_key.as_deref())?;
     let scheduled_for = match p.scheduled_for {
         Slot::At(at) => at,
         Slot::Latest => latest_slot(tx, p)?,
@@ -171,10 +171,8 @@ fn latest_slot(tx: &mut postgres::Transaction<'_>, p: &StartParams) -> Result<Da
             &[&p.namespace, &p.agent_id, &p.order_name],
         )?
         .ok_or_else(|| {
-            Error::not_found(format!("standing order {name} is not declared")).with_hint(
-                "--scheduled-for latest needs the order in the database: run `agentbus fleet sync DIR`, \
-                 or give the occurrence as an RFC 3339 time",
-            )
+            Error::not_found(format!("standing order {name} is not declared"))
+                .with_code("standing_order_latest_undeclared", Some(name.clone()))
         })?;
     let (cron, zone, removed, now): (String, String, bool, DateTime<Utc>) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
@@ -218,15 +216,15 @@ pub struct FinishParams {
 pub fn finish(tx: &mut postgres::Transaction<'_>, run_id: Uuid, p: &FinishParams) -> Result<Run> {
     if p.status == RunStatus::Started {
         return Err(Error::usage(
-            "--status: a run is finished with no_work, completed, blocked, failed, skipped or missed",
+            "`status`: a run is finished with no_work, completed, blocked, failed, skipped or missed",
         ));
     }
-    check_optional_text("--summary", p.summary.as_deref())?;
-    check_optional_text("--openclaw-task-ref", p.openclaw_task_ref.as_deref())?;
-    check_optional_text("--openclaw-session-key", p.openclaw_session_key.as_deref())?;
+    check_optional_text("`summary`", p.summary.as_deref())?;
+    check_optional_text("`openclaw_task_ref`", p.openclaw_task_ref.as_deref())?;
+    check_optional_text("`openclaw_session_key`", p.openclaw_session_key.as_deref())?;
     if let Some(e) = &p.evidence {
         if !e.is_object() {
-            return Err(Error::usage("--evidence: expected a JSON object"));
+            return Err(Error::usage("`evidence`: expected a JSON object"));
         }
     }
     let row = tx
@@ -459,7 +457,7 @@ pub fn fire_now(
         )?
         .ok_or_else(|| {
             Error::not_found(format!("standing order {name} is not declared"))
-                .with_hint("`agentbus fleet sync DIR` declares the orders of a fleet")
+                .with_code("standing_order_undeclared", Some(name.clone()))
         })?;
     let order: Declared = decode(&row, "row")?;
     let now: DateTime<Utc> = row.try_get("now")?;

@@ -96,25 +96,25 @@ mod tests {
 
     #[test]
     fn json_objects_pass_and_everything_else_is_refused() {
-        assert!(parse_json_object("--payload", r#"{"a":[1,"x"]}"#).is_ok());
+        assert!(parse_json_object("`payload`", r#"{"a":[1,"x"]}"#).is_ok());
         for bad in ["[1]", "3", "\"s\"", "null", "{", "{\"a\":}", ""] {
-            let err = parse_json_object("--payload", bad).unwrap_err();
+            let err = parse_json_object("`payload`", bad).unwrap_err();
             assert_eq!(err.kind, crate::error::ErrorKind::Usage, "{bad}");
         }
     }
 
     #[test]
     fn nul_is_found_in_nested_values_and_keys() {
-        let err = parse_json_object("--payload", r#"{"a":{"b":["ok","x\u0000y"]}}"#).unwrap_err();
+        let err = parse_json_object("`payload`", r#"{"a":{"b":["ok","x\u0000y"]}}"#).unwrap_err();
         assert!(err.message.contains("$.a.b[1]"), "{}", err.message);
-        let err = parse_json_object("--payload", r#"{"k\u0000":1}"#).unwrap_err();
+        let err = parse_json_object("`payload`", r#"{"k\u0000":1}"#).unwrap_err();
         assert!(err.message.contains("NUL"), "{}", err.message);
     }
 
     #[test]
     fn oversized_documents_are_refused_before_parsing() {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_JSON_BYTES));
-        let err = parse_json_object("--payload", &big).unwrap_err();
+        let err = parse_json_object("`payload`", &big).unwrap_err();
         assert!(err.message.contains("1 MiB"), "{}", err.message);
     }
 }

@@ -55,7 +55,7 @@ pub(super) fn check_id_free(shared: &Shared, client: &mut postgres::Client) -> R
                 age
             ))
             .with_hint(
-                "give each supervisor its own --supervisor-id, or stop the other one first",
+                "give each supervisor its own `supervisor_id`, or stop the other one first",
             ));
         }
     }

@@ -169,10 +169,10 @@ pub fn serve(
     log: Logger,
 ) -> Result<SocketAddr> {
     let listener = TcpListener::bind(addr)
-        .map_err(|e| Error::config(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+        .map_err(|e| Error::config(format!("`metrics_addr` {addr}: cannot listen: {e}")))?;
     let bound = listener
         .local_addr()
-        .map_err(|e| Error::config(format!("--metrics-addr {addr}: {e}")))?;
+        .map_err(|e| Error::config(format!("`metrics_addr` {addr}: {e}")))?;
     if !bound.ip().is_loopback() {
         log.log(
             Level::Warn,

@@ -147,8 +147,8 @@ pub struct RunSummary {
 
 /// Validates a configuration before anything connects.
 pub fn validate(cfg: &Config) -> Result<()> {
-    crate::ledger::validate::check_required_text("--supervisor-id", &cfg.supervisor_id)?;
-    crate::ledger::validate::check_required_text("--namespace", &cfg.namespace)?;
+    crate::ledger::validate::check_required_text("`supervisor_id`", &cfg.supervisor_id)?;
+    crate::ledger::validate::check_required_text("`namespace`", &cfg.namespace)?;
     let range = |flag: &str, v: i64, lo: i64, hi: i64| {
         if (lo..=hi).contains(&v) {
             Ok(())
@@ -158,16 +158,16 @@ pub fn validate(cfg: &Config) -> Result<()> {
             )))
         }
     };
-    range("--lease-seconds", cfg.lease_seconds.into(), 5, 86_400)?;
-    range("--claim-batch", cfg.claim_batch.into(), 1, 1000)?;
+    range("`lease_seconds`", cfg.lease_seconds.into(), 5, 86_400)?;
+    range("`claim_batch`", cfg.claim_batch.into(), 1, 1000)?;
     range(
-        "--max-in-flight",
+        "`max_in_flight`",
         i64::try_from(cfg.max_in_flight).unwrap_or(i64::MAX),
         1,
         10_000,
     )?;
     range(
-        "--default-concurrency",
+        "`default_concurrency`",
         cfg.default_concurrency.into(),
         1,
         10_000,
@@ -176,20 +176,20 @@ pub fn validate(cfg: &Config) -> Result<()> {
     // would hand the job to another supervisor mid-wake-up.
     if f64::from(cfg.lease_seconds) <= cfg.hook_request_timeout.as_secs_f64() {
         return Err(Error::usage(format!(
-            "--lease-seconds ({}) must be longer than --hook-request-timeout ({} s)",
+            "`lease_seconds` ({}) must be longer than `hook_request_timeout` ({} s)",
             cfg.lease_seconds,
             cfg.hook_request_timeout.as_secs_f64()
         )));
     }
     if let Some(DefaultWake::Exec(argv)) = &cfg.default_wake {
         if argv.first().map_or(true, |p| p.is_empty()) {
-            return Err(Error::usage("--exec: the command is empty"));
+            return Err(Error::usage("`exec`: the command is empty"));
         }
     }
     if let Some(DefaultWake::Hook(url)) = &cfg.default_wake {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::usage(format!(
-                "--hook-url: {url:?} is not an http:// or https:// URL"
+                "`hook_url`: {url:?} is not an http:// or https:// URL"
             )));
         }
     }
@@ -202,7 +202,7 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
     validate(&cfg)?;
     std::fs::create_dir_all(&cfg.work_dir).map_err(|e| {
         Error::config(format!(
-            "--work-dir {}: cannot create it: {e}",
+            "`work_dir` {}: cannot create it: {e}",
             cfg.work_dir.display()
         ))
     })?;

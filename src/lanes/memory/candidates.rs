@@ -55,25 +55,25 @@ pub fn create_candidate(
     tx: &mut postgres::Transaction<'_>,
     p: &NewCandidate,
 ) -> Result<CreatedCandidate> {
-    check_required_text("--namespace", &p.namespace)?;
-    check_required_text("--source-agent", &p.source_agent)?;
-    one_of("--kind", &p.kind, KINDS)?;
-    one_of("--scope", &p.scope, SCOPES)?;
-    one_of("--stability", &p.stability, STABILITIES)?;
-    one_of("--visibility", &p.visibility, VISIBILITIES)?;
-    check_required_text("--subject-key", &p.subject_key)?;
-    check_required_text("--title", &p.title)?;
-    check_required_text("--body", &p.body)?;
-    check_optional_text("--dedupe-key", p.dedupe_key.as_deref())?;
+    check_required_text("`namespace`", &p.namespace)?;
+    check_required_text("`source_agent`", &p.source_agent)?;
+    one_of("`kind`", &p.kind, KINDS)?;
+    one_of("`scope`", &p.scope, SCOPES)?;
+    one_of("`stability`", &p.stability, STABILITIES)?;
+    one_of("`visibility`", &p.visibility, VISIBILITIES)?;
+    check_required_text("`subject_key`", &p.subject_key)?;
+    check_required_text("`title`", &p.title)?;
+    check_required_text("`body`", &p.body)?;
+    check_optional_text("`dedupe_key`", p.dedupe_key.as_deref())?;
     if !(1..=5).contains(&p.confidence_score) {
         return Err(Error::usage(format!(
-            "--confidence-score: {} is out of range (1 to 5)",
+            "`confidence_score`: {} is out of range (1 to 5)",
             p.confidence_score
         )));
     }
     for (flag, v) in [
-        ("--evidence", &p.evidence),
-        ("--source-refs", &p.source_refs),
+        ("`evidence`", &p.evidence),
+        ("`source_refs`", &p.source_refs),
     ] {
         if !v.is_object() {
             return Err(Error::usage(format!("{flag}: expected a JSON object")));
@@ -141,8 +141,8 @@ pub fn decide_candidate(
     notes: Option<&str>,
     reject: bool,
 ) -> Result<Candidate> {
-    check_required_text("--reviewer", reviewer)?;
-    check_optional_text("--notes", notes)?;
+    check_required_text("`reviewer`", reviewer)?;
+    check_optional_text("`notes`", notes)?;
     let c = lock_candidate(tx, id)?;
     let allowed: &[&str] = if reject {
         &["new", "reviewed"]

@@ -143,10 +143,10 @@ pub struct Retrieved {
 /// never (sql: retrieve_memories). A paused lane or injection switched off stops what the
 /// supervisor injects (crate::supervisor::prompt::load_input), not this: an operator can still ask.
 pub fn retrieve(client: &mut impl postgres::GenericClient, c: &Context) -> Result<Vec<Retrieved>> {
-    check_required_text("--agent", &c.agent)?;
+    check_required_text("`agent`", &c.agent)?;
     if !(1..=MAX_RETRIEVE).contains(&c.limit) {
         return Err(Error::usage(format!(
-            "--limit: {} is out of range (1 to {MAX_RETRIEVE})",
+            "`limit`: {} is out of range (1 to {MAX_RETRIEVE})",
             c.limit
         )));
     }
@@ -196,14 +196,14 @@ pub fn set_paused(
     reason: Option<&str>,
     actor: &str,
 ) -> Result<Lane> {
-    check_required_text("--namespace", namespace)?;
+    check_required_text("`namespace`", namespace)?;
     if lane != "memory" {
         return Err(Error::usage(format!(
             "unknown lane {lane:?}; the lane that can be paused is: memory"
         )));
     }
     if paused {
-        check_required_text("--reason", reason.unwrap_or(""))?;
+        check_required_text("`reason`", reason.unwrap_or(""))?;
     }
     let row = tx.query_one(
         "insert into lane_controls (namespace, lane, paused, paused_reason, paused_by, paused_at)

@@ -72,23 +72,23 @@ pub(super) const LINK_KINDS: [(&str, &str); 4] = [
 /// refuses (exit 4) while the lane is paused, without sources, and for shared memory from
 /// anyone but a curator or an operator.
 pub fn promote(tx: &mut postgres::Transaction<'_>, id: Uuid, p: &Promotion) -> Result<Promoted> {
-    check_required_text("--actor", &p.actor)?;
-    check_optional_text("--dedupe-key", p.dedupe_key.as_deref())?;
-    check_optional_text("--notes", p.notes.as_deref())?;
+    check_required_text("`actor`", &p.actor)?;
+    check_optional_text("`dedupe_key`", p.dedupe_key.as_deref())?;
+    check_optional_text("`notes`", p.notes.as_deref())?;
     let e = &p.edits;
     if let Some(k) = &e.kind {
-        one_of("--kind", k, KINDS)?;
+        one_of("`kind`", k, KINDS)?;
     }
     if let Some(sc) = &e.scope {
-        one_of("--scope", sc, SCOPES)?;
+        one_of("`scope`", sc, SCOPES)?;
     }
     if let Some(st) = &e.stability {
-        one_of("--stability", st, STABILITIES)?;
+        one_of("`stability`", st, STABILITIES)?;
     }
     for (flag, v) in [
-        ("--subject-key", &e.subject_key),
-        ("--title", &e.title),
-        ("--body", &e.body),
+        ("`subject_key`", &e.subject_key),
+        ("`title`", &e.title),
+        ("`body`", &e.body),
     ] {
         if let Some(v) = v {
             check_required_text(flag, v)?;
@@ -97,7 +97,7 @@ pub fn promote(tx: &mut postgres::Transaction<'_>, id: Uuid, p: &Promotion) -> R
     if let Some(c) = e.confidence_score {
         if !(1..=5).contains(&c) {
             return Err(Error::usage(format!(
-                "--confidence-score: {c} is out of range (1 to 5)"
+                "`confidence_score`: {c} is out of range (1 to 5)"
             )));
         }
     }
@@ -133,7 +133,7 @@ pub fn promote(tx: &mut postgres::Transaction<'_>, id: Uuid, p: &Promotion) -> R
                 )?
                 .ok_or_else(|| {
                     Error::conflict(format!(
-                        "--supersedes-memory-id: {old} is not an active memory of namespace {}",
+                        "`supersedes_memory_id`: {old} is not an active memory of namespace {}",
                         c.namespace
                     ))
                 })?;
@@ -174,7 +174,7 @@ pub fn promote(tx: &mut postgres::Transaction<'_>, id: Uuid, p: &Promotion) -> R
         .map_err(|e| {
             if e.as_db_error().is_some_and(|d| d.code().code() == "23505") {
                 Error::conflict(format!(
-                    "an active memory already has dedupe key {:?}; supersede it with --supersedes-memory-id",
+                    "an active memory already has dedupe key {:?}; supersede it with `supersedes_memory_id`",
                     p.dedupe_key.as_deref().unwrap_or("")
                 ))
             } else {
@@ -223,7 +223,7 @@ pub fn retire(
     to: &str,
     actor: &str,
 ) -> Result<Memory> {
-    check_required_text("--actor", actor)?;
+    check_required_text("`actor`", actor)?;
     let row = tx
         .query_opt(
             "select status::text from memories where id = $1 for update",

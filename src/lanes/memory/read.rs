@@ -30,19 +30,19 @@ pub struct MemoryFilter {
 pub fn list(client: &mut impl postgres::GenericClient, f: &MemoryFilter) -> Result<Vec<Memory>> {
     if !(1..=10_000).contains(&f.limit) {
         return Err(Error::usage(format!(
-            "--limit: {} is out of range (1 to 10000)",
+            "`limit`: {} is out of range (1 to 10000)",
             f.limit
         )));
     }
     if let Some(k) = &f.kind {
-        one_of("--kind", k, KINDS)?;
+        one_of("`kind`", k, KINDS)?;
     }
     if let Some(s) = &f.scope {
-        one_of("--scope", s, SCOPES)?;
+        one_of("`scope`", s, SCOPES)?;
     }
     for s in &f.statuses {
         one_of(
-            "--status",
+            "`status`",
             s,
             &["active", "superseded", "expired", "archived"],
         )?;

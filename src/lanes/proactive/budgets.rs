@@ -40,7 +40,7 @@ impl Budget {
             ))
             .with_hint(match self.kind {
                 "idea" => "keep the best ones; the budget is in the agent's agent.toml [budgets]",
-                _ => "file it as an idea (--overflow-to-idea) or keep only the strongest",
+                _ => "file it as an idea (`overflow_to_idea`) or keep only the strongest",
             })
         })
     }

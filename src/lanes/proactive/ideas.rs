@@ -34,17 +34,17 @@ pub struct NewIdea {
 }
 
 pub(super) fn check_idea(p: &NewIdea) -> Result<()> {
-    check_required_text("--namespace", &p.namespace)?;
-    check_required_text("--source-agent", &p.source_agent)?;
-    check_required_text("--theme", &p.theme)?;
-    check_required_text("--title", &p.title)?;
-    check_required_text("--body", &p.body)?;
-    check_optional_text("--dedupe-key", p.dedupe_key.as_deref())?;
+    check_required_text("`namespace`", &p.namespace)?;
+    check_required_text("`source_agent`", &p.source_agent)?;
+    check_required_text("`theme`", &p.theme)?;
+    check_required_text("`title`", &p.title)?;
+    check_required_text("`body`", &p.body)?;
+    check_optional_text("`dedupe_key`", p.dedupe_key.as_deref())?;
     if !p.evidence.is_object() {
-        return Err(Error::usage("--evidence: expected a JSON object"));
+        return Err(Error::usage("`evidence`: expected a JSON object"));
     }
     for t in &p.tags {
-        check_required_text("--tags", t)?;
+        check_required_text("`tags`", t)?;
     }
     Ok(())
 }
@@ -149,7 +149,7 @@ pub fn promote_idea(
     notes: Option<&str>,
 ) -> Result<Promoted> {
     check_opportunity(p)?;
-    check_optional_text("--notes", notes)?;
+    check_optional_text("`notes`", notes)?;
     let idea = lock_idea(tx, idea_id)?;
     if !matches!(idea.status.as_str(), "new" | "reviewed") {
         return Err(refuse(

@@ -22,7 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// How easily an opportunity's next step can be undone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reversibility {
     /// Easy to undo.

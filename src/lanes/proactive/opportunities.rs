@@ -65,21 +65,21 @@ pub enum Proposed {
 }
 
 pub(super) fn check_opportunity(p: &NewOpportunity) -> Result<()> {
-    check_required_text("--namespace", &p.namespace)?;
-    check_required_text("--source-agent", &p.source_agent)?;
-    check_required_text("--theme", &p.theme)?;
-    check_required_text("--title", &p.title)?;
-    check_required_text("--why-now", &p.why_now)?;
-    check_required_text("--suggested-next-step", &p.suggested_next_step)?;
-    check_optional_text("--owner-candidate", p.owner_candidate.as_deref())?;
-    check_optional_text("--dedupe-key", p.dedupe_key.as_deref())?;
+    check_required_text("`namespace`", &p.namespace)?;
+    check_required_text("`source_agent`", &p.source_agent)?;
+    check_required_text("`theme`", &p.theme)?;
+    check_required_text("`title`", &p.title)?;
+    check_required_text("`why_now`", &p.why_now)?;
+    check_required_text("`suggested_next_step`", &p.suggested_next_step)?;
+    check_optional_text("`owner_candidate`", p.owner_candidate.as_deref())?;
+    check_optional_text("`dedupe_key`", p.dedupe_key.as_deref())?;
     if !p.evidence.is_object() {
-        return Err(Error::usage("--evidence: expected a JSON object"));
+        return Err(Error::usage("`evidence`: expected a JSON object"));
     }
     for (flag, v) in [
-        ("--impact-score", p.impact_score),
-        ("--confidence-score", p.confidence_score),
-        ("--urgency-score", p.urgency_score),
+        ("`impact_score`", p.impact_score),
+        ("`confidence_score`", p.confidence_score),
+        ("`urgency_score`", p.urgency_score),
     ] {
         if !(1..=5).contains(&v) {
             return Err(Error::usage(format!(
@@ -193,7 +193,7 @@ pub(super) fn propose(
 }
 
 /// A triage decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Looked at; needs more before a decision.
     Triaged,
@@ -225,8 +225,8 @@ pub fn triage(
     decision: Decision,
     notes: Option<&str>,
 ) -> Result<Opportunity> {
-    check_required_text("--reviewer", reviewer)?;
-    check_optional_text("--notes", notes)?;
+    check_required_text("`reviewer`", reviewer)?;
+    check_optional_text("`notes`", notes)?;
     let opp = lock_opportunity(tx, id)?;
     if !matches!(
         opp.status.as_str(),
@@ -289,18 +289,18 @@ pub struct Converted {
 /// `correlation_key = opportunity:<id>`), a review row, and the opportunity marked
 /// converted and linked. Any failure leaves nothing.
 pub fn convert(tx: &mut postgres::Transaction<'_>, id: Uuid, c: &Conversion) -> Result<Converted> {
-    check_required_text("--target-agent", &c.target_agent)?;
-    check_required_text("--job-type", &c.job_type)?;
-    check_optional_text("--subject", c.subject.as_deref())?;
-    check_required_text("--actor", &c.actor)?;
+    check_required_text("`target_agent`", &c.target_agent)?;
+    check_required_text("`job_type`", &c.job_type)?;
+    check_optional_text("`subject`", c.subject.as_deref())?;
+    check_required_text("`actor`", &c.actor)?;
     if !(1..=1000).contains(&c.priority) {
         return Err(Error::usage(format!(
-            "--priority: {} is out of range (1 to 1000)",
+            "`priority`: {} is out of range (1 to 1000)",
             c.priority
         )));
     }
     let Some(extra) = c.payload.as_object() else {
-        return Err(Error::usage("--payload: expected a JSON object"));
+        return Err(Error::usage("`payload`: expected a JSON object"));
     };
     set_actor(tx, &c.actor, Some("convert-opportunity"))?;
     let opp = lock_opportunity(tx, id)?;
@@ -311,9 +311,7 @@ pub fn convert(tx: &mut postgres::Transaction<'_>, id: Uuid, c: &Conversion) -> 
             &opp.status,
             "triaged and accepted opportunities",
         )
-        .with_hint(format!(
-            "triage it first: agentbus triage-opportunity --opportunity-id {id} --decision accepted"
-        )));
+        .with_code("opportunity_not_triaged", Some(id.to_string())));
     }
     let mut payload = serde_json::Map::new();
     payload.insert(

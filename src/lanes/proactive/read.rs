@@ -30,7 +30,7 @@ pub(super) fn check_limit(limit: i64) -> Result<()> {
         Ok(())
     } else {
         Err(Error::usage(format!(
-            "--limit: {limit} is out of range (1 to 10000)"
+            "`limit`: {limit} is out of range (1 to 10000)"
         )))
     }
 }

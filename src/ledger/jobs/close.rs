@@ -100,7 +100,7 @@ pub fn mark_running(
     caller: &Caller,
     p: &MarkRunningParams,
 ) -> Result<Job> {
-    check_optional_text("--summary", p.summary.as_deref())?;
+    check_optional_text("`summary`", p.summary.as_deref())?;
     check_openclaw_refs(
         p.openclaw_task_ref.as_deref(),
         p.openclaw_session_key.as_deref(),
@@ -157,7 +157,7 @@ pub fn complete(
     caller: &Caller,
     p: &CompleteParams,
 ) -> Result<Job> {
-    check_optional_text("--summary", p.summary.as_deref())?;
+    check_optional_text("`summary`", p.summary.as_deref())?;
     check_openclaw_refs(
         p.openclaw_task_ref.as_deref(),
         p.openclaw_session_key.as_deref(),
@@ -209,8 +209,8 @@ pub fn block(
     caller: &Caller,
     p: &BlockParams,
 ) -> Result<Job> {
-    check_required_text("--blocked-reason", &p.blocked_reason)?;
-    check_optional_text("--summary", p.summary.as_deref())?;
+    check_required_text("`blocked_reason`", &p.blocked_reason)?;
+    check_optional_text("`summary`", p.summary.as_deref())?;
     check_openclaw_refs(
         p.openclaw_task_ref.as_deref(),
         p.openclaw_session_key.as_deref(),
@@ -266,12 +266,12 @@ pub fn fail(
     caller: &Caller,
     p: &FailParams,
 ) -> Result<Job> {
-    check_required_text("--last-error", &p.last_error)?;
-    check_optional_text("--summary", p.summary.as_deref())?;
+    check_required_text("`last_error`", &p.last_error)?;
+    check_optional_text("`summary`", p.summary.as_deref())?;
     if let Some(s) = p.retry_seconds {
         if !(0..=31_536_000).contains(&s) {
             return Err(Error::usage(format!(
-                "--retry-seconds: {s} is out of range (0 to 31536000, one year)"
+                "`retry_seconds`: {s} is out of range (0 to 31536000, one year)"
             )));
         }
     }
@@ -337,7 +337,7 @@ pub fn renew_lease(
 ) -> Result<Job> {
     if !(1..=86_400).contains(&lease_seconds) {
         return Err(Error::usage(format!(
-            "--lease-seconds: {lease_seconds} is out of range (1 to 86400)"
+            "`lease_seconds`: {lease_seconds} is out of range (1 to 86400)"
         )));
     }
     fenced(
@@ -362,8 +362,8 @@ pub fn renew_lease(
 }
 
 pub(super) fn check_openclaw_refs(task_ref: Option<&str>, session_key: Option<&str>) -> Result<()> {
-    check_optional_text("--openclaw-task-ref", task_ref)?;
-    check_optional_text("--openclaw-session-key", session_key)
+    check_optional_text("`openclaw_task_ref`", task_ref)?;
+    check_optional_text("`openclaw_session_key`", session_key)
 }
 
 pub(super) fn close_attempt(

@@ -225,25 +225,25 @@ pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<
 }
 
 fn validate_enqueue(p: &EnqueueParams) -> Result<()> {
-    check_required_text("--namespace", &p.namespace)?;
-    check_required_text("--target-agent", &p.target_agent)?;
-    check_required_text("--job-type", &p.job_type)?;
-    check_required_text("--subject", &p.subject)?;
-    check_optional_text("--flow-key", p.flow_key.as_deref())?;
-    check_optional_text("--correlation-key", p.correlation_key.as_deref())?;
-    check_optional_text("--source-agent", p.source_agent.as_deref())?;
+    check_required_text("`namespace`", &p.namespace)?;
+    check_required_text("`target_agent`", &p.target_agent)?;
+    check_required_text("`job_type`", &p.job_type)?;
+    check_required_text("`subject`", &p.subject)?;
+    check_optional_text("`flow_key`", p.flow_key.as_deref())?;
+    check_optional_text("`correlation_key`", p.correlation_key.as_deref())?;
+    check_optional_text("`source_agent`", p.source_agent.as_deref())?;
     if let Some(key) = &p.dedupe_key {
-        check_required_text("--dedupe-key", key)?;
+        check_required_text("`dedupe_key`", key)?;
     }
     if !(1..=1000).contains(&p.priority) {
         return Err(Error::usage(format!(
-            "--priority: {} is out of range (1 to 1000)",
+            "`priority`: {} is out of range (1 to 1000)",
             p.priority
         )));
     }
     if p.max_attempts < 1 {
         return Err(Error::usage(format!(
-            "--max-attempts: {} must be at least 1",
+            "`max_attempts`: {} must be at least 1",
             p.max_attempts
         )));
     }
@@ -255,7 +255,7 @@ fn validate_enqueue(p: &EnqueueParams) -> Result<()> {
             return Err(Error::usage(format!("job {id} cannot be its own parent")));
         }
     }
-    for (what, doc) in [("--payload", &p.payload), ("--state", &p.state)] {
+    for (what, doc) in [("`payload`", &p.payload), ("`state`", &p.state)] {
         if !doc.is_object() {
             return Err(Error::usage(format!("{what}: expected a JSON object")));
         }
@@ -289,7 +289,7 @@ fn initial_status(
                 .map(Uuid::to_string)
                 .collect();
             return Err(Error::not_found(format!(
-                "--depends-on: job {} not found",
+                "`depends_on`: job {} not found",
                 missing.join(", ")
             )));
         }
@@ -298,7 +298,7 @@ fn initial_status(
             let ns: String = row.try_get("namespace")?;
             if ns != p.namespace {
                 return Err(Error::usage(format!(
-                    "--depends-on: job {id} is in namespace {ns:?}, not {:?}",
+                    "`depends_on`: job {id} is in namespace {ns:?}, not {:?}",
                     p.namespace
                 )));
             }

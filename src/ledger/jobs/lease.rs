@@ -28,16 +28,16 @@ pub struct ClaimParams {
 /// Claims up to `limit` ready jobs fairly across agents (see `claim_jobs` in
 /// `sql/0001_core.sql`). Each comes back `leased` with a fresh lease token.
 pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Result<Vec<Job>> {
-    check_required_text("--lease-owner", &p.lease_owner)?;
+    check_required_text("`lease_owner`", &p.lease_owner)?;
     if !(1..=86_400).contains(&p.lease_seconds) {
         return Err(Error::usage(format!(
-            "--lease-seconds: {} is out of range (1 to 86400)",
+            "`lease_seconds`: {} is out of range (1 to 86400)",
             p.lease_seconds
         )));
     }
     if !(1..=10_000).contains(&p.limit) {
         return Err(Error::usage(format!(
-            "--limit: {} is out of range (1 to 10000)",
+            "`limit`: {} is out of range (1 to 10000)",
             p.limit
         )));
     }
@@ -64,7 +64,7 @@ pub fn requeue_expired(
 ) -> Result<Vec<Job>> {
     if !(1..=100_000).contains(&limit) {
         return Err(Error::usage(format!(
-            "--limit: {limit} is out of range (1 to 100000)"
+            "`limit`: {limit} is out of range (1 to 100000)"
         )));
     }
     let rows = client.query(

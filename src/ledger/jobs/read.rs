@@ -105,7 +105,7 @@ pub struct ListParams {
 pub fn list(client: &mut impl postgres::GenericClient, p: &ListParams) -> Result<Vec<Job>> {
     if !(1..=100_000).contains(&p.limit) {
         return Err(Error::usage(format!(
-            "--limit: {} is out of range (1 to 100000)",
+            "`limit`: {} is out of range (1 to 100000)",
             p.limit
         )));
     }
