@@ -246,7 +246,7 @@ pub(super) fn read_toml(
         }
     };
     match text.parse::<Table>() {
-        Ok(t) => Some((t, line_index(&text))),
+        Ok(t) => Some((t, key_lines(&text))),
         Err(e) => {
             let line = e
                 .span()
@@ -262,65 +262,93 @@ pub(super) fn read_toml(
     }
 }
 
-/// Maps key paths (`wake.mode`, `standing_orders[2].cron`) to the line that sets them;
-/// table headers map to their own line. Good enough for hand-written fleet files; keys
-/// it cannot place are reported at their table's line.
-pub(super) fn line_index(text: &str) -> BTreeMap<String, usize> {
+/// Maps key paths (`wake.mode`, `standing_orders[2].cron`) to the line that sets them,
+/// from the spans of toml_edit's parser; a table header maps to its own line. A path
+/// without a line of its own (an implicit table) is reported at its parent's line.
+pub(super) fn key_lines(text: &str) -> BTreeMap<String, usize> {
     let mut map = BTreeMap::new();
-    let mut table = String::new();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut in_multiline = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        let n = i + 1;
-        if in_multiline {
-            if line.matches("\"\"\"").count() % 2 == 1 || line.matches("'''").count() % 2 == 1 {
-                in_multiline = false;
-            }
-            continue;
-        }
-        if line.starts_with("[[") {
-            let name = line
-                .trim_start_matches("[[")
-                .split("]]")
-                .next()
-                .unwrap_or("")
-                .trim();
-            let idx = counts.entry(name.to_string()).or_insert(0);
-            table = format!("{name}[{idx}]");
-            *idx += 1;
-            map.entry(table.clone()).or_insert(n);
-            continue;
-        }
-        if line.starts_with('[') {
-            table = line
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            map.entry(table.clone()).or_insert(n);
-            continue;
-        }
-        if let Some((key, value)) = line.split_once('=') {
-            let key = key.trim().trim_matches('"');
-            if key.is_empty() || key.starts_with('#') {
-                continue;
-            }
-            let path = if table.is_empty() {
-                key.to_string()
-            } else {
-                format!("{table}.{key}")
-            };
-            map.entry(path).or_insert(n);
-            let v = value.trim();
-            if (v.starts_with("\"\"\"") && v.matches("\"\"\"").count() == 1)
-                || (v.starts_with("'''") && v.matches("'''").count() == 1)
-            {
-                in_multiline = true;
-            }
-        }
+    if let Ok(doc) = toml_edit::ImDocument::parse(text) {
+        let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        walk_lines(doc.as_table(), "", &line, &mut map);
     }
     map
+}
+
+fn walk_lines(
+    table: &toml_edit::Table,
+    prefix: &str,
+    line: &dyn Fn(usize) -> usize,
+    map: &mut BTreeMap<String, usize>,
+) {
+    for (key, item) in table.iter() {
+        let path = if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let at = match item {
+            toml_edit::Item::Table(t) => t.span(),
+            _ => None,
+        }
+        .or_else(|| table.key(key).and_then(toml_edit::Key::span))
+        .or_else(|| item.span());
+        if let Some(span) = at {
+            map.entry(path.clone()).or_insert(line(span.start));
+        }
+        match item {
+            toml_edit::Item::Table(t) => walk_lines(t, &path, line, map),
+            toml_edit::Item::ArrayOfTables(tables) => {
+                for (i, t) in tables.iter().enumerate() {
+                    let entry = format!("{path}[{i}]");
+                    if let Some(span) = t.span() {
+                        map.entry(entry.clone()).or_insert(line(span.start));
+                    }
+                    walk_lines(t, &entry, line, map);
+                }
+            }
+            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
+                for (k, v) in t.iter() {
+                    let entry = format!("{path}.{k}");
+                    if let Some(span) = t.key(k).and_then(toml_edit::Key::span).or_else(|| v.span())
+                    {
+                        map.entry(entry).or_insert(line(span.start));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_lines;
+
+    #[test]
+    fn lines_come_from_the_parser_not_from_the_look_of_a_line() {
+        let text = "id = \"scout\"\n\
+                    wake = { mode = \"exec\", command = [\"run\"] }\n\
+                    budgets.max_ideas_per_day = 3\n\
+                    [[standing_orders]]\n\
+                    name = \"a\"\n\
+                    message = \"\"\"\n\
+                    [[standing_orders]]\n\
+                    cron = \"not a key\"\n\
+                    \"\"\"\n\
+                    cron = \"0 9 * * *\"\n\
+                    [[standing_orders]]\n\
+                    name = \"b\"\n";
+        let lines = key_lines(text);
+        assert_eq!(lines.get("id"), Some(&1));
+        assert_eq!(lines.get("wake.mode"), Some(&2));
+        assert_eq!(lines.get("wake.command"), Some(&2));
+        assert_eq!(lines.get("budgets.max_ideas_per_day"), Some(&3));
+        assert_eq!(lines.get("standing_orders[0]"), Some(&4));
+        assert_eq!(lines.get("standing_orders[0].message"), Some(&6));
+        // The text inside the multi-line string is not a table header nor a key.
+        assert_eq!(lines.get("standing_orders[0].cron"), Some(&10));
+        assert_eq!(lines.get("standing_orders[1]"), Some(&11));
+        assert_eq!(lines.get("standing_orders[1].name"), Some(&12));
+        assert_eq!(lines.get("standing_orders[2]"), None);
+    }
 }

@@ -141,7 +141,7 @@ pub struct Retrieved {
 /// The seed's three buckets, each at most 4, never more than `limit` in all, each memory
 /// once; expired, superseded and archived memories never; another agent's private memories
 /// never (sql: retrieve_memories). A paused lane or injection switched off stops what the
-/// supervisor injects (crate::supervisor::prompt::load_input), not this: an operator can still ask.
+/// supervisor injects when it builds a prompt, not this: an operator can still ask.
 pub fn retrieve(client: &mut impl postgres::GenericClient, c: &Context) -> Result<Vec<Retrieved>> {
     check_required_text("`agent`", &c.agent)?;
     if !(1..=MAX_RETRIEVE).contains(&c.limit) {
