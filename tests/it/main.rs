@@ -1,43 +1,48 @@
 //! Integration tests against a real PostgreSQL (see support/mod.rs for the harness).
 
-mod agents;
-mod bad_input;
-mod commands;
-mod concurrency;
+mod cli;
 mod console;
-mod controls;
-mod demo;
-mod dependencies;
-mod docs;
-mod fencing;
-mod findings;
-mod firing;
+mod db;
 mod fleet;
-mod fleets;
-mod memory;
-mod migrations;
-mod proactive;
-mod sql;
-mod state_machine;
+mod lanes;
+mod ledger;
 mod supervisor;
 mod support;
 
-/// Every file in tests/it is declared above, so none is silently skipped.
+/// Every file under tests/it is declared by main.rs or its folder's mod.rs, so none is
+/// silently skipped.
 #[test]
 fn no_forgotten_test_files() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
-    let main = std::fs::read_to_string(dir.join("main.rs")).expect("read main.rs");
-    for entry in std::fs::read_dir(&dir).expect("read tests/it") {
-        let path = entry.expect("dir entry").path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-            continue;
+    fn check(dir: &std::path::Path) {
+        let parent = if dir.ends_with("tests/it") {
+            "main.rs"
+        } else {
+            "mod.rs"
         };
-        if stem == "main" || path.extension().is_some_and(|e| e != "rs") {
-            continue;
+        let declared = std::fs::read_to_string(dir.join(parent)).expect("read the module file");
+        for entry in std::fs::read_dir(dir).expect("read a test folder") {
+            let path = entry.expect("dir entry").path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if path.is_dir() {
+                assert!(
+                    declared.contains(&format!("mod {stem};")),
+                    "{}/{stem} is not declared in {parent}",
+                    dir.display()
+                );
+                check(&path);
+                continue;
+            }
+            if stem == "main" || stem == "mod" || path.extension().is_some_and(|e| e != "rs") {
+                continue;
+            }
+            assert!(
+                declared.contains(&format!("mod {stem};")),
+                "{} is not declared in {parent}",
+                path.display()
+            );
         }
-        assert!(
-            main.contains(&format!("mod {stem};")),
-            "tests/it/{stem} is not declared in main.rs"
-        );
     }
+    check(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it"));
 }

@@ -9,6 +9,7 @@
 
 pub mod cluster;
 pub mod fake_hook;
+pub mod fixtures;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

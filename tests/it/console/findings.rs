@@ -66,47 +66,19 @@ fn each_finding_code_comes_from_its_state() {
     let db = TestDb::new();
     healthy(&db);
     let stale_queued = db.enqueue("writer", "old work", &[]);
-    raw(
-        &db,
-        &format!(
-            "update jobs set run_after = now() - interval '1 hour' where id = '{stale_queued}'"
-        ),
-    );
+    db.job(&stale_queued).ready_since("1 hour");
 
     let stale_running = db.insert_job_in("running");
-    raw(
-        &db,
-        &format!("update job_attempts set started_at = now() - interval '3 hours' where job_id = '{stale_running}'"),
-    );
+    db.job(stale_running).attempts_started("3 hours");
 
     let expired = db.insert_job_in("leased");
-    raw(
-        &db,
-        &format!(
-            "update jobs set leased_until = now() - interval '5 minutes' where id = '{expired}'"
-        ),
-    );
+    db.job(expired).lease_expired("5 minutes");
 
     let unclosed = db.insert_job_in("queued");
-    raw(
-        &db,
-        &format!(
-            "update jobs set attempt_count = 1 where id = '{unclosed}';
-             insert into job_attempts (job_id, attempt_no, status, woken_at, finished_at, error)
-             values ('{unclosed}', 1, 'timed_out', now() - interval '20 minutes', now() - interval '5 minutes', 'lease expired')"
-        ),
-    );
+    db.job(unclosed).timed_out_attempt();
 
     let stormy = db.insert_job_in("queued");
-    raw(
-        &db,
-        &format!(
-            "update jobs set target_agent = 'flaky', attempt_count = 10 where id = '{stormy}';
-             insert into job_attempts (job_id, attempt_no, status, finished_at, error)
-             select '{stormy}', n, 'failed', now() - make_interval(mins => n), 'boom'
-               from generate_series(1, 10) n"
-        ),
-    );
+    db.job(stormy).target("flaky").failed_attempts(10, "boom");
 
     let dead = db.insert_job_in("dead");
 
@@ -124,10 +96,7 @@ fn each_finding_code_comes_from_its_state() {
     );
 
     let blocked = db.insert_job_in("blocked");
-    raw(
-        &db,
-        &format!("update jobs set updated_at = now() - interval '5 hours' where id = '{blocked}'"),
-    );
+    db.job(blocked).updated("5 hours");
 
     let r = audit(&db, &[]);
     let codes = by_code(&r);

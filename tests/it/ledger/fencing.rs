@@ -3,12 +3,7 @@
 use crate::support::{s, TestDb};
 
 fn expire(db: &TestDb, id: &str) {
-    db.client()
-        .execute(
-            "update jobs set leased_until = now() - interval '1 second' where id = $1::text::uuid",
-            &[&id],
-        )
-        .expect("expire lease");
+    db.job(id).lease_expired("1 second");
 }
 
 #[test]
@@ -23,12 +18,7 @@ fn a_worker_that_lost_its_lease_cannot_complete_or_fail_the_job() {
     // A's lease runs out; the job is recovered and B claims it.
     expire(&db, &id);
     db.cli(&["requeue-expired"]).ok();
-    db.client()
-        .execute(
-            "update jobs set run_after = now() where id = $1::text::uuid",
-            &[&id],
-        )
-        .unwrap();
+    db.job(&id).due_now();
     let second = db.cli(&["claim-jobs", "--lease-owner", "worker-b"]).ok();
     let new_token = s(&second[0], "lease_token");
     assert_ne!(old_token, new_token);

@@ -1,4 +1,5 @@
-//! The success path of every command, through the real binary.
+//! Jobs through the real binary: enqueue (every flag, files, stdin, approval, dedupe), the
+//! agent's closing calls, retries and requeue, lists, `--get`, and job-id prefixes.
 
 use crate::support::{s, t, TestDb};
 
@@ -379,12 +380,7 @@ fn requeue_expired_times_out_the_attempt_and_requeues_with_backoff() {
         "id",
     );
     db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok();
-    db.client()
-        .execute(
-            "update jobs set leased_until = now() - interval '1 second' where id = $1::text::uuid",
-            &[&id],
-        )
-        .unwrap();
+    db.job(&id).lease_expired("1 second");
 
     let requeued = db.cli(&["requeue-expired"]).ok();
 
@@ -398,19 +394,9 @@ fn requeue_expired_times_out_the_attempt_and_requeues_with_backoff() {
     assert_eq!(shown["attempts"][0]["status"], "timed_out");
 
     // The second expiry uses the last attempt: dead, not queued.
-    db.client()
-        .execute(
-            "update jobs set run_after = now() where id = $1::text::uuid",
-            &[&id],
-        )
-        .unwrap();
+    db.job(&id).due_now();
     db.cli(&["claim-jobs", "--lease-owner", "d2"]).ok();
-    db.client()
-        .execute(
-            "update jobs set leased_until = now() - interval '1 second' where id = $1::text::uuid",
-            &[&id],
-        )
-        .unwrap();
+    db.job(&id).lease_expired("1 second");
     let dead = db.cli(&["requeue-expired"]).ok();
     assert_eq!(dead[0]["status"], "dead");
 }
@@ -465,223 +451,6 @@ fn list_jobs_filters_by_agent_status_type_and_window() {
 }
 
 #[test]
-fn emit_event_records_and_dedupes() {
-    let db = TestDb::new();
-    let job = db
-        .cli(&[
-            "enqueue-job",
-            "--target-agent",
-            "security",
-            "--subject",
-            "s",
-        ])
-        .ok();
-    let args = [
-        "emit-event",
-        "--topic",
-        "security.review.completed",
-        "--source-agent",
-        "security",
-        "--source-job-id",
-        job["id"].as_str().unwrap(),
-        "--dedupe-key",
-        "review:1",
-        "--payload",
-        r#"{"risk":"low","summary":"No blocking issues found."}"#,
-    ];
-    let first = db.cli(&args).ok();
-    let again = db.cli(&args).ok();
-    assert_eq!(first["topic"], "security.review.completed");
-    assert_eq!(first["payload"]["risk"], "low");
-    assert_eq!(first["deduped"], false);
-    assert_eq!(again["deduped"], true);
-    assert_eq!(again["id"], first["id"]);
-}
-
-#[test]
-fn the_seed_standing_order_example_works_as_written() {
-    let db = TestDb::new();
-    // RUN_ID=$(agentbus start-standing-order ... | jq -r .id); agentbus finish-standing-order "$RUN_ID" ...
-    let script = r#"
-        set -e
-        RUN_ID=$(agentbus start-standing-order --agent-id auditor --order-name lease_reaper \
-                   --scheduled-for 2026-04-15T18:00:00Z | jq -r .id)
-        agentbus finish-standing-order "$RUN_ID" --status completed \
-          --summary "Requeued 2 expired jobs, found 0 cron gaps." --evidence '{"requeued":2,"gaps":0}'
-    "#;
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_agentbus"))
-        .parent()
-        .unwrap()
-        .display()
-        .to_string();
-    let path = format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default());
-    let out = std::process::Command::new("sh")
-        .args(["-c", script])
-        .env("DATABASE_URL", &db.url)
-        .env("PATH", path)
-        .output()
-        .expect("run sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(run["status"], "completed");
-    assert_eq!(run["evidence"]["requeued"], 2);
-    assert_eq!(run["scheduled_for"], "2026-04-15T18:00:00Z");
-}
-
-#[test]
-fn start_standing_order_is_idempotent_and_finish_refuses_a_different_outcome() {
-    let db = TestDb::new();
-    let args = [
-        "start-standing-order",
-        "--agent-id",
-        "auditor",
-        "--order-name",
-        "gap_scan",
-        "--scheduled-for",
-        "2026-04-15T18:00:00Z",
-    ];
-    let first = db.cli(&args).ok();
-    let again = db.cli(&args).ok();
-    assert_eq!(first["id"], again["id"]);
-    let id = s(&first, "id");
-
-    let no_work = db
-        .cli(&[
-            "finish-standing-order",
-            &id,
-            "--status",
-            "no_work",
-            "--summary",
-            "nothing to do",
-        ])
-        .ok();
-    let repeat = db
-        .cli(&["finish-standing-order", &id, "--status", "no_work"])
-        .ok();
-    let other = db.cli(&["finish-standing-order", &id, "--status", "failed"]);
-
-    assert_eq!(no_work["status"], "no_work");
-    assert_eq!(repeat["status"], "no_work");
-    other.fails(4, "already finished as no_work");
-}
-
-#[test]
-fn every_finish_status_of_the_seed_is_accepted() {
-    let db = TestDb::new();
-    for (i, status) in [
-        "no_work",
-        "completed",
-        "blocked",
-        "failed",
-        "skipped",
-        "missed",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let at = format!("2026-04-15T18:0{i}:00Z");
-        let run = db
-            .cli(&[
-                "start-standing-order",
-                "--agent-id",
-                "a",
-                "--order-name",
-                "o",
-                "--scheduled-for",
-                &at,
-            ])
-            .ok();
-        let done = db
-            .cli(&["finish-standing-order", &s(&run, "id"), "--status", status])
-            .ok();
-        assert_eq!(done["status"], *status);
-    }
-}
-
-#[test]
-fn text_with_quotes_semicolons_and_unicode_is_stored_verbatim() {
-    let db = TestDb::new();
-    let nasty = "it's \"quoted\"; drop table jobs; -- ünïcødé 🚀 \\ $1";
-    let job = db
-        .cli(&[
-            "enqueue-job",
-            "--target-agent",
-            "a",
-            "--subject",
-            nasty,
-            "--payload",
-            r#"{"k":"'; drop table jobs; --"}"#,
-        ])
-        .ok();
-    assert_eq!(job["subject"], nasty);
-    let shown = db
-        .cli(&["show-job", &s(&job, "id"), "--format", "json"])
-        .ok();
-    assert_eq!(shown["subject"], nasty);
-    assert_eq!(shown["payload"]["k"], "'; drop table jobs; --");
-}
-
-#[test]
-fn the_health_views_count_what_the_ledger_holds() {
-    let db = TestDb::new();
-    db.insert_job_in("queued");
-    db.insert_job_in("dead");
-    db.insert_job_in("blocked");
-    let expired = db.insert_job_in("running");
-    db.client()
-        .execute(
-            "update jobs set leased_until = now() - interval '1 minute' where id = $1",
-            &[&expired],
-        )
-        .unwrap();
-    let run = db
-        .cli(&[
-            "start-standing-order",
-            "--agent-id",
-            "a",
-            "--order-name",
-            "o",
-            "--scheduled-for",
-            "2099-01-01T00:00:00Z",
-        ])
-        .ok();
-    db.cli(&[
-        "finish-standing-order",
-        &s(&run, "id"),
-        "--status",
-        "no_work",
-    ])
-    .ok();
-    db.client()
-        .execute(
-            "update standing_order_runs set scheduled_for = now() - interval '1 hour'",
-            &[],
-        )
-        .unwrap();
-
-    let row = db
-        .client()
-        .query_one(
-            "select to_jsonb(v) from system_health_snapshot_v v where namespace = 'default'",
-            &[],
-        )
-        .unwrap();
-    let v: serde_json::Value = row.get(0);
-
-    assert_eq!(v["queued_count"], 1);
-    assert_eq!(v["dead_count"], 1);
-    assert_eq!(v["blocked_count"], 1);
-    assert_eq!(v["running_count"], 1);
-    assert_eq!(v["expired_lease_count"], 1);
-    assert_eq!(v["standing_no_work_last_24h"], 1);
-    assert_eq!(v["dispatcher_count"], 0);
-}
-
-#[test]
 fn get_prints_parts_of_the_json_output() {
     let db = TestDb::new();
     let id = db.enqueue("writer", "draft", &[]);
@@ -720,63 +489,6 @@ fn list_jobs_filters_by_flow_and_correlation() {
     assert_eq!(n(&["--flow", "a"]), 2);
     assert_eq!(n(&["--correlation", "x"]), 2);
     assert_eq!(n(&["--flow", "a", "--correlation", "x"]), 1);
-}
-
-#[test]
-fn purge_namespace_deletes_one_namespace_only_when_confirmed_and_idle() {
-    let db = TestDb::new();
-    let keep = db.enqueue("writer", "keep me", &[]);
-    let gone = s(
-        &db.cli(&[
-            "enqueue-job",
-            "--namespace",
-            "demo",
-            "--target-agent",
-            "writer",
-            "--subject",
-            "demo job",
-        ])
-        .ok(),
-        "id",
-    );
-    db.cli(&[
-        "emit-event",
-        "--namespace",
-        "demo",
-        "--topic",
-        "t",
-        "--source-job-id",
-        &gone,
-        "--payload",
-        "{}",
-    ])
-    .ok();
-    let before = db.snapshot();
-    db.cli(&["purge-namespace", "demo"])
-        .fails(2, "--confirm demo");
-    db.cli(&["purge-namespace", "demo", "--confirm", "dmeo"])
-        .fails(2, "--confirm demo");
-    db.client()
-        .execute(
-            "insert into dispatcher_heartbeats (namespace, dispatcher_id, last_seen) values ('demo', 'sup', now())",
-            &[],
-        )
-        .unwrap();
-    db.cli(&["purge-namespace", "demo", "--confirm", "demo"])
-        .fails(4, "supervisor sup is running");
-    db.client()
-        .execute("delete from dispatcher_heartbeats", &[])
-        .unwrap();
-    assert_eq!(db.snapshot(), before);
-
-    let out = db
-        .cli(&["purge-namespace", "demo", "--confirm", "demo"])
-        .ok();
-    assert_eq!(out["deleted"]["jobs"], 1);
-    assert_eq!(out["deleted"]["events"], 1);
-    let left: i64 = db.one("select count(*) from jobs");
-    assert_eq!(left, 1);
-    db.cli(&["show-job", &keep]).ok();
 }
 
 #[test]

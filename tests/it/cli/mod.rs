@@ -1,0 +1,4 @@
+//! The command line as a user meets it: help, man pages, completions, and the demo.
+
+mod demo;
+mod docs;

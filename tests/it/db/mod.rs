@@ -1,0 +1,4 @@
+//! The database layer: migrations, and every statement of the library against the schema.
+
+mod migrations;
+mod sql;

@@ -1,0 +1,6 @@
+//! The lanes: ideas, opportunities, budgets and digests; curated memory and its retrieval.
+
+mod memory;
+mod memory_retrieval;
+mod proactive;
+mod proactive_lifecycle;

@@ -1,0 +1,14 @@
+//! The ledger: jobs and their state machine, fencing, dependencies, concurrency, events,
+//! agents, operator controls, standing orders, and hostile input.
+
+mod agents;
+mod bad_input;
+mod concurrency;
+mod controls;
+mod dependencies;
+mod events;
+mod fencing;
+mod firing;
+mod jobs;
+mod standing_orders;
+mod state_machine;
