@@ -1,67 +1,12 @@
 //! Loading a fleet folder: read every file, check every key, report every problem with its
 //! file and line.
 
-use super::walk::Walker;
+use super::walk::{Walker, DEFAULTS_KEYS, FLEET_KEYS, MEMORY_KEYS, OPENCLAW_KEYS};
 use super::{Diagnostic, Fleet};
 use crate::ledger::schedule::parse_zone;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use toml::Table;
-
-pub(super) const FLEET_KEYS: &[&str] = &[
-    "name",
-    "namespace",
-    "description",
-    "defaults",
-    "openclaw",
-    "memory",
-];
-pub(super) const MEMORY_KEYS: &[&str] = &["curators", "inject"];
-pub(super) const DEFAULTS_KEYS: &[&str] = &[
-    "max_concurrency",
-    "timezone",
-    "grace_seconds",
-    "wake",
-    "budgets",
-];
-pub(super) const BUDGET_KEYS: &[&str] = &[
-    "max_opportunities_per_day",
-    "max_urgent_per_day",
-    "max_ideas_per_day",
-];
-pub(super) const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env"];
-pub(super) const AGENT_KEYS: &[&str] = &[
-    "id",
-    "name",
-    "role",
-    "max_concurrency",
-    "paused",
-    "handoffs",
-    "wake",
-    "standing_orders",
-    "budgets",
-];
-pub(super) const WAKE_KEYS: &[&str] = &[
-    "mode",
-    "agent_id",
-    "session_key",
-    "timeout_seconds",
-    "command",
-];
-pub(super) const ORDER_KEYS: &[&str] = &[
-    "name",
-    "cron",
-    "timezone",
-    "grace_seconds",
-    "max_runtime_seconds",
-    "message",
-    "session",
-    "catch_up",
-    "enabled",
-    "fired_by",
-    "alert_after_no_work",
-    "alert_after_failures",
-];
 
 /// Loads and checks the fleet in `dir`; every problem found is returned.
 pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {

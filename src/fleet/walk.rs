@@ -1,13 +1,68 @@
 //! The key walker: typed reads of a TOML table that record a diagnostic, at the key's line,
 //! for every missing, unknown or ill-typed key.
 
-use super::load::{AGENT_KEYS, BUDGET_KEYS, ORDER_KEYS, WAKE_KEYS};
 use super::{AgentSpec, Budgets, CatchUp, Diagnostic, FiredBy, KeyLines, OrderSpec, WakeSpec};
 use crate::ledger::agents::WakeMode;
 use crate::ledger::schedule::{parse_cron, parse_zone};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use toml::{Table, Value};
+
+// The keys each table may hold (agentbus-fleet(5) documents every one).
+pub(super) const FLEET_KEYS: &[&str] = &[
+    "name",
+    "namespace",
+    "description",
+    "defaults",
+    "openclaw",
+    "memory",
+];
+pub(super) const MEMORY_KEYS: &[&str] = &["curators", "inject"];
+pub(super) const DEFAULTS_KEYS: &[&str] = &[
+    "max_concurrency",
+    "timezone",
+    "grace_seconds",
+    "wake",
+    "budgets",
+];
+pub(super) const BUDGET_KEYS: &[&str] = &[
+    "max_opportunities_per_day",
+    "max_urgent_per_day",
+    "max_ideas_per_day",
+];
+pub(super) const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env"];
+pub(super) const AGENT_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "role",
+    "max_concurrency",
+    "paused",
+    "handoffs",
+    "wake",
+    "standing_orders",
+    "budgets",
+];
+pub(super) const WAKE_KEYS: &[&str] = &[
+    "mode",
+    "agent_id",
+    "session_key",
+    "timeout_seconds",
+    "command",
+];
+pub(super) const ORDER_KEYS: &[&str] = &[
+    "name",
+    "cron",
+    "timezone",
+    "grace_seconds",
+    "max_runtime_seconds",
+    "message",
+    "session",
+    "catch_up",
+    "enabled",
+    "fired_by",
+    "alert_after_no_work",
+    "alert_after_failures",
+];
 
 pub(super) struct Walker<'a> {
     pub(super) file: &'a Path,

@@ -14,39 +14,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::event::{Event, Task};
 use super::log::Level;
 use super::metrics::Outcome;
 use super::shared::{Backoff, Shared};
 use super::{tasks, RunSummary};
 use crate::error::Error;
-
-/// Something the main loop reacts to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// A job became ready in our namespace (a `jobs_ready` notification).
-    Notified,
-    /// A job thread of this process ended: a slot is free.
-    SlotFreed,
-    /// A timer came due.
-    Tick(Task),
-    /// SIGTERM or SIGINT (the number; 0 when stopped by hand): stop claiming.
-    Signal(i32),
-}
-
-/// The periodic duties of the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    /// Recover expired leases (every `--reap-interval`).
-    Reap,
-    /// Fire due standing orders (every second: cron expressions may have seconds).
-    FireOrders,
-    /// Record missed standing-order occurrences and alerts (every minute).
-    AuditOrders,
-    /// Claim even without a notification (every `--poll-interval`: the backstop).
-    Poll,
-    /// A database back-off ended: try everything again.
-    Retry,
-}
 
 /// How often due standing orders are looked for.
 const FIRE_INTERVAL: Duration = Duration::from_secs(1);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 
-use super::event_loop::Event;
+use super::event::Event;
 use super::shared::{Backoff, Shared};
 use crate::error::{Error, Result};
 

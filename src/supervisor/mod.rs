@@ -14,6 +14,7 @@
 //! moment loses no job, because every claim carries a lease that another supervisor (or
 //! its own restart) recovers.
 
+mod event;
 mod event_loop;
 mod exec;
 mod heartbeat;
@@ -43,7 +44,7 @@ use metrics::Metrics;
 use pool::Pool;
 use shared::Shared;
 
-pub use event_loop::{Event, Task};
+pub use event::{Event, Task};
 pub use exec::expand_argv;
 pub use heartbeat::host_name as heartbeat_host_name;
 pub use shared::Stop;

@@ -6,7 +6,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::event_loop::Event;
+use super::event::Event;
 use super::hook::HookClient;
 use super::log::Level;
 use super::metrics::Metrics;

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::event_loop::Event;
+use super::event::Event;
 use super::heartbeat;
 use super::log::Level;
 use super::metrics::Outcome;

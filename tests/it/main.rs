@@ -1,5 +1,6 @@
 //! Integration tests against a real PostgreSQL (see support/mod.rs for the harness).
 
+mod architecture;
 mod cli;
 mod console;
 mod db;
