@@ -11,7 +11,7 @@ use std::io::Read;
 use uuid::Uuid;
 
 /// Tags: a JSON array of strings, or comma-separated words.
-pub(super) fn parse_tags(s: &str) -> Result<Vec<String>> {
+fn parse_tags(s: &str) -> Result<Vec<String>> {
     let t = s.trim();
     if t.starts_with('[') {
         let v: Vec<String> = serde_json::from_str(t)
@@ -136,7 +136,7 @@ pub fn promote_idea(ctx: &mut Ctx, a: PromoteIdeaArgs, stdin: &mut dyn Read) -> 
     output::json(&ctx.tx(|tx| proactive::promote_idea(tx, a.idea_id, &p, a.notes.as_deref()))?)
 }
 
-pub(super) const IDEA_STATES: &[&str] = &["new", "reviewed", "promoted_to_opportunity", "archived"];
+const IDEA_STATES: &[&str] = &["new", "reviewed", "promoted_to_opportunity", "archived"];
 
 /// List ideas, newest first
 #[derive(Debug, Args)]

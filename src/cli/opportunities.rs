@@ -14,7 +14,7 @@ use clap::Args;
 use std::io::Read;
 use uuid::Uuid;
 
-pub(super) fn score_1_5(s: &str) -> std::result::Result<i32, String> {
+fn score_1_5(s: &str) -> std::result::Result<i32, String> {
     match s.parse::<i32>() {
         Ok(n) if (1..=5).contains(&n) => Ok(n),
         _ => Err(format!("expected a whole number from 1 to 5, got {s:?}")),
@@ -253,7 +253,7 @@ impl ListFilter {
     }
 }
 
-pub(super) const OPPORTUNITY_STATES: &[&str] = &[
+const OPPORTUNITY_STATES: &[&str] = &[
     "new",
     "triaged",
     "accepted",

@@ -175,7 +175,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
     })
 }
 
-pub(super) fn read_toml(
+fn read_toml(
     file: &Path,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<(Table, BTreeMap<String, usize>)> {
@@ -210,7 +210,7 @@ pub(super) fn read_toml(
 /// Maps key paths (`wake.mode`, `standing_orders[2].cron`) to the line that sets them,
 /// from the spans of toml_edit's parser; a table header maps to its own line. A path
 /// without a line of its own (an implicit table) is reported at its parent's line.
-pub(super) fn key_lines(text: &str) -> BTreeMap<String, usize> {
+fn key_lines(text: &str) -> BTreeMap<String, usize> {
     let mut map = BTreeMap::new();
     if let Ok(doc) = toml_edit::ImDocument::parse(text) {
         let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;

@@ -314,7 +314,7 @@ pub fn sync(
 }
 
 /// The keys of `desired` whose values differ from `row`.
-pub(super) fn differing(row: &serde_json::Value, desired: &serde_json::Value) -> Vec<String> {
+fn differing(row: &serde_json::Value, desired: &serde_json::Value) -> Vec<String> {
     let Some(map) = desired.as_object() else {
         return vec![];
     };
@@ -327,7 +327,7 @@ pub(super) fn differing(row: &serde_json::Value, desired: &serde_json::Value) ->
 /// Inserts (or updates) one row of `table` from `desired`'s keys, which are column names
 /// chosen by this module (never user input), through jsonb_populate_record.
 /// A row `sync` keeps in step: its table, what the report calls it, its key.
-pub(super) struct Row<'a> {
+struct Row<'a> {
     table: &'static str,
     object: &'static str,
     keys: &'a [&'a str],
@@ -335,7 +335,7 @@ pub(super) struct Row<'a> {
 }
 
 /// Inserts the row, or updates the fields that differ, and says so in the report.
-pub(super) fn reconcile(
+fn reconcile(
     tx: &mut postgres::Transaction<'_>,
     report: &mut SyncReport,
     row: &Row<'_>,
@@ -369,7 +369,7 @@ pub(super) fn reconcile(
     Ok(())
 }
 
-pub(super) fn upsert(
+fn upsert(
     tx: &mut postgres::Transaction<'_>,
     table: &str,
     key_columns: &[&str],

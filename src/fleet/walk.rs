@@ -25,13 +25,13 @@ pub(super) const DEFAULTS_KEYS: &[&str] = &[
     "wake",
     "budgets",
 ];
-pub(super) const BUDGET_KEYS: &[&str] = &[
+const BUDGET_KEYS: &[&str] = &[
     "max_opportunities_per_day",
     "max_urgent_per_day",
     "max_ideas_per_day",
 ];
 pub(super) const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env"];
-pub(super) const AGENT_KEYS: &[&str] = &[
+const AGENT_KEYS: &[&str] = &[
     "id",
     "name",
     "role",
@@ -42,14 +42,14 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "standing_orders",
     "budgets",
 ];
-pub(super) const WAKE_KEYS: &[&str] = &[
+const WAKE_KEYS: &[&str] = &[
     "mode",
     "agent_id",
     "session_key",
     "timeout_seconds",
     "command",
 ];
-pub(super) const ORDER_KEYS: &[&str] = &[
+const ORDER_KEYS: &[&str] = &[
     "name",
     "cron",
     "timezone",
@@ -116,7 +116,7 @@ impl Walker<'_> {
     }
 
     /// `t[key]` through `pick`; a value `pick` refuses is reported as not `expected`.
-    pub(super) fn typed<'t, T>(
+    fn typed<'t, T>(
         &mut self,
         t: &'t Table,
         prefix: &str,
@@ -159,7 +159,7 @@ impl Walker<'_> {
         })
     }
 
-    pub(super) fn non_negative(&mut self, t: &Table, prefix: &str, key: &str) -> Option<i32> {
+    fn non_negative(&mut self, t: &Table, prefix: &str, key: &str) -> Option<i32> {
         self.typed(t, prefix, key, "a whole number, 0 or more", |v| {
             v.as_integer()
                 .filter(|n| *n >= 0)

@@ -1,4 +1,4 @@
-//! The job prompt: what a woken agent is told (DESIGN.md §3.6).
+//! The job prompt: what a woken agent is told, identical in hook and exec mode.
 //!
 //! One text for both wake modes (the hook's `message`, the exec child's `{prompt_file}`).
 //! It carries data, not instructions: OpenClaw wraps hook messages as untrusted content,

@@ -59,7 +59,7 @@ pub struct Promoted {
     pub superseded: Option<Memory>,
 }
 
-pub(super) const LINK_KINDS: [(&str, &str); 4] = [
+const LINK_KINDS: [(&str, &str); 4] = [
     ("jobs", "job"),
     ("attempts", "attempt"),
     ("events", "event"),

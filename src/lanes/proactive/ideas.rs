@@ -33,7 +33,7 @@ pub struct NewIdea {
     pub dedupe_key: Option<String>,
 }
 
-pub(super) fn check_idea(p: &NewIdea) -> Result<()> {
+fn check_idea(p: &NewIdea) -> Result<()> {
     check_required_text("`namespace`", &p.namespace)?;
     check_required_text("`source_agent`", &p.source_agent)?;
     check_required_text("`theme`", &p.theme)?;

@@ -25,7 +25,7 @@ pub struct Filter {
     pub limit: i64,
 }
 
-pub(super) fn check_limit(limit: i64) -> Result<()> {
+fn check_limit(limit: i64) -> Result<()> {
     if (1..=10_000).contains(&limit) {
         Ok(())
     } else {

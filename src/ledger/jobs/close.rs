@@ -361,7 +361,7 @@ pub fn renew_lease(
     )
 }
 
-pub(super) fn check_openclaw_refs(task_ref: Option<&str>, session_key: Option<&str>) -> Result<()> {
+fn check_openclaw_refs(task_ref: Option<&str>, session_key: Option<&str>) -> Result<()> {
     check_optional_text("`openclaw_task_ref`", task_ref)?;
     check_optional_text("`openclaw_session_key`", session_key)
 }
