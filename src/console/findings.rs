@@ -403,12 +403,18 @@ pub fn audit(
             let payload = serde_json::to_value(f).map_err(|e| {
                 crate::error::Error::failure(format!("cannot encode a finding: {e}"))
             })?;
-            recorded += tx.execute(
-                "insert into events (namespace, topic, source_agent, dedupe_key, payload)
-                 values ($1, $2, $3, $4, $5)
-                 on conflict (namespace, topic, dedupe_key) where dedupe_key is not null do nothing",
-                &[ns, &TOPIC, &actor, &f.key, &payload],
-            )? as usize;
+            let emitted = crate::ledger::events::emit(
+                tx,
+                &crate::ledger::events::EmitParams {
+                    namespace: namespace.to_string(),
+                    topic: TOPIC.to_string(),
+                    source_agent: Some(actor.to_string()),
+                    source_job_id: None,
+                    dedupe_key: Some(f.key.clone()),
+                    payload,
+                },
+            )?;
+            recorded += usize::from(!emitted.deduped);
         }
     }
 

@@ -228,24 +228,24 @@ fn alerts(tx: &mut postgres::Transaction<'_>, order: &Declared, actor: &str) -> 
             continue;
         }
         let latest: uuid::Uuid = rows[0].try_get(0)?;
-        let inserted = tx.execute(
-            "insert into events (namespace, topic, source_agent, dedupe_key, payload)
-             values ($1, 'standing_order.alert', $2, $3, $4)
-             on conflict do nothing",
-            &[
-                &order.namespace,
-                &actor,
-                &format!("alert:{kind}:{latest}"),
-                &serde_json::json!({
+        let emitted = crate::ledger::events::emit(
+            tx,
+            &crate::ledger::events::EmitParams {
+                namespace: order.namespace.clone(),
+                topic: "standing_order.alert".into(),
+                source_agent: Some(actor.to_string()),
+                source_job_id: None,
+                dedupe_key: Some(format!("alert:{kind}:{latest}")),
+                payload: serde_json::json!({
                     "agent_id": order.agent_id,
                     "order_name": order.order_name,
                     "kind": kind,
                     "consecutive": n,
                     "latest_run_id": latest,
                 }),
-            ],
+            },
         )?;
-        written += inserted as usize;
+        written += usize::from(!emitted.deduped);
     }
     Ok(written)
 }

@@ -175,10 +175,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
     })
 }
 
-fn read_toml(
-    file: &Path,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<(Table, BTreeMap<String, usize>)> {
+fn read_toml(file: &Path, diags: &mut Vec<Diagnostic>) -> Option<(Table, BTreeMap<String, usize>)> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {

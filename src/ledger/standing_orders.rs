@@ -504,20 +504,20 @@ pub fn record_missed(
         return Ok(false);
     };
     let run_id: Uuid = run.try_get(0)?;
-    tx.execute(
-        "insert into events (namespace, topic, source_agent, dedupe_key, payload)
-         values ($1, 'standing_order.missed', $2, $3, $4)
-         on conflict do nothing",
-        &[
-            &order.namespace,
-            &actor,
-            &format!(
+    crate::ledger::events::emit(
+        tx,
+        &crate::ledger::events::EmitParams {
+            namespace: order.namespace.clone(),
+            topic: "standing_order.missed".into(),
+            source_agent: Some(actor.to_string()),
+            source_job_id: None,
+            dedupe_key: Some(format!(
                 "missed:{}/{}@{}",
                 order.agent_id,
                 order.order_name,
                 at.to_rfc3339()
-            ),
-            &serde_json::json!({
+            )),
+            payload: serde_json::json!({
                 "agent_id": order.agent_id,
                 "order_name": order.order_name,
                 "scheduled_for": at,
@@ -529,7 +529,7 @@ pub fn record_missed(
                     "no supervisor fired it within its grace"
                 },
             }),
-        ],
+        },
     )?;
     Ok(true)
 }

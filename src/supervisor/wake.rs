@@ -198,13 +198,17 @@ fn wake_hook(shared: &Shared, job: &Job, fence: Fence, target: &HookTarget, mess
                 .saturating_add(HOOK_LEASE_MARGIN_SECONDS);
             let recorded = shared.pool.get().and_then(|mut c| {
                 crate::db::transaction(&mut c, |tx| {
-                    jobs::record_hook_admission(
+                    let admitted = jobs::record_hook_admission(
                         tx,
                         job,
                         i32::from(status),
                         run_id.as_deref(),
                         f64::from(lease),
-                    )
+                    )?;
+                    if admitted {
+                        agents::record_wake_success(tx, &job.namespace, &job.target_agent)?;
+                    }
+                    Ok(())
                 })
             });
             if let Err(e) = recorded {

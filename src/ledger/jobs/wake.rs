@@ -155,15 +155,16 @@ pub fn mark_woken(
 /// the job is still this attempt's, the run reference and a lease long enough for the
 /// run (`lease_seconds` from now, never shortened). One statement, locking the job before
 /// the attempt like every closing call, so an agent closing the job at the same moment
-/// cannot deadlock with it.
+/// cannot deadlock with it. Returns whether the attempt was found (then the caller clears
+/// the agent's wake back-off, `agents::record_wake_success`, in the same transaction).
 pub fn record_hook_admission(
     tx: &mut postgres::Transaction<'_>,
     job: &Job,
     hook_status: i32,
     run_id: Option<&str>,
     lease_seconds: f64,
-) -> Result<()> {
-    tx.execute(
+) -> Result<bool> {
+    let row = tx.query_one(
         "with locked as materialized (
            select id from jobs where id = $1 for update
          ),
@@ -180,16 +181,8 @@ pub fn record_hook_admission(
            set hook_status = $5, run_id = coalesce($3, run_id)
            where job_id = (select id from locked) and attempt_no = $6
            returning 1
-         ),
-         agent as (
-           update agents
-           set wake_failures = 0, wake_backoff_until = null
-           where namespace = $7 and agent_id = $8
-             and (wake_failures <> 0 or wake_backoff_until is not null)
-             and exists (select 1 from attempt)
-           returning 1
          )
-         select (select count(*) from extended), (select count(*) from agent)",
+         select (select count(*) from extended), (select count(*) from attempt)",
         &[
             &job.id,
             &job.lease_token,
@@ -197,11 +190,10 @@ pub fn record_hook_admission(
             &lease_seconds,
             &hook_status,
             &job.attempt_count,
-            &job.namespace,
-            &job.target_agent,
         ],
     )?;
-    Ok(())
+    let attempts: i64 = row.try_get(1)?;
+    Ok(attempts > 0)
 }
 
 /// Puts a leased job whose agent was never woken back in the queue, ready at once; the
