@@ -58,11 +58,14 @@ Exit status:
   3   not found: the job or run named does not exist
   4   conflict: illegal state transition, stale lease token, lease lost
   75  temporary: database unreachable, timeout, serialization failure; retry the same command
-  78  configuration: DATABASE_URL missing, schema not migrated, migration edited
+  78  configuration: no database settings, schema not migrated, migration edited
 
 Environment:
-  DATABASE_URL           PostgreSQL connection string (else the libpq PGHOST, PGPORT,
-                         PGUSER, PGPASSWORD, PGDATABASE variables)
+  AGENTBUS_DATABASE_URL  PostgreSQL connection string; else DATABASE_URL; else the libpq
+                         PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE variables. Inside
+                         OpenClaw use AGENTBUS_DATABASE_URL or PG*: OpenClaw strips
+                         DATABASE_URL from the commands agents run
+  DATABASE_URL           PostgreSQL connection string (when AGENTBUS_DATABASE_URL is unset)
   AGENTBUS_NAMESPACE     default --namespace (default: default)
   AGENTBUS_AGENT         the calling agent: default --source-agent, recorded as the actor
   AGENTBUS_JOB_ID        default job id of complete-job, block-job, fail-job,

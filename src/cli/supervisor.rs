@@ -44,7 +44,7 @@ Wake modes:
   exec: runs the argv template with {job_id}, {agent}, {attempt}, {lease_token},
   {prompt_file} and {namespace} replaced, in its own process group, with AGENTBUS_JOB_ID,
   AGENTBUS_LEASE_TOKEN, AGENTBUS_ATTEMPT, AGENTBUS_AGENT, AGENTBUS_NAMESPACE,
-  AGENTBUS_PROMPT_FILE and DATABASE_URL set. The lease is renewed every third of
+  AGENTBUS_PROMPT_FILE and AGENTBUS_DATABASE_URL (also as DATABASE_URL) set. The lease is renewed every third of
   --lease-seconds while it runs; at the deadline the group gets TERM, then KILL after
   --kill-grace. If the job is still open when the command exits, the attempt fails with
   \"exited without closing the loop\", the exit code and the last lines of stderr.
@@ -77,7 +77,8 @@ Exit status:
       address taken
 
 Environment:
-  DATABASE_URL              the ledger (else PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)
+  AGENTBUS_DATABASE_URL     the ledger (--database-url wins; else DATABASE_URL, else PGHOST,
+                            PGPORT, PGUSER, PGPASSWORD, PGDATABASE)
   AGENTBUS_NAMESPACE        --namespace
   AGENTBUS_SUPERVISOR_ID    --supervisor-id
   AGENTBUS_EXEC             --exec
@@ -89,7 +90,8 @@ Environment:
 
 Files:
   scripts/agentbus-supervisor.service   a hardened systemd unit
-  agentbus-supervisor.env               its environment file (DATABASE_URL, token file)";
+  agentbus-supervisor.env               its environment file (AGENTBUS_DATABASE_URL, token
+                                        file)";
 
 /// Claims ready jobs, wakes their agents, watches leases, and recovers from crashes.
 ///
@@ -106,8 +108,9 @@ Files:
     after_long_help = AFTER_HELP
 )]
 pub struct SupervisorArgs {
-    /// PostgreSQL connection string
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    /// PostgreSQL connection string (default: $AGENTBUS_DATABASE_URL, else $DATABASE_URL,
+    /// else the libpq PG* variables)
+    #[arg(long, value_name = "URL")]
     database_url: Option<String>,
 
     /// Namespace served
@@ -253,6 +256,13 @@ pub struct SupervisorArgs {
 
 /// Parses the command line into a configuration.
 pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
+    // --database-url, then AGENTBUS_DATABASE_URL, DATABASE_URL, then libpq's PG*.
+    let database_url = a
+        .database_url
+        .clone()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| env.get("AGENTBUS_DATABASE_URL"))
+        .or_else(|| env.get("DATABASE_URL"));
     let db = match &a.database_url {
         Some(url) if !url.trim().is_empty() => DbConfig::parse(url)?,
         _ => DbConfig::from_lookup(|k| env.get(k))?,
@@ -297,7 +307,7 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
     });
     Ok(Config {
         db,
-        database_url: a.database_url.clone().filter(|u| !u.trim().is_empty()),
+        database_url,
         namespace: a.namespace,
         supervisor_id,
         lease_seconds: a.lease_seconds,

@@ -15,7 +15,8 @@ pub const CLI_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection attempt may take before the call gives up (exit 75).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where to connect, resolved from `DATABASE_URL` or the libpq `PG*` variables.
+/// Where to connect, resolved from `AGENTBUS_DATABASE_URL`, `DATABASE_URL` or the libpq
+/// `PG*` variables.
 #[derive(Clone)]
 pub struct DbConfig {
     config: postgres::Config,
@@ -36,28 +37,36 @@ impl std::fmt::Debug for DbConfig {
 impl DbConfig {
     /// Parses a libpq connection string or `postgres://` URL.
     pub fn parse(url: &str) -> Result<Self> {
+        Self::parse_from("the database URL", url)
+    }
+
+    /// [`DbConfig::parse`], naming where the text came from in the error.
+    fn parse_from(source: &str, url: &str) -> Result<Self> {
         let config: postgres::Config = url.parse().map_err(|_| {
             // The parser's message can quote the input, which may hold a password.
-            Error::config("DATABASE_URL is not a valid PostgreSQL connection string")
-                .with_hint("expected e.g. postgresql://user@127.0.0.1:5432/agentbus")
+            Error::config(format!(
+                "{source} is not a valid PostgreSQL connection string"
+            ))
+            .with_hint("expected e.g. postgresql://user@127.0.0.1:5432/agentbus")
         })?;
         Ok(DbConfig { config })
     }
 
     /// Resolves the connection from the environment, given a lookup function:
-    /// `DATABASE_URL` first; else the libpq variables `PGHOST`, `PGPORT`, `PGUSER`,
-    /// `PGPASSWORD`, `PGDATABASE`; else a configuration error.
+    /// `AGENTBUS_DATABASE_URL` first, then `DATABASE_URL`; else the libpq variables
+    /// `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`; else a configuration
+    /// error. `AGENTBUS_DATABASE_URL` exists because OpenClaw strips `DATABASE_URL` from
+    /// the environment of every command an agent runs; its own name passes.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        if let Some(url) = lookup("DATABASE_URL").filter(|v| !v.trim().is_empty()) {
-            return DbConfig::parse(&url);
+        for name in ["AGENTBUS_DATABASE_URL", "DATABASE_URL"] {
+            if let Some(url) = lookup(name).filter(|v| !v.trim().is_empty()) {
+                return DbConfig::parse_from(name, &url);
+            }
         }
         let host = lookup("PGHOST");
         let database = lookup("PGDATABASE");
         if host.is_none() && database.is_none() {
-            return Err(Error::config("DATABASE_URL is not set").with_hint(
-                "export DATABASE_URL=postgresql://USER@HOST:5432/DB (or PGHOST/PGDATABASE); \
-                 scripts/pg-local.sh prints one for this machine",
-            ));
+            return Err(no_settings(lookup("OPENCLAW_SHELL").is_some()));
         }
         let mut config = postgres::Config::new();
         config.host(host.as_deref().unwrap_or("localhost"));
@@ -82,6 +91,26 @@ impl DbConfig {
     pub fn dbname(&self) -> Option<&str> {
         self.config.get_dbname()
     }
+}
+
+/// The error for "no connection settings at all", which inside OpenClaw has a known cause.
+fn no_settings(in_openclaw: bool) -> Error {
+    if in_openclaw {
+        return Error::config(
+            "no database settings: this command runs inside OpenClaw, which never passes \
+             DATABASE_URL to the commands an agent runs",
+        )
+        .with_hint(
+            "set AGENTBUS_DATABASE_URL (or PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD) \
+             in the gateway's environment: its service environment (systemd \
+             Environment=/EnvironmentFile=) or ~/.openclaw/.env, then restart the gateway",
+        );
+    }
+    Error::config("DATABASE_URL is not set (nor AGENTBUS_DATABASE_URL, PGHOST or PGDATABASE)")
+        .with_hint(
+            "export AGENTBUS_DATABASE_URL=postgresql://USER@HOST:5432/DB (or DATABASE_URL, or \
+             PGHOST/PGDATABASE); scripts/pg-local.sh prints one for this machine",
+        )
 }
 
 /// Session settings for one connection.

@@ -192,7 +192,8 @@ fn spawn(
         .env("AGENTBUS_NAMESPACE", &job.namespace)
         .env("AGENTBUS_PROMPT_FILE", prompt_file);
     if let Some(url) = &shared.cfg.database_url {
-        cmd.env("DATABASE_URL", url);
+        cmd.env("AGENTBUS_DATABASE_URL", url)
+            .env("DATABASE_URL", url);
     }
     cmd.spawn()
 }

@@ -66,7 +66,8 @@ pub enum DefaultWake {
 pub struct Config {
     /// Where the ledger is.
     pub db: DbConfig,
-    /// The URL handed to exec children as `DATABASE_URL` (when the supervisor had one).
+    /// The URL handed to exec children as `AGENTBUS_DATABASE_URL` (and `DATABASE_URL`, for
+    /// their own scripts), when the supervisor was given one; else they inherit its `PG*`.
     pub database_url: Option<String>,
     /// The namespace served.
     pub namespace: String,

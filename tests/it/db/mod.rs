@@ -1,4 +1,5 @@
 //! The database layer: migrations, and every statement of the library against the schema.
 
+mod connection;
 mod migrations;
 mod sql;
