@@ -175,8 +175,12 @@ pub fn validate(cfg: &Config) -> Result<()> {
         10_000,
     )?;
     // A lease that can run out while the hook request is still waiting for an answer
-    // would hand the job to another supervisor mid-wake-up.
-    if f64::from(cfg.lease_seconds) <= cfg.hook_request_timeout.as_secs_f64() {
+    // would hand the job to another supervisor mid-wake-up. Only a hook default makes
+    // that the normal case; an agent with hook settings of its own under a short lease
+    // gets its lease extended before the request (wake::wake_hook).
+    if matches!(cfg.default_wake, Some(DefaultWake::Hook(_)))
+        && f64::from(cfg.lease_seconds) <= cfg.hook_request_timeout.as_secs_f64()
+    {
         return Err(Error::usage(format!(
             "`lease_seconds` ({}) must be longer than `hook_request_timeout` ({} s)",
             cfg.lease_seconds,

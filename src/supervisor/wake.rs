@@ -178,6 +178,21 @@ fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> Result<
 }
 
 fn wake_hook(shared: &Shared, job: &Job, fence: Fence, target: &HookTarget, message: &str) {
+    // The lease must outlive the request, or another supervisor could claim the job while
+    // this one still waits for the gateway's answer.
+    let request = shared.cfg.hook_request_timeout.as_secs_f64();
+    if f64::from(shared.cfg.lease_seconds) <= request {
+        let needed = i32::try_from(request.ceil() as i64 + 30).unwrap_or(i32::MAX);
+        let renewed = shared.pool.get().and_then(|mut c| {
+            crate::db::transaction(&mut c, |tx| {
+                jobs::renew_lease(tx, job.id, fence, &shared.caller("wake"), needed)
+            })
+        });
+        if let Err(e) = renewed {
+            shared.note_error("extending the lease for the hook request", &e);
+            return;
+        }
+    }
     let name = format!(
         "agentbus: {}",
         job.subject.chars().take(80).collect::<String>()

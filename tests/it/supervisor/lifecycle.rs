@@ -118,7 +118,12 @@ fn bad_supervisor_flags_exit_2_or_78_and_write_nothing() {
         ),
         (&["--exec", "echo 'unterminated"], 2, "--exec"),
         (
-            &["--exec", "true", "--lease-seconds", "20"],
+            &[
+                "--hook-url",
+                "http://127.0.0.1:9/hooks/agent",
+                "--lease-seconds",
+                "20",
+            ],
             2,
             "must be longer than --hook-request-timeout",
         ),
@@ -247,4 +252,23 @@ fn a_restarted_supervisor_forgets_the_heartbeats_of_dead_processes_on_its_host()
         .map(|r| r.get(0))
         .collect();
     assert_eq!(left, ["elsewhere", "old-alive"]);
+}
+
+#[test]
+fn an_exec_only_supervisor_accepts_a_lease_shorter_than_the_hook_request_timeout() {
+    let db = TestDb::new();
+    let id = db.enqueue("worker", "short lease", &[]);
+    let out = db.supervise_once(
+        &[
+            "--exec",
+            "agentbus complete-job --summary done",
+            "--lease-seconds",
+            "5",
+        ],
+        &[],
+        MINUTE,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let job = db.cli(&["show-job", &id, "--format", "json"]).ok();
+    assert_eq!(job["status"], "succeeded");
 }
