@@ -13,6 +13,7 @@ mod close;
 mod completions;
 mod controls;
 mod digest;
+mod doctor;
 mod errors;
 mod events;
 mod fleet;
@@ -154,6 +155,7 @@ enum Command {
     Events(activity::EventsArgs),
     Completions(completions::CompletionsArgs),
     PurgeNamespace(purge::PurgeNamespaceArgs),
+    Doctor(doctor::DoctorArgs),
     CreateIdea(ideas::CreateIdeaArgs),
     ReviewIdea(ideas::ReviewIdeaArgs),
     ArchiveIdea(ideas::ArchiveIdeaArgs),
@@ -403,6 +405,7 @@ fn dispatch(
         Command::Events(a) => activity::events(ctx, a, stdout),
         Command::Completions(a) => completions::run(ctx, a),
         Command::PurgeNamespace(a) => purge::run(ctx, a),
+        Command::Doctor(a) => doctor::run(ctx, a),
         Command::CreateIdea(a) => ideas::create_idea(ctx, a, stdin),
         Command::ReviewIdea(a) => ideas::review_idea(ctx, a),
         Command::ArchiveIdea(a) => ideas::archive_idea(ctx, a),

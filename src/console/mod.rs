@@ -2,6 +2,7 @@
 //! namespace housekeeping.
 
 pub mod activity;
+pub mod doctor;
 pub mod findings;
 pub mod health;
 pub mod namespaces;

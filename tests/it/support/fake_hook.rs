@@ -17,6 +17,9 @@ pub enum Answer {
     Status(u16),
     /// Never answer within the client's timeout (sleeps, then closes).
     Hang(Duration),
+    /// As a real gateway with this hooks token: `GET /readyz` 200; a POST with another
+    /// token 401; a POST without a message 400 ("message required"); else admitted (200).
+    Gateway(&'static str),
 }
 
 /// One request the fake received.
@@ -133,11 +136,27 @@ fn serve(
         log.lock().unwrap().push(received.clone());
 
         let mut stream = stream.try_clone()?;
+        let answer = match answer {
+            Answer::Gateway(token) => {
+                let bearer = received.header("authorization").unwrap_or("");
+                Answer::Status(if request_line.starts_with("GET /readyz") {
+                    200
+                } else if bearer != format!("Bearer {token}") {
+                    401
+                } else if received.body.get("message").is_none() {
+                    400
+                } else {
+                    200
+                })
+            }
+            other => other,
+        };
         match answer {
             Answer::Hang(d) => {
                 std::thread::sleep(d);
                 return Ok(());
             }
+            Answer::Gateway(_) => return Ok(()),
             Answer::Status(status) => {
                 let run_id = format!("run-{}", uuid::Uuid::new_v4().simple());
                 let body = if (200..300).contains(&status) {
