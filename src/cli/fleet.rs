@@ -104,7 +104,12 @@ pub fn run(ctx: &mut Ctx, a: FleetArgs) -> Result<String> {
             }
         }
         FleetCommand::OpenclawConfig(d) => {
-            let fragment = openclaw::config(&d.load()?);
+            // The exec tool must find this very agentbus: its folder goes first on PATH.
+            let here = std::env::current_exe()
+                .ok()
+                .and_then(|p| std::fs::canonicalize(p).ok())
+                .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
+            let fragment = openclaw::config(&d.load()?, here.as_deref());
             match ctx.document_format() {
                 Format::Json => output::json(&fragment),
                 Format::Table => Ok(fragment.to_json5()),

@@ -50,7 +50,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         .map(|bt| w.budgets(bt, "defaults.budgets"))
         .unwrap_or_default();
     let openclaw = w.table(&fleet_table, "", "openclaw");
-    let (hook_url, hook_token_env) = match openclaw {
+    let (hook_url, hook_token_env, openclaw_heartbeat) = match openclaw {
         Some(t) => {
             w.unknown_keys(t, "openclaw", OPENCLAW_KEYS);
             let url = w.string(t, "openclaw", "hook_url");
@@ -62,9 +62,13 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
                     );
                 }
             }
-            (url, w.string(t, "openclaw", "token_env"))
+            (
+                url,
+                w.string(t, "openclaw", "token_env"),
+                w.cadence(t, "openclaw", "heartbeat"),
+            )
         }
-        None => (None, None),
+        None => (None, None, None),
     };
 
     let memory = w.table(&fleet_table, "", "memory");
@@ -169,6 +173,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         namespace,
         hook_url,
         hook_token_env,
+        openclaw_heartbeat,
         agents,
         memory_curators,
         memory_inject,

@@ -138,11 +138,26 @@ pub struct AgentSpec {
     pub standing_orders: Vec<OrderSpec>,
     /// Its proactive budgets.
     pub budgets: Budgets,
+    /// Its OpenClaw model (`provider/model`), when it does not use the gateway's default.
+    pub model: Option<String>,
+    /// Its OpenClaw heartbeat cadence (`15m`, `1h`; `0m` turns it off).
+    pub heartbeat: Option<String>,
+    /// The OpenClaw tools it may use (`[tools] allow`) and may not (`[tools] deny`).
+    pub tools: Option<ToolPolicy>,
     /// Its agent.toml.
     pub file: PathBuf,
     /// Lines of `id` and `handoffs` in it, for diagnostics found across agents.
     #[serde(skip)]
     pub(super) lines: KeyLines,
+}
+
+/// OpenClaw tool names an agent may and may not use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ToolPolicy {
+    /// Only these (empty: OpenClaw's default set).
+    pub allow: Vec<String>,
+    /// Never these.
+    pub deny: Vec<String>,
 }
 
 /// Where an agent file sets the keys checked across the whole fleet.
@@ -165,6 +180,10 @@ pub struct Fleet {
     pub hook_url: Option<String>,
     /// Name of the environment variable holding the hook token.
     pub hook_token_env: Option<String>,
+    /// The heartbeat cadence of agents that set none (`[openclaw] heartbeat`; OpenClaw's
+    /// own default when unset is every 30 minutes, so `fleet openclaw-config` writes `0m`:
+    /// agentbus wakes these agents).
+    pub openclaw_heartbeat: Option<String>,
     /// Agents, by id.
     pub agents: Vec<AgentSpec>,
     /// Agents that may promote into shared memory (`[memory] curators`; default: the

@@ -1,7 +1,9 @@
 //! The key walker: typed reads of a TOML table that record a diagnostic, at the key's line,
 //! for every missing, unknown or ill-typed key.
 
-use super::{AgentSpec, Budgets, CatchUp, Diagnostic, FiredBy, KeyLines, OrderSpec, WakeSpec};
+use super::{
+    AgentSpec, Budgets, CatchUp, Diagnostic, FiredBy, KeyLines, OrderSpec, ToolPolicy, WakeSpec,
+};
 use crate::ledger::agents::WakeMode;
 use crate::ledger::schedule::{parse_cron, parse_zone};
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,7 +32,7 @@ const BUDGET_KEYS: &[&str] = &[
     "max_urgent_per_day",
     "max_ideas_per_day",
 ];
-pub(super) const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env"];
+pub(super) const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env", "heartbeat"];
 const AGENT_KEYS: &[&str] = &[
     "id",
     "name",
@@ -41,7 +43,11 @@ const AGENT_KEYS: &[&str] = &[
     "wake",
     "standing_orders",
     "budgets",
+    "model",
+    "heartbeat",
+    "tools",
 ];
+const TOOLS_KEYS: &[&str] = &["allow", "deny"];
 const WAKE_KEYS: &[&str] = &[
     "mode",
     "agent_id",
@@ -165,6 +171,25 @@ impl Walker<'_> {
                 .filter(|n| *n >= 0)
                 .and_then(|n| i32::try_from(n).ok())
         })
+    }
+
+    /// An OpenClaw heartbeat cadence: a whole number of minutes or hours (`15m`, `1h`, `0m`).
+    pub(super) fn cadence(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+        let value = self.string(t, prefix, key)?;
+        let ok = value
+            .strip_suffix('m')
+            .or_else(|| value.strip_suffix('h'))
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            self.error_at(
+                &Self::join(prefix, key),
+                format!(
+                    "{key} {value:?} must be minutes or hours, e.g. \"15m\", \"1h\" (\"0m\": off)"
+                ),
+            );
+            return None;
+        }
+        Some(value)
     }
 
     /// `[budgets]` or `[defaults.budgets]`.
@@ -309,7 +334,27 @@ impl Walker<'_> {
                 "standing_orders must be [[standing_orders]] tables",
             ),
         }
+        let model = self.string(t, "", "model");
+        if let Some(m) = &model {
+            if !m.contains('/') || m.chars().any(char::is_whitespace) {
+                self.error_at(
+                    "model",
+                    format!("model {m:?} must be provider/model, e.g. anthropic/claude-sonnet-4-6"),
+                );
+            }
+        }
+        let heartbeat = self.cadence(t, "", "heartbeat");
+        let tools = self.table(t, "", "tools").map(|tt| {
+            self.unknown_keys(tt, "tools", TOOLS_KEYS);
+            ToolPolicy {
+                allow: self.strings(tt, "tools", "allow").unwrap_or_default(),
+                deny: self.strings(tt, "tools", "deny").unwrap_or_default(),
+            }
+        });
         AgentSpec {
+            model,
+            heartbeat,
+            tools,
             name: self.string(t, "", "name"),
             role: self.string(t, "", "role"),
             max_concurrency: self

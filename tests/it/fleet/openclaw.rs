@@ -1,6 +1,6 @@
 //! fleet openclaw-config and openclaw-cron against a fake `openclaw` on the PATH.
 
-use super::FleetDir;
+use super::{validate, FleetDir};
 use crate::support::TestDb;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,20 @@ fn openclaw_config_lists_hook_agents_and_never_prints_the_token() {
         config["agents"]["entries"].get("writer").is_none(),
         "an exec agent is not an OpenClaw agent: {config}"
     );
+    // Everything the gateway needs for the agent to close its jobs: an explicit roster,
+    // no heartbeat turns without a job, exec on the gateway without an approval prompt,
+    // and the folder of this very agentbus first on PATH.
+    assert_eq!(config["agents"]["ownership"], "explicit");
+    assert_eq!(scout["heartbeat"]["every"], "0m");
+    assert_eq!(scout["tools"]["exec"]["host"], "gateway");
+    assert_eq!(scout["tools"]["exec"]["mode"], "full");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_agentbus"));
+    let bin_dir = std::fs::canonicalize(bin).unwrap();
+    assert_eq!(
+        scout["tools"]["exec"]["pathPrepend"][0],
+        bin_dir.parent().unwrap().display().to_string()
+    );
+    assert!(scout.get("model").is_none(), "{scout}");
     assert_eq!(config["hooks"]["token"], "${OPENCLAW_HOOKS_TOKEN}");
     assert_eq!(config["hooks"]["path"], "/hooks");
     assert_eq!(
@@ -251,4 +265,46 @@ fn an_agent_woken_by_openclaw_cron_starts_the_latest_occurrence() {
     db.cli(&["fleet", "sync", f.path()]).ok();
     start("new-year").fails(4, "was removed from its fleet files");
     assert_eq!(db.one::<i64>("select count(*) from standing_order_runs"), 1);
+}
+
+#[test]
+fn model_heartbeat_and_tools_reach_the_agent_entry_and_are_checked() {
+    let db = TestDb::new();
+    let f = FleetDir::new();
+    f.write(
+        "scout/agent.toml",
+        "id = \"scout\"\nname = \"Scout\"\nmodel = \"anthropic/claude-sonnet-4-6\"\nheartbeat = \"15m\"\n\
+         [wake]\nmode = \"hook\"\n[tools]\nallow = [\"exec\", \"read\"]\ndeny = [\"browser\"]\n",
+    );
+    let out = db
+        .cli(&["fleet", "openclaw-config", f.path(), "--format", "json"])
+        .ok();
+    let scout = &out["config"]["agents"]["entries"]["scout"];
+    assert_eq!(scout["model"], "anthropic/claude-sonnet-4-6");
+    assert_eq!(scout["heartbeat"]["every"], "15m");
+    assert_eq!(scout["tools"]["allow"], serde_json::json!(["exec", "read"]));
+    assert_eq!(scout["tools"]["deny"], serde_json::json!(["browser"]));
+
+    for (text, line, needle) in [
+        (
+            "id = \"scout\"\nmodel = \"claude\"\n",
+            2,
+            "must be provider/model",
+        ),
+        (
+            "id = \"scout\"\nheartbeat = \"often\"\n",
+            2,
+            "must be minutes or hours",
+        ),
+        (
+            "id = \"scout\"\n[tools]\nallow = [\"exec\"]\ntrust = true\n",
+            4,
+            "unknown key \"tools.trust\"",
+        ),
+    ] {
+        f.write("scout/agent.toml", text);
+        let out = validate(&db, f.path().as_ref());
+        out.fails(2, &format!("{}:{line}: ", f.file("scout/agent.toml")));
+        assert!(out.stderr.contains(needle), "{text:?}: {}", out.stderr);
+    }
 }
