@@ -16,12 +16,22 @@
 #   AGENTBUS_DEMO_NAMESPACE  namespace to use (default gtm-demo; it is purged first)
 #   AGENTBUS_DEMO_OUT        where the outbox and the digest go (default .agentbus/demo)
 #   AGENTBUS_BIN_DIR         use the binaries in this folder instead of a release build
+#   AGENTBUS_DEMO_WAKE       exec (default: the supervisor runs scripts/demo/agent.sh) or
+#                            hook (the fleet's own settings: a real OpenClaw gateway wakes
+#                            the agents; scripts/test-openclaw.sh runs it this way)
+#   AGENTBUS_DEMO_FLEET      the fleet folder (default agents/gtm)
+#   AGENTBUS_DEMO_SUPERVISOR_ARGS  more arguments for agentbus-supervisor (hook mode)
+#   AGENTBUS_DEMO_SETTLE     seconds each step may take (default 60)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 ns=${AGENTBUS_DEMO_NAMESPACE:-gtm-demo}
 out=${AGENTBUS_DEMO_OUT:-$root/.agentbus/demo}
+wake=${AGENTBUS_DEMO_WAKE:-exec}
+fleet=${AGENTBUS_DEMO_FLEET:-agents/gtm}
+patience=${AGENTBUS_DEMO_SETTLE:-60}
+read -r -a supervisor_args <<< "${AGENTBUS_DEMO_SUPERVISOR_ARGS:-}"
 started=$(date +%s)
 
 step() { printf '\n== %s\n' "$*"; }
@@ -52,16 +62,18 @@ if [ -f "$out/supervisor.pid" ] && kill -0 "$(cat "$out/supervisor.pid")" 2>/dev
 fi
 rm -f "$out/outbox.txt" "$out/standup.md" "$out/supervisor.pid"
 agentbus purge-namespace "$ns" --confirm "$ns" > /dev/null
-agentbus fleet sync agents/gtm --namespace "$ns" --format table
+agentbus fleet sync "$fleet" --namespace "$ns" --format table
 # The fleet's files wake OpenClaw agents over HTTP; the demo wakes the stand-ins instead.
-for agent in mission-control scout writer rep closer; do
-  agentbus configure-agent "$agent" --wake exec \
-    --exec-command "$root/scripts/demo/agent.sh" --exec-timeout-seconds 60 > /dev/null
-done
+if [ "$wake" = exec ]; then
+  for agent in mission-control scout writer rep closer; do
+    agentbus configure-agent "$agent" --wake exec \
+      --exec-command "$root/scripts/demo/agent.sh" --exec-timeout-seconds 60 > /dev/null
+  done
+fi
 
 step "supervisor"
 agentbus-supervisor --poll-interval 1 --lease-seconds 30 --hook-request-timeout 10 \
-  --supervisor-id "demo-$$" > "$out/supervisor.log" 2>&1 &
+  --supervisor-id "demo-$$" ${supervisor_args[@]+"${supervisor_args[@]}"} > "$out/supervisor.log" 2>&1 &
 supervisor=$!
 echo "$supervisor" > "$out/supervisor.pid"
 stop_supervisor() {
@@ -91,14 +103,14 @@ settle() {
 step "pipeline: scout -> writer -> rep -> closer"
 agentbus enqueue-job --target-agent scout --subject "Prospect list: demo" \
   --payload "{\"prospects_file\": \"$root/scripts/demo/prospects.txt\"}" > /dev/null
-settle 60
+settle "$patience"
 
 step "approvals (the human step)"
 agentbus list-approvals --format table
 for id in $(agentbus list-approvals --get '[].id'); do
   agentbus --actor operator:demo approve-job "$id" --reason "pricing checked (demo)" > /dev/null
 done
-settle 60
+settle "$patience"
 
 step "proactive lane: scout's idea, promoted to an opportunity, converted to a job"
 idea=$(agentbus list-ideas --agent scout --get '0.id')
@@ -115,13 +127,13 @@ agentbus --actor coordinator triage-opportunity --opportunity-id "$opportunity" 
   --decision accepted --notes "cheap to try, easy to stop" > /dev/null
 agentbus --actor coordinator convert-opportunity --opportunity-id "$opportunity" \
   --target-agent scout --subject "Prospect list: logistics firms hiring dispatchers" > /dev/null
-settle 60
+settle "$patience"
 agentbus show-opportunity "$opportunity" --format table
 
 step "nightly standup, fired now"
 agentbus --actor operator:demo fire-standing-order --agent-id mission-control \
   --order-name nightly-standup > /dev/null
-settle 60
+settle "$patience"
 stop_supervisor
 trap - EXIT
 finished=$(date +%s)
