@@ -129,6 +129,14 @@ gateway_env=(
   "AGENTBUS_DATABASE_URL=$db_url" "AGENTBUS_DEMO_OUT=$state/out"
 )
 "${gateway_env[@]}" "$node_bin/openclaw" config validate
+# Every shipped fleet's keys, as printed, are a config the real gateway accepts.
+for fleet_dir in agents/*/; do
+  name=$(basename "$fleet_dir")
+  "$bin/agentbus" fleet openclaw-config "$fleet_dir" > "$state/$name.json5"
+  "${gateway_env[@]}" "OPENCLAW_CONFIG_PATH=$state/$name.json5" "AGENTBUS_HOOK_TOKEN=x" \
+    "$node_bin/openclaw" config validate > /dev/null || fail "openclaw rejects the config of agents/$name"
+  echo "ok  openclaw config validate accepts fleet openclaw-config agents/$name"
+done
 
 say "gateway on 127.0.0.1:$gateway_port"
 "${gateway_env[@]}" "$node_bin/openclaw" gateway run --port "$gateway_port" > "$state/gateway.log" 2>&1 &
