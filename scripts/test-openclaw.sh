@@ -142,12 +142,12 @@ say "gateway on 127.0.0.1:$gateway_port"
 "${gateway_env[@]}" "$node_bin/openclaw" gateway run --port "$gateway_port" > "$state/gateway.log" 2>&1 &
 gateway_pid=$!
 ready=''
-for _ in $(seq 1 180); do
+for _ in $(seq 1 360); do
   if curl -fsS "http://127.0.0.1:$gateway_port/readyz" > /dev/null 2>&1; then ready=yes; break; fi
   kill -0 "$gateway_pid" 2>/dev/null || fail "the gateway exited"
   sleep 0.5
 done
-[ -n "$ready" ] || fail "the gateway did not answer /readyz within 90s"
+[ -n "$ready" ] || fail "the gateway did not answer /readyz within 180s"
 echo "ready after $(( $(date +%s) - started ))s"
 # The gateway process's own environment, as the kernel has it.
 gw_env=$(tr '\0' '\n' < "/proc/$gateway_pid/environ" 2>/dev/null || true)
