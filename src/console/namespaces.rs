@@ -84,6 +84,10 @@ pub fn purge(tx: &mut postgres::Transaction<'_>, namespace: &str) -> Result<Purg
             "standing_orders",
             "delete from standing_orders where namespace = $1",
         ),
+        (
+            "approval_gates",
+            "delete from approval_gates where namespace = $1",
+        ),
         ("agents", "delete from agents where namespace = $1"),
         (
             "dispatcher_heartbeats",

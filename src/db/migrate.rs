@@ -74,6 +74,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "status_sets",
         sql: include_str!("../../sql/0008_status_sets.sql"),
     },
+    Migration {
+        version: 9,
+        name: "approval_gates",
+        sql: include_str!("../../sql/0009_approval_gates.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -144,11 +144,55 @@ pub struct AgentSpec {
     pub heartbeat: Option<String>,
     /// The OpenClaw tools it may use (`[tools] allow`) and may not (`[tools] deny`).
     pub tools: Option<ToolPolicy>,
+    /// Its autonomy tier: `T1` (every job waits for approval), `T2` (jobs whose subject is
+    /// in `outbound` wait), `T3` (no tier gate).
+    pub tier: Option<String>,
+    /// Subjects that leave the company (gated under tier `T2`).
+    pub outbound: Vec<String>,
+    /// Its `[[approval_gates]]`.
+    pub approval_gates: Vec<GateSpec>,
     /// Its agent.toml.
     pub file: PathBuf,
     /// Lines of `id` and `handoffs` in it, for diagnostics found across agents.
     #[serde(skip)]
     pub(super) lines: KeyLines,
+}
+
+/// One `[[approval_gates]]` entry: jobs for the agent that match wait for approval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateSpec {
+    /// Its name, unique per agent.
+    pub name: String,
+    /// A glob on the subject (`Proposal:*`); every subject when absent.
+    pub subject: Option<String>,
+    /// A top-level payload field whose number must reach `at_least`.
+    pub payload_field: Option<String>,
+    /// The threshold of `payload_field`.
+    pub at_least: Option<f64>,
+    /// FILE:LINE of the declaration.
+    pub source: String,
+}
+
+impl GateSpec {
+    /// The subject glob as a SQL LIKE pattern (`*` any text, `?` one character; `%`, `_`
+    /// and `\` match themselves).
+    pub fn subject_like(&self) -> Option<String> {
+        self.subject.as_ref().map(|glob| {
+            let mut like = String::with_capacity(glob.len());
+            for c in glob.chars() {
+                match c {
+                    '*' => like.push('%'),
+                    '?' => like.push('_'),
+                    '%' | '_' | '\\' => {
+                        like.push('\\');
+                        like.push(c);
+                    }
+                    c => like.push(c),
+                }
+            }
+            like
+        })
+    }
 }
 
 /// OpenClaw tool names an agent may and may not use.

@@ -85,6 +85,8 @@ pub fn sync(
             "exec_timeout_seconds": if exec { wake.and_then(|w| w.timeout_seconds) } else { None },
             "fleet": fleet.name,
             "handoffs": agent.handoffs,
+            "approval_tier": agent.tier,
+            "outbound_subjects": agent.outbound,
         });
         let existing: Option<J> = tx
             .query_opt(
@@ -94,6 +96,7 @@ pub fn sync(
             .map(|r| r.try_get(0))
             .transpose()?;
         let pause_reason = format!("paused in {}", agent.file.display());
+        let is_new = existing.is_none();
         match existing {
             None => {
                 upsert(
@@ -130,6 +133,17 @@ pub fn sync(
                     });
                 }
             }
+        }
+        if sync_gates(tx, ns, agent)? && !is_new {
+            report.changed.push(Change {
+                object: "approval_gates",
+                id: agent.id.clone(),
+                fields: agent
+                    .approval_gates
+                    .iter()
+                    .map(|g| g.name.clone())
+                    .collect(),
+            });
         }
         // Pauses declared in files.
         let paused_by_file = tx.execute(
@@ -412,4 +426,61 @@ fn upsert(
     params.push(desired);
     tx.execute(sql.as_str(), &params)?;
     Ok(())
+}
+
+/// A gate as stored: name, subject LIKE pattern, payload field, threshold.
+type GateRow = (String, Option<String>, Option<String>, Option<f64>);
+
+/// Makes the agent's approval gates those of its file; returns whether they changed.
+fn sync_gates(
+    tx: &mut postgres::Transaction<'_>,
+    ns: &str,
+    agent: &crate::fleet::AgentSpec,
+) -> crate::Result<bool> {
+    let current: Vec<GateRow> = tx
+        .query(
+            "select gate_name, subject_like, payload_field, at_least::float8 from approval_gates
+              where namespace = $1 and agent_id = $2 order by gate_name",
+            &[&ns, &agent.id],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect::<std::result::Result<_, postgres::Error>>()?;
+    let mut wanted: Vec<GateRow> = agent
+        .approval_gates
+        .iter()
+        .map(|g| {
+            (
+                g.name.clone(),
+                g.subject_like(),
+                g.payload_field.clone(),
+                g.at_least,
+            )
+        })
+        .collect();
+    wanted.sort_by(|a, b| a.0.cmp(&b.0));
+    if current == wanted {
+        return Ok(false);
+    }
+    tx.execute(
+        "delete from approval_gates where namespace = $1 and agent_id = $2",
+        &[&ns, &agent.id],
+    )?;
+    for g in &agent.approval_gates {
+        tx.execute(
+            "insert into approval_gates (namespace, agent_id, gate_name, subject_like,
+                                         payload_field, at_least, source)
+             values ($1, $2, $3, $4, $5, $6::float8::numeric, $7)",
+            &[
+                &ns,
+                &agent.id,
+                &g.name,
+                &g.subject_like(),
+                &g.payload_field,
+                &g.at_least,
+                &g.source,
+            ],
+        )?;
+    }
+    Ok(true)
 }

@@ -2,7 +2,8 @@
 //! for every missing, unknown or ill-typed key.
 
 use super::{
-    AgentSpec, Budgets, CatchUp, Diagnostic, FiredBy, KeyLines, OrderSpec, ToolPolicy, WakeSpec,
+    AgentSpec, Budgets, CatchUp, Diagnostic, FiredBy, GateSpec, KeyLines, OrderSpec, ToolPolicy,
+    WakeSpec,
 };
 use crate::ledger::agents::WakeMode;
 use crate::ledger::schedule::{parse_cron, parse_zone};
@@ -46,7 +47,11 @@ const AGENT_KEYS: &[&str] = &[
     "model",
     "heartbeat",
     "tools",
+    "tier",
+    "outbound",
+    "approval_gates",
 ];
+const GATE_KEYS: &[&str] = &["name", "subject", "payload_field", "at_least"];
 const TOOLS_KEYS: &[&str] = &["allow", "deny"];
 const WAKE_KEYS: &[&str] = &[
     "mode",
@@ -171,6 +176,76 @@ impl Walker<'_> {
                 .filter(|n| *n >= 0)
                 .and_then(|n| i32::try_from(n).ok())
         })
+    }
+
+    /// `[[approval_gates]]` of an agent file.
+    fn gates(&mut self, t: &Table) -> Vec<GateSpec> {
+        let mut gates = Vec::new();
+        let mut names = BTreeSet::new();
+        let items = match t.get("approval_gates") {
+            None => return gates,
+            Some(Value::Array(items)) => items,
+            Some(_) => {
+                self.error_at(
+                    "approval_gates",
+                    "approval_gates must be [[approval_gates]] tables",
+                );
+                return gates;
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            let prefix = format!("approval_gates[{i}]");
+            let Value::Table(gt) = item else {
+                self.error_at(
+                    "approval_gates",
+                    "approval_gates must be [[approval_gates]] tables",
+                );
+                continue;
+            };
+            self.unknown_keys(gt, &prefix, GATE_KEYS);
+            let source = format!("{}:{}", self.file.display(), self.line_of(&prefix));
+            let Some(name) = self.string(gt, &prefix, "name") else {
+                self.error_at(&prefix, "an approval gate needs a name");
+                continue;
+            };
+            let valid_name = name.len() <= 64
+                && name.chars().enumerate().all(|(i, c)| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || (i > 0 && matches!(c, '-' | '_' | '.'))
+                });
+            if !valid_name {
+                self.error_at(
+                    &format!("{prefix}.name"),
+                    format!("gate name {name:?} may hold only a-z, 0-9, -, _ and ."),
+                );
+            }
+            if !names.insert(name.clone()) {
+                self.error_at(
+                    &format!("{prefix}.name"),
+                    format!("approval gate {name:?} is declared twice"),
+                );
+            }
+            let payload_field = self.string(gt, &prefix, "payload_field");
+            let at_least = gt.get("at_least").and_then(|v| {
+                let n = v.as_float().or_else(|| v.as_integer().map(|n| n as f64));
+                if n.is_none() {
+                    self.error_at(&format!("{prefix}.at_least"), "at_least must be a number");
+                }
+                n
+            });
+            if payload_field.is_some() != at_least.is_some() {
+                self.error_at(&prefix, "payload_field and at_least go together");
+            }
+            gates.push(GateSpec {
+                name,
+                subject: self.string(gt, &prefix, "subject"),
+                payload_field,
+                at_least,
+                source,
+            });
+        }
+        gates
     }
 
     /// An OpenClaw heartbeat cadence: a whole number of minutes or hours (`15m`, `1h`, `0m`).
@@ -351,7 +426,18 @@ impl Walker<'_> {
                 deny: self.strings(tt, "tools", "deny").unwrap_or_default(),
             }
         });
+        let tier = self.string(t, "", "tier");
+        if let Some(tier) = &tier {
+            if !matches!(tier.as_str(), "T1" | "T2" | "T3") {
+                self.error_at("tier", format!("tier {tier:?} is not T1, T2 or T3"));
+            }
+        }
+        let outbound = self.strings(t, "", "outbound").unwrap_or_default();
+        let approval_gates = self.gates(t);
         AgentSpec {
+            tier,
+            outbound,
+            approval_gates,
             model,
             heartbeat,
             tools,

@@ -203,6 +203,9 @@ pub struct Job {
     pub blocked_reason: Option<String>,
     pub last_error: Option<String>,
     pub requires_approval: bool,
+    /// The fleet's approval gate that held this job (`tier T1`, `gate stage-5`), if any.
+    #[serde(default)]
+    pub approval_gate: Option<String>,
     pub openclaw_task_ref: Option<String>,
     pub openclaw_session_key: Option<String>,
     pub openclaw_meta: Value,

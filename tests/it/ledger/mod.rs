@@ -9,6 +9,7 @@ mod dependencies;
 mod events;
 mod fencing;
 mod firing;
+mod gates;
 mod jobs;
 mod standing_orders;
 mod state_machine;
