@@ -23,6 +23,8 @@ pub enum ErrorKind {
     Temporary,
     /// Missing DATABASE_URL, schema not migrated, edited migration.
     Config,
+    /// A guardrail refused the call (a hand-off the fleet does not allow).
+    NotPermitted,
 }
 
 impl ErrorKind {
@@ -35,6 +37,7 @@ impl ErrorKind {
             ErrorKind::Conflict => 4,
             ErrorKind::Temporary => 75,
             ErrorKind::Config => 78,
+            ErrorKind::NotPermitted => 77,
         }
     }
 }
@@ -120,6 +123,11 @@ impl Error {
         Error::new(ErrorKind::Temporary, message)
     }
 
+    /// A guardrail refused it (exit 77).
+    pub fn not_permitted(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::NotPermitted, message)
+    }
+
     /// Any other failure (exit 1).
     pub fn failure(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Failure, message)
@@ -174,6 +182,8 @@ impl From<postgres::Error> for Error {
             "AB001" => Error::conflict(message),
             // A memory-lane rule (0005_memory.sql): frozen lane, no sources, not a curator.
             "AB002" => Error::conflict(message),
+            // A guardrail of the fleet (0010_handoffs.sql).
+            "AB003" => Error::not_permitted(message),
             "23503" => Error::not_found(format!("referenced row not found: {message}")),
             // check_violation, not_null_violation, invalid_text_representation,
             // character_not_in_repertoire, untranslatable_character, numeric out of range,

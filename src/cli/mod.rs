@@ -59,6 +59,7 @@ Exit status:
   3   not found: the job or run named does not exist
   4   conflict: illegal state transition, stale lease token, lease lost
   75  temporary: database unreachable, timeout, serialization failure; retry the same command
+  77  not permitted: a guardrail of the fleet refused it (a hand-off outside handoffs)
   78  configuration: no database settings, schema not migrated, migration edited
 
 Environment:

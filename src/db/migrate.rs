@@ -79,6 +79,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "approval_gates",
         sql: include_str!("../../sql/0009_approval_gates.sql"),
     },
+    Migration {
+        version: 10,
+        name: "handoffs",
+        sql: include_str!("../../sql/0010_handoffs.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

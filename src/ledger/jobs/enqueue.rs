@@ -143,6 +143,7 @@ pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<
         if correlation_key.is_none() {
             correlation_key = row.try_get(2)?;
         }
+        refuse_handoff(tx, p, parent)?;
     }
 
     let mut deps = p.depends_on.clone();
@@ -331,4 +332,46 @@ fn split_time(t: Option<When>) -> (Option<DateTime<Utc>>, Option<f64>) {
         Some(When::At(at)) => (Some(at), None),
         Some(When::FromNow(d)) => (None, Some(d.num_milliseconds() as f64 / 1000.0)),
     }
+}
+
+/// The fleet's hand-off rule, checked before the insert so the refusal can be explained
+/// and recorded as a `guardrail.refused` event (the trigger `jobs_handoffs` holds the same
+/// rule for every other writer).
+fn refuse_handoff(
+    tx: &mut postgres::Transaction<'_>,
+    p: &EnqueueParams,
+    parent: Uuid,
+) -> Result<()> {
+    let row = tx.query_one(
+        "select handoff_refusal($1, $2, $3), (select target_agent from jobs where id = $2),
+                session_user::text",
+        &[&p.namespace, &parent, &p.target_agent],
+    )?;
+    let Some(why) = row.try_get::<_, Option<String>>(0)? else {
+        return Ok(());
+    };
+    let from: Option<String> = row.try_get(1)?;
+    let login: String = row.try_get(2)?;
+    crate::ledger::events::emit(
+        tx,
+        &crate::ledger::events::EmitParams {
+            namespace: p.namespace.clone(),
+            topic: "guardrail.refused".into(),
+            source_agent: from.clone(),
+            source_job_id: Some(parent),
+            dedupe_key: None,
+            payload: serde_json::json!({
+                "rule": "handoff",
+                "from": from,
+                "to": p.target_agent,
+                "subject": p.subject,
+                "claimed_actor": p.actor,
+                "login": login,
+                "reason": why,
+            }),
+        },
+    )?;
+    Err(Error::not_permitted(format!("hand-off refused: {why}"))
+        .with_hint("enqueue it for an agent in the handoffs list, or ask an operator")
+        .keeping_writes())
 }

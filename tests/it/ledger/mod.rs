@@ -9,7 +9,7 @@ mod dependencies;
 mod events;
 mod fencing;
 mod firing;
-mod gates;
+mod guardrails;
 mod jobs;
 mod standing_orders;
 mod state_machine;

@@ -1,5 +1,6 @@
-//! Approval gates declared in fleet files, enforced by the database when a job is written:
-//! tiers, subject globs, payload thresholds; the CLI and raw SQL alike.
+//! Guardrails declared in fleet files and enforced by the database when a job is written:
+//! hand-offs, and approval gates (tiers, subject globs, payload thresholds); through the
+//! CLI and raw SQL alike.
 
 use crate::support::{s, TestDb};
 
@@ -196,4 +197,96 @@ fn gates_follow_the_files_and_bad_declarations_name_their_line() {
         assert!(out.stderr.contains(needle), "{text:?}: {}", out.stderr);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hand_offs_outside_the_fleets_list_are_refused_and_recorded() {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("agentbus-handoffs-{}", uuid::Uuid::new_v4()));
+    for (rel, text) in [
+        ("fleet.toml", "name = \"h\"\nnamespace = \"default\"\n"),
+        (
+            "scout/agent.toml",
+            "id = \"scout\"\nhandoffs = [\"writer\"]\n",
+        ),
+        (
+            "writer/agent.toml",
+            "id = \"writer\"\nhandoffs = [\"rep\"]\n",
+        ),
+        ("rep/agent.toml", "id = \"rep\"\n"),
+    ] {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    db.cli(&["fleet", "sync", dir.to_str().unwrap()]).ok();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let scout_job = db.enqueue("scout", "research", &[]);
+    let in_scouts_run = [
+        ("AGENTBUS_JOB_ID", scout_job.as_str()),
+        ("AGENTBUS_AGENT", "scout"),
+    ];
+    let follow = |target: &str| {
+        db.cli_with(
+            &[
+                "enqueue-job",
+                "--target-agent",
+                target,
+                "--subject",
+                "next step",
+            ],
+            &in_scouts_run,
+            None,
+        )
+    };
+    // Listed, and the agent itself: allowed.
+    assert_eq!(follow("writer").ok()["parent_job_id"], scout_job.as_str());
+    follow("scout").ok();
+
+    // Not listed: exit 77, no job, one guardrail.refused event naming the login.
+    let before: i64 = db.one("select count(*) from jobs");
+    let out = follow("rep");
+    out.fails(
+        77,
+        "hand-off refused: scout may hand work only to writer, not to rep",
+    );
+    assert_eq!(db.one::<i64>("select count(*) from jobs"), before);
+    let event: serde_json::Value =
+        db.one("select payload from events where topic = 'guardrail.refused'");
+    assert_eq!(event["rule"], "handoff");
+    assert_eq!(event["from"], "scout");
+    assert_eq!(event["to"], "rep");
+    assert_eq!(event["claimed_actor"], "scout");
+    assert!(
+        event["login"].as_str().is_some_and(|l| !l.is_empty()),
+        "{event}"
+    );
+
+    // The same rule holds for a raw insert.
+    let mut c = db.client();
+    let err = c
+        .execute(
+            "insert into jobs (target_agent, job_type, subject, parent_job_id)
+             values ('rep', 'reactive', 'raw', $1::text::uuid)",
+            &[&scout_job],
+        )
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("AB003"), "{err}");
+
+    // Not a hand-off: an operator's job without a parent, and agents no fleet declared.
+    db.enqueue("rep", "from an operator", &[]);
+    let stray = db.enqueue("stray", "undeclared agent", &[]);
+    db.cli_with(
+        &[
+            "enqueue-job",
+            "--target-agent",
+            "rep",
+            "--subject",
+            "anyone",
+        ],
+        &[("AGENTBUS_JOB_ID", stray.as_str())],
+        None,
+    )
+    .ok();
 }
