@@ -21,7 +21,8 @@ use crate::ledger::time::Since;
 /// supervisor that stopped beating), blocked_too_long; and for the proactive lane
 /// opportunity_stale_new (nobody triaged it), opportunity_duplicate_title (several agents
 /// propose the same thing), low_confidence_repeat (one agent proposing many weak ones),
-/// budget_rejected (an agent hitting its daily budget). Each names the ids involved and a
+/// budget_rejected (an agent hitting its daily budget); and guardrail_refused (an agent a
+/// fleet guardrail refused, such as a hand-off outside its list). Each names the ids involved and a
 /// command to run. With --record, each finding not recorded before is written once as an
 /// audit.finding event (dedupe key = the finding's key), for the auditor agent and the
 /// publisher. `audit standing-orders` is the per-order table.

@@ -27,6 +27,7 @@ pub const CODES: &[&str] = &[
     "opportunity_duplicate_title",
     "low_confidence_repeat",
     "budget_rejected",
+    "guardrail_refused",
 ];
 
 /// The topic recorded findings are emitted on.
@@ -563,6 +564,25 @@ fn proactive_findings(
             suggestion: format!(
                 "agentbus list-opportunities --agent {agent} --since 1d  (raise [budgets] in its agent.toml only if they were worth it)"
             ),
+        });
+    }
+    // Agents a guardrail refused (a hand-off outside their list), per rule.
+    for r in tx.query(
+        "select coalesce(source_agent, '?'), payload ->> 'rule', count(*), min(id), max(id)
+           from events where namespace = $1 and topic = 'guardrail.refused' and created_at >= $2
+          group by 1, 2 order by 3 desc",
+        &[ns, &limits.since],
+    )? {
+        let (agent, rule): (String, Option<String>) = (r.try_get(0)?, r.try_get(1)?);
+        let (n, first, last): (i64, i64, i64) = (r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+        let rule = rule.unwrap_or_else(|| "?".into());
+        findings.push(Finding {
+            code: "guardrail_refused",
+            key: format!("guardrail_refused:{agent}:{rule}:{first}-{last}"),
+            agent: Some(agent.clone()),
+            ids: vec![agent.clone()],
+            detail: format!("{agent} was refused {n} time(s) by the {rule} guardrail in the window"),
+            suggestion: format!("agentbus events --topic guardrail.refused --source-agent {agent} --since 1d  (then its AGENTS.md, or the fleet's rule)"),
         });
     }
     Ok(())

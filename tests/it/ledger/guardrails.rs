@@ -263,6 +263,17 @@ fn hand_offs_outside_the_fleets_list_are_refused_and_recorded() {
         "{event}"
     );
 
+    // The audit reports it.
+    let audit = db.cli(&["audit", "--format", "json"]).ok();
+    let refused: Vec<&serde_json::Value> = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "guardrail_refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{audit}");
+    assert_eq!(refused[0]["agent"], "scout");
+
     // The same rule holds for a raw insert.
     let mut c = db.client();
     let err = c
