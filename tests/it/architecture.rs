@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::support::source::{relative, rust_files as source_files};
+
 /// Each area and its rank: an area may use only areas of a lower rank (and itself).
 /// `fleet` and `lanes` share a rank and may not use each other.
 const RANKS: &[(&str, u8)] = &[
@@ -98,34 +100,6 @@ fn rank(area: &str) -> u8 {
         .iter()
         .find(|(a, _)| *a == area)
         .map_or(u8::MAX, |(_, r)| *r)
-}
-
-fn source_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .expect("read a source folder")
-            .map(|e| e.expect("a folder entry").path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
-    out
-}
-
-fn relative(path: &Path) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
 }
 
 /// `src/ledger/jobs/close.rs` -> ["ledger", "jobs", "close"]; `mod.rs` names its folder;

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::support::source::{relative, rust_files};
 use crate::support::TestDb;
 
 /// A string literal found in a source file.
@@ -25,9 +26,7 @@ struct Literal {
 
 #[test]
 fn every_sql_statement_in_the_library_prepares_against_the_schema() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&root, &mut files);
+    let files = rust_files();
     let mut statements = Vec::new();
     let mut dynamic = Vec::new();
     let mut problems = Vec::new();
@@ -130,29 +129,6 @@ fn the_status_sets_match_the_rust_enum_and_the_dedupe_index() {
             "{s} missing from {index}"
         );
     }
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read a source folder")
-        .map(|e| e.expect("a folder entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-fn relative(path: &Path) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
 }
 
 fn first_line(sql: &str) -> String {
