@@ -4,6 +4,7 @@
 use super::{attempts, job, Scratch, MINUTE};
 use crate::support::fake_hook::{Answer, FakeHook};
 use crate::support::TestDb;
+use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
@@ -229,4 +230,45 @@ fn an_idle_supervisor_is_woken_by_the_notification_not_the_poll() {
     drop(sup);
     latencies.sort();
     eprintln!("dispatch latency (commit -> hook received), debug build: {latencies:?}");
+}
+
+#[test]
+fn a_hook_agent_under_a_short_lease_gets_its_lease_extended_before_the_request() {
+    let db = TestDb::new();
+    // The gateway takes its time: the request outlives the supervisor's 5 s lease.
+    let fake = FakeHook::start(Answer::Hang(Duration::from_secs(6)), None);
+    db.cli(&[
+        "configure-agent",
+        "scout",
+        "--wake",
+        "hook",
+        "--hook-url",
+        &fake.url,
+    ])
+    .ok();
+    let id = db.enqueue("scout", "slow gateway", &[]);
+    // An exec default lets the supervisor start with a lease shorter than the request
+    // timeout; the hook agent's own settings then need the longer lease.
+    let sup = db.spawn_supervisor(
+        &[
+            "--exec",
+            "true",
+            "--lease-seconds",
+            "5",
+            "--hook-request-timeout",
+            "8",
+        ],
+        &[],
+    );
+    fake.wait_for(1, MINUTE);
+    let left: f64 = db.one(&format!(
+        "select extract(epoch from leased_until - now())::float8 from jobs where id = '{id}'"
+    ));
+    sup.signal(Signal::SIGTERM);
+    let out = sup.wait(MINUTE);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        left > 20.0,
+        "the lease must outlive the 8 s request (+30 s): {left:.1} s left"
+    );
 }
