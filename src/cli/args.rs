@@ -98,3 +98,18 @@ pub struct OpenClawRefs {
     #[arg(long, value_name = "KEY")]
     pub openclaw_session_key: Option<String>,
 }
+
+/// The hook token in `path`: its first line, trimmed (a file's trailing newline is not part
+/// of it). Errors name the flag and the file, never the content.
+pub fn read_token_file(flag: &str, path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(format!("{flag} {}: {e}", path.display())))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(Error::config(format!(
+            "{flag} {}: the file is empty",
+            path.display()
+        )));
+    }
+    Ok(token.to_string())
+}

@@ -55,11 +55,11 @@ pub struct DoctorArgs {
 }
 
 pub fn run(ctx: &mut Ctx, a: DoctorArgs) -> Result<String> {
-    let fleet_openclaw = a
-        .fleet
-        .as_deref()
-        .and_then(|dir| crate::fleet::load(dir).ok())
-        .map(|f| (f.hook_url, f.hook_token_env));
+    let loaded = a.fleet.as_deref().map(crate::fleet::load);
+    let fleet_openclaw = loaded
+        .as_ref()
+        .and_then(|l| l.as_ref().ok())
+        .map(|f| (f.hook_url.clone(), f.hook_token_env.clone()));
     let hook_url = a
         .hook_url
         .clone()
@@ -71,7 +71,7 @@ pub fn run(ctx: &mut Ctx, a: DoctorArgs) -> Result<String> {
         .or_else(|| ctx.env("AGENTBUS_HOOK_TOKEN_FILE").map(PathBuf::from));
     let (token, token_source) = match &token_file {
         Some(path) => (
-            Some(doctor::read_token_file(path)?),
+            Some(super::args::read_token_file("--hook-token-file", path)?),
             format!("file {}", path.display()),
         ),
         None => {
@@ -98,7 +98,7 @@ pub fn run(ctx: &mut Ctx, a: DoctorArgs) -> Result<String> {
     };
     let params = Params {
         namespace: &a.ns.namespace,
-        fleet: a.fleet.as_deref(),
+        fleet: a.fleet.as_deref().zip(loaded.as_ref()),
         gateway: Gateway {
             hook_url,
             token,

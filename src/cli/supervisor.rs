@@ -261,8 +261,7 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
         .database_url
         .clone()
         .filter(|u| !u.trim().is_empty())
-        .or_else(|| env.get("AGENTBUS_DATABASE_URL"))
-        .or_else(|| env.get("DATABASE_URL"));
+        .or_else(|| crate::db::url_from_lookup(&|k| env.get(k)).map(|(_, url)| url));
     let db = match &a.database_url {
         Some(url) if !url.trim().is_empty() => DbConfig::parse(url)?,
         _ => DbConfig::from_lookup(|k| env.get(k))?,
@@ -284,18 +283,10 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
         (None, None) => None,
     };
     let hook_token = match &a.hook_token_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::config(format!("--hook-token-file {}: {e}", path.display())))?;
-            Some(
-                Secret::new(text.lines().next().unwrap_or("")).ok_or_else(|| {
-                    Error::config(format!(
-                        "--hook-token-file {}: the file is empty",
-                        path.display()
-                    ))
-                })?,
-            )
-        }
+        Some(path) => Secret::new(&crate::cli::args::read_token_file(
+            "--hook-token-file",
+            path,
+        )?),
         None => env.get(&a.hook_token_env).as_deref().and_then(Secret::new),
     };
     let supervisor_id = a

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::console::status;
 use crate::db::migrate::{self, MigrationState};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::fleet::{self, Fleet};
 
 /// How bad a check's finding is.
@@ -112,18 +112,31 @@ pub struct Gateway {
 pub struct Params<'a> {
     /// The namespace.
     pub namespace: &'a str,
-    /// The fleet folder to compare with the database.
-    pub fleet: Option<&'a Path>,
+    /// The fleet folder to compare with the database, as loaded (the caller reads it once,
+    /// also for its `[openclaw]` settings).
+    pub fleet: Option<(&'a Path, &'a Loaded)>,
     /// The gateway.
     pub gateway: Gateway,
     /// Heartbeats older than this are stale.
     pub stale_after_seconds: i64,
 }
 
+/// A fleet folder as `fleet::load` returned it.
+pub type Loaded = std::result::Result<Fleet, Vec<fleet::Diagnostic>>;
+
+/// The checks that read the ledger, after the database or the schema check failed.
+fn skip_ledger_checks(checks: &mut Vec<Check>, fleet: bool, why: &str) {
+    for name in ["supervisor", "wake_errors", "missed_orders"] {
+        checks.push(skipped(name, why));
+    }
+    if fleet {
+        checks.push(skipped("fleet", why));
+    }
+}
+
 /// Runs every check. `client` is the database connection, or why there is none.
 pub fn run(client: std::result::Result<&mut postgres::Client, Error>, p: &Params<'_>) -> Report {
     let mut checks = Vec::new();
-    let fleet = p.fleet.map(|dir| (dir, fleet::load(dir)));
     match client {
         Err(e) => {
             checks.push(Check::bad(
@@ -134,14 +147,10 @@ pub fn run(client: std::result::Result<&mut postgres::Client, Error>, p: &Params
                     "set AGENTBUS_DATABASE_URL (or DATABASE_URL, or PGHOST/PGDATABASE)".into()
                 }),
             ));
-            for name in ["schema", "supervisor", "wake_errors", "missed_orders"] {
-                checks.push(skipped(name, "no database"));
-            }
-            if fleet.is_some() {
-                checks.push(skipped("fleet", "no database"));
-            }
+            checks.push(skipped("schema", "no database"));
+            skip_ledger_checks(&mut checks, p.fleet.is_some(), "no database");
         }
-        Ok(client) => database_checks(client, p, fleet.as_ref(), &mut checks),
+        Ok(client) => database_checks(client, p, &mut checks),
     }
     hook_checks(&p.gateway, &mut checks);
     let level = checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok);
@@ -161,12 +170,7 @@ fn skipped(name: &'static str, why: &str) -> Check {
     )
 }
 
-fn database_checks(
-    client: &mut postgres::Client,
-    p: &Params<'_>,
-    fleet: Option<&(&Path, std::result::Result<Fleet, Vec<fleet::Diagnostic>>)>,
-    checks: &mut Vec<Check>,
-) {
+fn database_checks(client: &mut postgres::Client, p: &Params<'_>, checks: &mut Vec<Check>) {
     let version = client
         .query_one("select current_setting('server_version')", &[])
         .and_then(|r| r.try_get::<_, String>(0));
@@ -204,12 +208,7 @@ fn database_checks(
                     ),
                     "agentbus migrate",
                 ));
-                for name in ["supervisor", "wake_errors", "missed_orders"] {
-                    checks.push(skipped(name, "the schema is not current"));
-                }
-                if fleet.is_some() {
-                    checks.push(skipped("fleet", "the schema is not current"));
-                }
+                skip_ledger_checks(checks, p.fleet.is_some(), "the schema is not current");
                 return;
             }
         }
@@ -232,7 +231,7 @@ fn database_checks(
             "agentbus status shows the same error",
         )),
     }
-    if let Some((dir, loaded)) = fleet {
+    if let Some((dir, loaded)) = p.fleet {
         checks.push(fleet_check(client, dir, loaded, p.namespace));
     }
 }
@@ -304,7 +303,7 @@ fn snapshot_checks(s: &status::Snapshot, namespace: &str, checks: &mut Vec<Check
 fn fleet_check(
     client: &mut postgres::Client,
     dir: &Path,
-    loaded: &std::result::Result<Fleet, Vec<fleet::Diagnostic>>,
+    loaded: &Loaded,
     namespace: &str,
 ) -> Check {
     let fleet = match loaded {
@@ -478,13 +477,6 @@ fn origin(url: &str) -> &str {
         Some(i) => &url[..after_scheme + i],
         None => url,
     }
-}
-
-/// Reads a token file (trimmed); the error never quotes the file's content.
-pub fn read_token_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| Error::config(format!("`hook_token_file` {}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -58,10 +58,8 @@ impl DbConfig {
     /// error. `AGENTBUS_DATABASE_URL` exists because OpenClaw strips `DATABASE_URL` from
     /// the environment of every command an agent runs; its own name passes.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        for name in ["AGENTBUS_DATABASE_URL", "DATABASE_URL"] {
-            if let Some(url) = lookup(name).filter(|v| !v.trim().is_empty()) {
-                return DbConfig::parse_from(name, &url);
-            }
+        if let Some((name, url)) = url_from_lookup(&lookup) {
+            return DbConfig::parse_from(name, &url);
         }
         let host = lookup("PGHOST");
         let database = lookup("PGDATABASE");
@@ -91,6 +89,19 @@ impl DbConfig {
     pub fn dbname(&self) -> Option<&str> {
         self.config.get_dbname()
     }
+}
+
+/// The connection URL the environment names, and the variable it came from:
+/// `AGENTBUS_DATABASE_URL`, else `DATABASE_URL` (empty counts as unset). The one place
+/// this order is decided; libpq's `PG*` variables come after both.
+pub fn url_from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Option<(&'static str, String)> {
+    ["AGENTBUS_DATABASE_URL", "DATABASE_URL"]
+        .into_iter()
+        .find_map(|name| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name, v))
+        })
 }
 
 /// The error for "no connection settings at all", which inside OpenClaw has a known cause.

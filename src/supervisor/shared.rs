@@ -1,7 +1,7 @@
 //! What the supervisor's threads share: the configuration, the connection pool, the hook
 //! client, metrics, the stop request and the count of jobs in flight.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ pub struct Stop {
 #[derive(Default)]
 struct StopInner {
     requested: AtomicBool,
-    signal: AtomicUsize,
+    signal: AtomicI32,
     events: Mutex<Option<Sender<Event>>>,
 }
 
@@ -44,9 +44,7 @@ impl Stop {
 
     /// Asks the supervisor to stop; `signal` is the signal number that asked (0: none).
     pub fn request(&self, signal: i32) {
-        self.inner
-            .signal
-            .store(usize::try_from(signal).unwrap_or(0), Ordering::SeqCst);
+        self.inner.signal.store(signal, Ordering::SeqCst);
         self.inner.requested.store(true, Ordering::SeqCst);
         if let Ok(events) = self.inner.events.lock() {
             if let Some(tx) = events.as_ref() {
@@ -64,8 +62,7 @@ impl Stop {
     pub(super) fn attach(&self, tx: Sender<Event>) {
         if let Ok(mut events) = self.inner.events.lock() {
             if self.requested() {
-                let signal = i32::try_from(self.inner.signal.load(Ordering::SeqCst)).unwrap_or(0);
-                let _ = tx.send(Event::Signal(signal));
+                let _ = tx.send(Event::Signal(self.inner.signal.load(Ordering::SeqCst)));
             }
             *events = Some(tx);
         }

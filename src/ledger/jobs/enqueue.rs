@@ -124,10 +124,13 @@ pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<
     let mut flow_key = p.flow_key.clone();
     let mut correlation_key = p.correlation_key.clone();
     if let Some(parent) = p.parent_job_id {
+        // The parent's flow, and the fleet's hand-off rule for its agent, in one read.
         let row = tx
             .query_opt(
-                "select namespace, flow_key, correlation_key from jobs where id = $1",
-                &[&parent],
+                "select namespace, flow_key, correlation_key, target_agent,
+                        handoff_refusal($2, id, $3), session_user::text
+                   from jobs where id = $1",
+                &[&parent, &p.namespace, &p.target_agent],
             )?
             .ok_or_else(|| Error::not_found(format!("parent job {parent} not found")))?;
         let ns: String = row.try_get(0)?;
@@ -143,7 +146,16 @@ pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<
         if correlation_key.is_none() {
             correlation_key = row.try_get(2)?;
         }
-        refuse_handoff(tx, p, parent)?;
+        if let Some(why) = row.try_get::<_, Option<String>>(4)? {
+            return Err(refuse_handoff(
+                tx,
+                p,
+                parent,
+                row.try_get(3)?,
+                row.try_get(5)?,
+                &why,
+            ));
+        }
     }
 
     let mut deps = p.depends_on.clone();
@@ -334,30 +346,24 @@ fn split_time(t: Option<When>) -> (Option<DateTime<Utc>>, Option<f64>) {
     }
 }
 
-/// The fleet's hand-off rule, checked before the insert so the refusal can be explained
-/// and recorded as a `guardrail.refused` event (the trigger `jobs_handoffs` holds the same
-/// rule for every other writer).
+/// Records a refused hand-off as a `guardrail.refused` event and returns the refusal (a
+/// recorded one: the event is committed, nothing else is written). The rule is checked by
+/// the same SQL function before the insert, so the refusal can be explained; the trigger
+/// `jobs_handoffs` holds it for every other writer.
 fn refuse_handoff(
     tx: &mut postgres::Transaction<'_>,
     p: &EnqueueParams,
     parent: Uuid,
-) -> Result<()> {
-    let row = tx.query_one(
-        "select handoff_refusal($1, $2, $3), (select target_agent from jobs where id = $2),
-                session_user::text",
-        &[&p.namespace, &parent, &p.target_agent],
-    )?;
-    let Some(why) = row.try_get::<_, Option<String>>(0)? else {
-        return Ok(());
-    };
-    let from: Option<String> = row.try_get(1)?;
-    let login: String = row.try_get(2)?;
-    crate::ledger::events::emit(
+    from: String,
+    login: String,
+    why: &str,
+) -> Error {
+    let recorded = crate::ledger::events::emit(
         tx,
         &crate::ledger::events::EmitParams {
             namespace: p.namespace.clone(),
             topic: "guardrail.refused".into(),
-            source_agent: from.clone(),
+            source_agent: Some(from.clone()),
             source_job_id: Some(parent),
             dedupe_key: None,
             payload: serde_json::json!({
@@ -370,8 +376,11 @@ fn refuse_handoff(
                 "reason": why,
             }),
         },
-    )?;
-    Err(Error::not_permitted(format!("hand-off refused: {why}"))
+    );
+    if let Err(e) = recorded {
+        return e;
+    }
+    Error::not_permitted(format!("hand-off refused: {why}"))
         .with_hint("enqueue it for an agent in the handoffs list, or ask an operator")
-        .keeping_writes())
+        .keeping_writes()
 }

@@ -136,10 +136,15 @@ fn serve(
         log.lock().unwrap().push(received.clone());
 
         let mut stream = stream.try_clone()?;
-        let answer = match answer {
+        let status = match answer {
+            Answer::Hang(d) => {
+                std::thread::sleep(d);
+                return Ok(());
+            }
+            Answer::Status(status) => status,
             Answer::Gateway(token) => {
                 let bearer = received.header("authorization").unwrap_or("");
-                Answer::Status(if request_line.starts_with("GET /readyz") {
+                if request_line.starts_with("GET /readyz") {
                     200
                 } else if bearer != format!("Bearer {token}") {
                     401
@@ -147,58 +152,44 @@ fn serve(
                     400
                 } else {
                     200
-                })
-            }
-            other => other,
-        };
-        match answer {
-            Answer::Hang(d) => {
-                std::thread::sleep(d);
-                return Ok(());
-            }
-            Answer::Gateway(_) => return Ok(()),
-            Answer::Status(status) => {
-                let run_id = format!("run-{}", uuid::Uuid::new_v4().simple());
-                let body = if (200..300).contains(&status) {
-                    format!("{{\"ok\":true,\"runId\":\"{run_id}\"}}")
-                } else {
-                    format!("{{\"ok\":false,\"error\":\"fake says {status}\"}}")
-                };
-                write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )?;
-                stream.flush()?;
-                if (200..300).contains(&status) {
-                    if let Some((delay, url)) = &complete_after {
-                        let (delay, url) = (*delay, url.clone());
-                        let job = received.marker("AGENTBUS_JOB_ID");
-                        let token = received.marker("AGENTBUS_LEASE_TOKEN");
-                        std::thread::spawn(move || {
-                            std::thread::sleep(delay);
-                            if let (Some(job), Some(token)) = (job, token) {
-                                let out = super::run_cli(
-                                    &[
-                                        "complete-job",
-                                        &job,
-                                        "--lease-token",
-                                        &token,
-                                        "--summary",
-                                        "fake agent done",
-                                    ],
-                                    &[("DATABASE_URL", url.as_str())],
-                                    None,
-                                );
-                                assert_eq!(
-                                    out.code, 0,
-                                    "fake agent's complete-job: {}",
-                                    out.stderr
-                                );
-                            }
-                        });
-                    }
                 }
+            }
+        };
+        let run_id = format!("run-{}", uuid::Uuid::new_v4().simple());
+        let body = if (200..300).contains(&status) {
+            format!("{{\"ok\":true,\"runId\":\"{run_id}\"}}")
+        } else {
+            format!("{{\"ok\":false,\"error\":\"fake says {status}\"}}")
+        };
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        stream.flush()?;
+        if (200..300).contains(&status) {
+            if let Some((delay, url)) = &complete_after {
+                let (delay, url) = (*delay, url.clone());
+                let job = received.marker("AGENTBUS_JOB_ID");
+                let token = received.marker("AGENTBUS_LEASE_TOKEN");
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    if let (Some(job), Some(token)) = (job, token) {
+                        let out = super::run_cli(
+                            &[
+                                "complete-job",
+                                &job,
+                                "--lease-token",
+                                &token,
+                                "--summary",
+                                "fake agent done",
+                            ],
+                            &[("DATABASE_URL", url.as_str())],
+                            None,
+                        );
+                        assert_eq!(out.code, 0, "fake agent's complete-job: {}", out.stderr);
+                    }
+                });
             }
         }
     }
