@@ -84,6 +84,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "handoffs",
         sql: include_str!("../../sql/0010_handoffs.sql"),
     },
+    Migration {
+        version: 11,
+        name: "approval_gates_plpgsql",
+        sql: include_str!("../../sql/0011_approval_gates_plpgsql.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).
