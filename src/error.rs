@@ -182,8 +182,13 @@ impl From<postgres::Error> for Error {
             "AB001" => Error::conflict(message),
             // A memory-lane rule (0005_memory.sql): frozen lane, no sources, not a curator.
             "AB002" => Error::conflict(message),
-            // A guardrail of the fleet (0010_handoffs.sql).
+            // A guardrail of the fleet (0010_handoffs.sql) or of the login (0012_guardrails.sql).
             "AB003" => Error::not_permitted(message),
+            // insufficient_privilege: the login's group has no grant for this table, or a
+            // row-security policy refused a row outside the login's namespaces.
+            "42501" => Error::not_permitted(format!("not permitted: {message}")).with_hint(
+                "this database login may not do that (agentbus roles list shows what each login is)",
+            ),
             "23503" => Error::not_found(format!("referenced row not found: {message}")),
             // check_violation, not_null_violation, invalid_text_representation,
             // character_not_in_repertoire, untranslatable_character, numeric out of range,

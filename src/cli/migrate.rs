@@ -36,6 +36,7 @@ pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
         statement_timeout: None,
         lock_timeout: Some(Duration::from_secs(300)),
         synchronous_commit: true,
+        lease_token: None,
     };
     let format = ctx.format();
     let client = ctx.db_with(settings)?;
@@ -61,8 +62,17 @@ pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
         };
     }
     let report = migrate::migrate(client)?;
+    // New tables need the groups' grants too, where the guardrails are installed.
+    let grants_refreshed = crate::db::transaction(client, crate::ledger::roles::refresh_grants)?;
     match format {
-        Format::Json => output::json(&report),
+        Format::Json => {
+            let mut value = serde_json::to_value(&report)
+                .map_err(|e| crate::error::Error::failure(format!("rendering: {e}")))?;
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("guardrail_grants_refreshed".into(), grants_refreshed.into());
+            }
+            output::json(&value)
+        }
         Format::Table => {
             let mut text = String::new();
             for m in &report.applied {
@@ -72,6 +82,9 @@ pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
                 text.push_str(&format!("up to date (schema version {})\n", report.version));
             } else {
                 text.push_str(&format!("schema version {}\n", report.version));
+            }
+            if grants_refreshed {
+                text.push_str("guardrails: grants of agentbus_agent, agentbus_supervisor and agentbus_operator refreshed\n");
             }
             Ok(text)
         }

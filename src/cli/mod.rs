@@ -25,6 +25,7 @@ mod migrate;
 mod opportunities;
 mod output;
 mod purge;
+mod roles;
 mod standing_orders;
 mod status;
 pub mod supervisor;
@@ -157,6 +158,7 @@ enum Command {
     Completions(completions::CompletionsArgs),
     PurgeNamespace(purge::PurgeNamespaceArgs),
     Doctor(doctor::DoctorArgs),
+    Roles(roles::RolesArgs),
     CreateIdea(ideas::CreateIdeaArgs),
     ReviewIdea(ideas::ReviewIdeaArgs),
     ArchiveIdea(ideas::ArchiveIdeaArgs),
@@ -253,6 +255,12 @@ impl Ctx {
     pub fn db_with(&mut self, settings: SessionSettings) -> Result<&mut postgres::Client> {
         if self.client.is_none() {
             let config = DbConfig::from_lookup(|k| self.env(k))?;
+            let mut settings = settings;
+            // Inside a run, the lease names the job and so the agent (guardrails); a
+            // malformed token is ignored here and refused by the command that uses it.
+            settings.lease_token = self
+                .env("AGENTBUS_LEASE_TOKEN")
+                .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok());
             self.client = Some(db::connect(&config, &settings)?);
         }
         self.client
@@ -299,9 +307,12 @@ pub fn run(
         .try_get_matches_from(&argv)
         .and_then(|mut matches| {
             let command = matches.subcommand_name().unwrap_or("agentbus").to_string();
-            Cli::from_arg_matches_mut(&mut matches).map(|cli| (cli, command))
+            let subject = matches
+                .subcommand()
+                .map(|(_, m)| (namespace_of(m), job_of(m)));
+            Cli::from_arg_matches_mut(&mut matches).map(|cli| (cli, command, subject))
         });
-    let (cli, command) = match parsed {
+    let (cli, command, subject) = match parsed {
         Ok(parsed) => parsed,
         Err(err) => return clap_error(err, &argv, stdout, stderr),
     };
@@ -344,9 +355,55 @@ pub fn run(
             ctx.exit_code
         }
         Err(err) => {
+            if err.kind == ErrorKind::NotPermitted && !err.keep_writes {
+                let (namespace, job) = subject.unwrap_or_default();
+                record_refusal(&mut ctx, namespace.as_deref(), job.as_deref(), &err);
+            }
             report(stderr, &command, &err, json_errors);
             err.kind.exit_code()
         }
+    }
+}
+
+/// The namespace a parsed command names (flag, `$AGENTBUS_NAMESPACE` or its default),
+/// looked for in nested subcommands too.
+fn namespace_of(m: &clap::ArgMatches) -> Option<String> {
+    if let Ok(Some(ns)) = m.try_get_one::<String>("namespace") {
+        return Some(ns.clone());
+    }
+    m.subcommand().and_then(|(_, sub)| namespace_of(sub))
+}
+
+/// The job a parsed command names (`JOB` or `JOB_ID`), as typed.
+fn job_of(m: &clap::ArgMatches) -> Option<String> {
+    ["job", "job_id"].iter().find_map(|name| {
+        match m.try_get_one::<args::JobRef>(name) {
+            Ok(Some(args::JobRef::Id(id))) => Some(id.to_string()),
+            Ok(Some(args::JobRef::Prefix(p))) => Some(p.clone()),
+            _ => None,
+        }
+    })
+}
+
+/// Leaves a `guardrail.refused` event for a refusal the database rolled back (the login
+/// comes from the session, not from the caller). Best effort: a refusal that cannot be
+/// recorded is still refused.
+fn record_refusal(ctx: &mut Ctx, namespace: Option<&str>, job: Option<&str>, err: &Error) {
+    let namespace = namespace
+        .map(str::to_string)
+        .or_else(|| ctx.env("AGENTBUS_NAMESPACE"))
+        .unwrap_or_else(|| "default".into());
+    let claimed = ctx.actor();
+    let command = ctx.command.clone();
+    let refusal = crate::ledger::roles::Refusal {
+        namespace: &namespace,
+        job,
+        claimed: &claimed,
+        command: &command,
+        reason: &err.message,
+    };
+    if let Some(client) = ctx.client.as_mut() {
+        let _ = db::transaction(client, |tx| crate::ledger::roles::record_refusal(tx, &refusal));
     }
 }
 
@@ -406,6 +463,7 @@ fn dispatch(
         Command::Events(a) => activity::events(ctx, a, stdout),
         Command::Completions(a) => completions::run(ctx, a),
         Command::PurgeNamespace(a) => purge::run(ctx, a),
+        Command::Roles(a) => roles::run(ctx, a),
         Command::Doctor(a) => doctor::run(ctx, a),
         Command::CreateIdea(a) => ideas::create_idea(ctx, a, stdin),
         Command::ReviewIdea(a) => ideas::review_idea(ctx, a),

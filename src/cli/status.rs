@@ -85,13 +85,31 @@ fn counts(pairs: impl IntoIterator<Item = (String, i64)>) -> String {
         .join(" · ")
 }
 
+/// One line: whether PostgreSQL enforces the guardrails, and as whom this screen was read.
+pub fn guardrails_line(g: &crate::ledger::roles::Guardrails) -> String {
+    let who = match (g.unrestricted, g.class) {
+        (true, _) => format!("{} (owner: bypasses them)", g.login),
+        (false, Some(class)) => format!("{} ({} login)", g.login, class.as_str()),
+        (false, None) => format!("{} (not an agentbus login: sees nothing)", g.login),
+    };
+    if g.on {
+        format!(
+            "guardrails: on ({} logins) · you are {who}",
+            counts(g.logins.iter().map(|(k, v)| (k.clone(), *v)))
+        )
+    } else {
+        format!("guardrails: off (no roles installed: every caller is the owner; `agentbus roles install`) · you are {who}")
+    }
+}
+
 /// The status screen.
 pub fn status_text(s: &Snapshot, full_ids: bool) -> String {
     use JobStatus::*;
     let mut out = format!(
-        "agentbus status: namespace {} at {}\n\n",
+        "agentbus status: namespace {} at {}\n{}\n\n",
         s.namespace,
-        output::time(s.taken_at)
+        output::time(s.taken_at),
+        guardrails_line(&s.guardrails)
     );
     let line = |states: &[JobStatus]| {
         counts(

@@ -50,7 +50,7 @@ impl Level {
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// A stable name: `database`, `schema`, `supervisor`, `fleet`, `hook_url`,
-    /// `hook_token`, `wake_errors`, `missed_orders`.
+    /// `hook_token`, `wake_errors`, `missed_orders`, `guardrails`.
     pub name: &'static str,
     /// How bad.
     pub level: Level,
@@ -237,6 +237,25 @@ fn database_checks(client: &mut postgres::Client, p: &Params<'_>, checks: &mut V
 }
 
 fn snapshot_checks(s: &status::Snapshot, namespace: &str, checks: &mut Vec<Check>) {
+    let g = &s.guardrails;
+    checks.push(Check::ok(
+        "guardrails",
+        if g.on {
+            let logins: Vec<String> = g.logins.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            format!(
+                "on: PostgreSQL enforces roles and namespaces ({} login(s) visible: {}); connected as {}{}",
+                g.logins.values().sum::<i64>(),
+                if logins.is_empty() { "none".into() } else { logins.join(", ") },
+                g.login,
+                if g.unrestricted { ", the owner, who bypasses them" } else { "" }
+            )
+        } else {
+            format!(
+                "off: no roles installed, every caller is the owner (fine for one user; for shared fleets or tenants: agentbus roles install); connected as {}",
+                g.login
+            )
+        },
+    ));
     let fresh = s.fresh_supervisors();
     checks.push(if fresh > 0 {
         Check::ok(

@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub stale_after_seconds: i64,
     /// Paused agents, and agents whose wake-ups fail.
     pub wake_problems: Vec<WakeProblem>,
+    /// Whether PostgreSQL enforces the guardrails here, and who is looking.
+    pub guardrails: crate::ledger::roles::Guardrails,
 }
 
 /// One agent's unfinished work.
@@ -350,5 +352,6 @@ pub fn snapshot(
         supervisors,
         stale_after_seconds,
         wake_problems,
+        guardrails: crate::ledger::roles::state(client)?,
     })
 }

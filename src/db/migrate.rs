@@ -89,6 +89,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "approval_gates_plpgsql",
         sql: include_str!("../../sql/0011_approval_gates_plpgsql.sql"),
     },
+    Migration {
+        version: 12,
+        name: "guardrails",
+        sql: include_str!("../../sql/0012_guardrails.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -136,6 +136,9 @@ pub struct SessionSettings {
     /// `synchronous_commit`: `false` only for writes whose loss in a server crash is
     /// recovered anyway (the supervisor's claims and wake records; see supervisor docs).
     pub synchronous_commit: bool,
+    /// The lease the session holds (`$AGENTBUS_LEASE_TOKEN` inside a run): the guardrails
+    /// take an agent login's identity from it (sql/0012_guardrails.sql).
+    pub lease_token: Option<uuid::Uuid>,
 }
 
 impl SessionSettings {
@@ -146,6 +149,7 @@ impl SessionSettings {
             statement_timeout: Some(CLI_STATEMENT_TIMEOUT),
             lock_timeout: Some(CLI_LOCK_TIMEOUT),
             synchronous_commit: true,
+            lease_token: None,
         }
     }
 }
@@ -157,8 +161,12 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
     config.application_name(&settings.application_name);
     config.connect_timeout(CONNECT_TIMEOUT);
     let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis());
+    let lease = settings
+        .lease_token
+        .map(|t| format!(" -c agentbus.lease_token={t}"))
+        .unwrap_or_default();
     config.options(&format!(
-        "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=60000 -c synchronous_commit={}",
+        "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=60000 -c synchronous_commit={}{lease}",
         ms(settings.statement_timeout),
         ms(settings.lock_timeout),
         if settings.synchronous_commit { "on" } else { "off" },

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod controls;
 pub mod events;
 pub mod jobs;
+pub mod roles;
 pub mod schedule;
 pub mod standing_orders;
 pub mod time;

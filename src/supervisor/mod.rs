@@ -225,6 +225,7 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         // leaves a lease that expires. Agents' own calls (enqueue, complete) stay
         // synchronous.
         synchronous_commit: false,
+        lease_token: None,
     };
     let shared = Arc::new(Shared {
         pool: Pool::new(cfg.db.clone(), settings, cfg.max_in_flight.min(16) + 2),

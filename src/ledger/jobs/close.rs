@@ -399,10 +399,16 @@ pub(super) fn fenced(
     reason: Option<&str>,
     write: impl FnOnce(&mut postgres::Transaction<'_>, &Job) -> Result<Job>,
 ) -> Result<Job> {
+    // The lease presented is also the session's, for the guardrails: an agent login
+    // changes only the jobs whose lease it holds (sql/0012_guardrails.sql).
     let row = tx
         .query_opt(
-            "select to_jsonb(j.*) as row from jobs j where id = $1 for update",
-            &[&job_id],
+            "select to_jsonb(j.*) as row,
+                    set_config('agentbus.lease_token',
+                               coalesce($2::text, current_setting('agentbus.lease_token', true), ''),
+                               true) as lease
+               from jobs j where id = $1 for update",
+            &[&job_id, &fence.lease_token.map(|t| t.to_string())],
         )?
         .ok_or_else(|| Error::not_found(format!("job {job_id} not found")))?;
     let job: Job = decode(&row, "row")?;
