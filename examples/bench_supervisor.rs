@@ -133,6 +133,7 @@ fn connect(url: &str) -> AnyResult<postgres::Client> {
         statement_timeout: None,
         lock_timeout: None,
         synchronous_commit: true,
+        lease_token: None,
     };
     Ok(db::connect(&DbConfig::parse(url)?, &settings)?)
 }

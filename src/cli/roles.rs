@@ -26,7 +26,8 @@ pub struct RolesArgs {
 }
 
 const ROLES_EXAMPLES: &str = "\
-Examples (as the role that ran `agentbus migrate`, with CREATEROLE):
+Examples:
+  # as the role that ran `agentbus migrate` (it needs CREATEROLE), or a superuser:
   agentbus roles install
   agentbus roles grant gateway --as agent --namespace sales --password-file /etc/agentbus/gateway.pw
   agentbus roles grant closer --as agent --namespace sales --agent closer

@@ -88,9 +88,9 @@ fn counts(pairs: impl IntoIterator<Item = (String, i64)>) -> String {
 /// One line: whether PostgreSQL enforces the guardrails, and as whom this screen was read.
 pub fn guardrails_line(g: &crate::ledger::roles::Guardrails) -> String {
     let who = match (g.unrestricted, g.class) {
-        (true, _) => format!("{} (owner: bypasses them)", g.login),
-        (false, Some(class)) => format!("{} ({} login)", g.login, class.as_str()),
-        (false, None) => format!("{} (not an agentbus login: sees nothing)", g.login),
+        (true, _) => format!("{} (owner)", output::clip(&g.login, 24)),
+        (false, Some(class)) => format!("{} ({})", output::clip(&g.login, 24), class.as_str()),
+        (false, None) => format!("{} (no agentbus login)", output::clip(&g.login, 24)),
     };
     if g.on {
         format!(
@@ -98,7 +98,7 @@ pub fn guardrails_line(g: &crate::ledger::roles::Guardrails) -> String {
             counts(g.logins.iter().map(|(k, v)| (k.clone(), *v)))
         )
     } else {
-        format!("guardrails: off (no roles installed: every caller is the owner; `agentbus roles install`) · you are {who}")
+        format!("guardrails: off (no roles installed: agentbus roles install) · you are {who}")
     }
 }
 

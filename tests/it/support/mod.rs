@@ -65,6 +65,7 @@ pub fn connect(url: &str) -> postgres::Client {
             statement_timeout: Some(std::time::Duration::from_secs(120)),
             lock_timeout: Some(std::time::Duration::from_secs(60)),
             synchronous_commit: true,
+            lease_token: None,
         },
     )
     .expect("connect to the test database")
