@@ -235,7 +235,8 @@ for each row
 execute function guard_job_attempts();
 
 -- Agents: a supervisor login may record wake failures and pause an agent whose wake-up
--- was refused (column grants keep it to those columns), never resume one.
+-- was refused (column grants keep it to those columns), never pause one otherwise, never
+-- resume one.
 create function guard_agents()
 returns trigger
 language plpgsql
@@ -248,6 +249,12 @@ begin
   end if;
   if tg_op = 'UPDATE' and old.paused and not new.paused then
     perform agentbus_refuse(format('only operators resume agents (%s)', old.agent_id));
+  end if;
+  -- A supervisor pauses an agent only together with the refused wake-up it records.
+  if new.paused and (tg_op = 'INSERT' and new.wake_failures < 1
+                     or tg_op = 'UPDATE' and not old.paused and new.wake_failures <= old.wake_failures) then
+    perform agentbus_refuse(format('only operators pause agents (%s); a supervisor pauses one only when its wake-up is refused',
+                                   new.agent_id));
   end if;
   return new;
 end;

@@ -376,13 +376,13 @@ fn namespace_of(m: &clap::ArgMatches) -> Option<String> {
 
 /// The job a parsed command names (`JOB` or `JOB_ID`), as typed.
 fn job_of(m: &clap::ArgMatches) -> Option<String> {
-    ["job", "job_id"].iter().find_map(|name| {
-        match m.try_get_one::<args::JobRef>(name) {
+    ["job", "job_id"]
+        .iter()
+        .find_map(|name| match m.try_get_one::<args::JobRef>(name) {
             Ok(Some(args::JobRef::Id(id))) => Some(id.to_string()),
             Ok(Some(args::JobRef::Prefix(p))) => Some(p.clone()),
             _ => None,
-        }
-    })
+        })
 }
 
 /// Leaves a `guardrail.refused` event for a refusal the database rolled back (the login
@@ -403,7 +403,9 @@ fn record_refusal(ctx: &mut Ctx, namespace: Option<&str>, job: Option<&str>, err
         reason: &err.message,
     };
     if let Some(client) = ctx.client.as_mut() {
-        let _ = db::transaction(client, |tx| crate::ledger::roles::record_refusal(tx, &refusal));
+        let _ = db::transaction(client, |tx| {
+            crate::ledger::roles::record_refusal(tx, &refusal)
+        });
     }
 }
 

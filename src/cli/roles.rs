@@ -157,7 +157,16 @@ fn render_one(format: Format, login: &Login) -> Result<String> {
 
 fn logins_table(logins: &[Login]) -> String {
     output::table(
-        &["login", "as", "namespaces", "agent", "can_login", "in_group", "granted_by", "updated"],
+        &[
+            "login",
+            "as",
+            "namespaces",
+            "agent",
+            "can_login",
+            "in_group",
+            "granted_by",
+            "updated",
+        ],
         logins.iter().map(|l| {
             vec![
                 l.login.clone(),

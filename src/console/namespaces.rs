@@ -21,6 +21,18 @@ pub struct Purged {
 /// are going away.
 pub fn purge(tx: &mut postgres::Transaction<'_>, namespace: &str) -> Result<Purged> {
     check_required_text("NAMESPACE", namespace)?;
+    // Row security would make it delete nothing; say so instead (sql/0012_guardrails.sql).
+    let allowed: bool = tx
+        .query_one(
+            "select agentbus_unrestricted() or $1 = any (agentbus_login_namespaces())",
+            &[&namespace],
+        )?
+        .get(0);
+    if !allowed {
+        return Err(Error::not_permitted(format!(
+            "this login may not purge namespace {namespace}: it is not one of its namespaces"
+        )));
+    }
     // Serialize with claims and syncs of the namespace: lock its agents and jobs first.
     tx.execute(
         "select 1 from agents where namespace = $1 for update",

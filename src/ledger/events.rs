@@ -22,6 +22,14 @@ pub struct Event {
     pub dedupe_key: Option<String>,
     pub payload: Value,
     pub created_at: DateTime<Utc>,
+    /// The database login that wrote it (it cannot be faked; `source_agent` is a claim
+    /// unless the login is bound to an agent or holds a lease).
+    #[serde(default)]
+    pub login: Option<String>,
+    /// The source agent the caller claimed, when the guardrails replaced it with the agent
+    /// its login acts as.
+    #[serde(default)]
+    pub claimed_source_agent: Option<String>,
 }
 
 /// What to emit.

@@ -114,9 +114,7 @@ pub fn install(tx: &mut postgres::Transaction<'_>) -> Result<InstallReport> {
 /// Re-applies the groups' grants when they are installed in this database (after a
 /// migration added tables). Returns whether they were.
 pub fn refresh_grants(tx: &mut postgres::Transaction<'_>) -> Result<bool> {
-    let on: bool = tx
-        .query_one("select agentbus_guardrails_on()", &[])?
-        .get(0);
+    let on: bool = tx.query_one("select agentbus_guardrails_on()", &[])?.get(0);
     if on {
         tx.execute("select agentbus_apply_grants()", &[])?;
     }
@@ -208,7 +206,9 @@ pub fn grant(tx: &mut postgres::Transaction<'_>, p: &GrantParams) -> Result<Logi
     if let Some(agent) = &p.agent_id {
         check_required_text("--agent", agent)?;
         if p.class != LoginClass::Agent {
-            return Err(Error::usage("`--agent` binds agent logins only (--as agent)"));
+            return Err(Error::usage(
+                "`--agent` binds agent logins only (--as agent)",
+            ));
         }
     }
     let existing = tx.query_opt(
@@ -227,12 +227,18 @@ pub fn grant(tx: &mut postgres::Transaction<'_>, p: &GrantParams) -> Result<Logi
             .with_hint("grant a separate login to each agent, supervisor and person"));
         }
         let sql: String = tx
-            .query_one("select format('alter role %I login', $1::text)", &[&p.login])?
+            .query_one(
+                "select format('alter role %I login', $1::text)",
+                &[&p.login],
+            )?
             .get(0);
         tx.batch_execute(&sql)?;
     } else {
         let sql: String = tx
-            .query_one("select format('create role %I login', $1::text)", &[&p.login])?
+            .query_one(
+                "select format('create role %I login', $1::text)",
+                &[&p.login],
+            )?
             .get(0);
         tx.batch_execute(&sql)?;
     }

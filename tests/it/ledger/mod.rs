@@ -11,5 +11,6 @@ mod fencing;
 mod firing;
 mod guardrails;
 mod jobs;
+mod logins;
 mod standing_orders;
 mod state_machine;

@@ -55,6 +55,19 @@ pub fn url_with_db(url: &str, name: &str) -> String {
     }
 }
 
+/// `url` logging in as `user` instead (URL or key=value form).
+pub fn url_as(url: &str, user: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let host_start = match rest.find('@') {
+            Some(at) if rest.find('/').map_or(true, |slash| at < slash) => at + 1,
+            _ => 0,
+        };
+        format!("{scheme}://{user}@{}", &rest[host_start..])
+    } else {
+        format!("{url} user={user}")
+    }
+}
+
 /// A connection with test settings.
 pub fn connect(url: &str) -> postgres::Client {
     let config = DbConfig::parse(url).expect("test database URL parses");
@@ -216,6 +229,19 @@ impl TestDb {
         let mut all_env = vec![("DATABASE_URL", self.url.as_str())];
         all_env.extend_from_slice(env);
         run_cli(args, &all_env, stdin)
+    }
+
+    /// Runs `agentbus ARGS` logged in as `login` (see `url_as`), with extra environment.
+    pub fn cli_as(&self, login: &str, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
+        let url = url_as(&self.url, login);
+        let mut all_env = vec![("AGENTBUS_DATABASE_URL", url.as_str())];
+        all_env.extend_from_slice(env);
+        run_cli(args, &all_env, None)
+    }
+
+    /// A connection logged in as `login`.
+    pub fn client_as(&self, login: &str) -> postgres::Client {
+        connect(&url_as(&self.url, login))
     }
 
     /// Enqueues a job for `agent` with `subject` after `deps`; returns its id.
