@@ -292,6 +292,22 @@ before insert on events
 for each row
 execute function stamp_events();
 
+create function stamp_job_history()
+returns trigger
+language plpgsql
+as $$
+begin
+  new.login := session_user;
+  return new;
+end;
+$$;
+
+-- Operators write same-status rows (a reprioritized job) themselves; the login is stamped.
+create trigger job_history_stamp
+before insert on job_history
+for each row
+execute function stamp_job_history();
+
 -- History is written only by this trigger, as the owner; the login is the session's.
 create or replace function record_job_transition()
 returns trigger
@@ -475,7 +491,7 @@ begin
     on agents to agentbus_supervisor;
 
   execute format('grant insert, update, delete on all tables in schema %I to agentbus_operator', s);
-  revoke insert, update, delete on job_history, agentbus_migrations, agentbus_logins from agentbus_operator;
-  grant delete on job_history to agentbus_operator;
+  revoke update on job_history from agentbus_operator;
+  revoke insert, update, delete on agentbus_migrations, agentbus_logins from agentbus_operator;
 end;
 $$;

@@ -299,6 +299,25 @@ fn tenants_see_and_change_only_their_namespaces_through_the_cli_and_psql() {
         .cli_as(&op_a, &["list-jobs", "--format", "json"], &[])
         .ok();
     assert_eq!(mine[0]["id"], a_job.as_str());
+    let moved = db
+        .cli_as(
+            &op_a,
+            &[
+                "reprioritize-job",
+                &a_job,
+                "--priority",
+                "7",
+                "--reason",
+                "first",
+            ],
+            &[],
+        )
+        .ok();
+    assert_eq!(moved["priority"], 7);
+    let noted: Value = db.one(&format!(
+        "select to_jsonb(h) from job_history h where job_id = '{a_job}' order by id desc limit 1"
+    ));
+    assert_eq!(noted["login"], op_a.as_str());
     db.cli_as(&op_a, &["trace", &b_gated], &[])
         .fails(3, "not found");
     db.cli_as(&op_a, &["approve-job", &b_gated], &[])
