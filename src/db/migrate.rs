@@ -94,6 +94,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "guardrails",
         sql: include_str!("../../sql/0012_guardrails.sql"),
     },
+    Migration {
+        version: 13,
+        name: "two_person_approvals",
+        sql: include_str!("../../sql/0013_two_person_approvals.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

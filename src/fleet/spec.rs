@@ -169,6 +169,8 @@ pub struct GateSpec {
     pub payload_field: Option<String>,
     /// The threshold of `payload_field`.
     pub at_least: Option<f64>,
+    /// Approvals from distinct operators a held job needs (1 to 5; 2 is the two-person rule).
+    pub approvals: i32,
     /// FILE:LINE of the declaration.
     pub source: String,
 }

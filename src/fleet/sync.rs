@@ -429,7 +429,7 @@ fn upsert(
 }
 
 /// A gate as stored: name, subject LIKE pattern, payload field, threshold.
-type GateRow = (String, Option<String>, Option<String>, Option<f64>);
+type GateRow = (String, Option<String>, Option<String>, Option<f64>, i32);
 
 /// Makes the agent's approval gates those of its file; returns whether they changed.
 fn sync_gates(
@@ -439,12 +439,21 @@ fn sync_gates(
 ) -> crate::Result<bool> {
     let current: Vec<GateRow> = tx
         .query(
-            "select gate_name, subject_like, payload_field, at_least::float8 from approval_gates
+            "select gate_name, subject_like, payload_field, at_least::float8, approvals
+               from approval_gates
               where namespace = $1 and agent_id = $2 order by gate_name",
             &[&ns, &agent.id],
         )?
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
         .collect::<std::result::Result<_, postgres::Error>>()?;
     let mut wanted: Vec<GateRow> = agent
         .approval_gates
@@ -455,6 +464,7 @@ fn sync_gates(
                 g.subject_like(),
                 g.payload_field.clone(),
                 g.at_least,
+                g.approvals,
             )
         })
         .collect();
@@ -469,8 +479,8 @@ fn sync_gates(
     for g in &agent.approval_gates {
         tx.execute(
             "insert into approval_gates (namespace, agent_id, gate_name, subject_like,
-                                         payload_field, at_least, source)
-             values ($1, $2, $3, $4, $5, $6::float8::numeric, $7)",
+                                         payload_field, at_least, source, approvals)
+             values ($1, $2, $3, $4, $5, $6::float8::numeric, $7, $8)",
             &[
                 &ns,
                 &agent.id,
@@ -479,6 +489,7 @@ fn sync_gates(
                 &g.payload_field,
                 &g.at_least,
                 &g.source,
+                &g.approvals,
             ],
         )?;
     }

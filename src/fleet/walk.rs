@@ -51,7 +51,7 @@ const AGENT_KEYS: &[&str] = &[
     "outbound",
     "approval_gates",
 ];
-const GATE_KEYS: &[&str] = &["name", "subject", "payload_field", "at_least"];
+const GATE_KEYS: &[&str] = &["name", "subject", "payload_field", "at_least", "approvals"];
 const TOOLS_KEYS: &[&str] = &["allow", "deny"];
 const WAKE_KEYS: &[&str] = &[
     "mode",
@@ -237,11 +237,23 @@ impl Walker<'_> {
             if payload_field.is_some() != at_least.is_some() {
                 self.error_at(&prefix, "payload_field and at_least go together");
             }
+            let approvals = match gt.get("approvals").map(|v| v.as_integer()) {
+                None => 1,
+                Some(Some(n)) if (1..=5).contains(&n) => n as i32,
+                Some(_) => {
+                    self.error_at(
+                        &format!("{prefix}.approvals"),
+                        "approvals must be a whole number from 1 to 5 (2 is the two-person rule)",
+                    );
+                    1
+                }
+            };
             gates.push(GateSpec {
                 name,
                 subject: self.string(gt, &prefix, "subject"),
                 payload_field,
                 at_least,
+                approvals,
                 source,
             });
         }

@@ -143,6 +143,11 @@ pub fn apply(
     if !control.applies_to().contains(&job.status) {
         return Err(refusal(control, &job));
     }
+    if control == Control::Approve && job.approvals_required > 1 {
+        if let Some(held) = approve_in_part(tx, &job, &p.actor, reason)? {
+            return Ok(held);
+        }
+    }
 
     let updated: Job = match control {
         Control::Cancel | Control::Reject | Control::DeadLetter => {
@@ -254,6 +259,41 @@ fn close_open_attempt(
 }
 
 /// A history row for a change that keeps the status.
+/// Records one approval of a job that needs several (the two-person rule). Returns the
+/// job, unchanged, while approvals are missing; `None` once there are enough.
+fn approve_in_part(
+    tx: &mut postgres::Transaction<'_>,
+    job: &Job,
+    actor: &str,
+    note: Option<&str>,
+) -> Result<Option<Job>> {
+    let added = tx.execute(
+        "insert into job_approvals (job_id, actor, note) values ($1, $2, $3)
+         on conflict do nothing",
+        &[&job.id, &actor, &note],
+    )?;
+    let have: i32 = tx
+        .query_one("select job_approval_count($1)", &[&job.id])?
+        .get(0);
+    if added == 0 {
+        return Err(Error::conflict(format!(
+            "you have already approved job {}; it needs {} approvals from distinct operators and has {have}",
+            job.id, job.approvals_required
+        ))
+        .with_hint("ask another operator to run approve-job"));
+    }
+    if have >= job.approvals_required {
+        return Ok(None);
+    }
+    let why = format!(
+        "approve-job: approval {have} of {}{}",
+        job.approvals_required,
+        note.map(|n| format!(": {n}")).unwrap_or_default()
+    );
+    same_status_history(tx, job, actor, Some(&why))?;
+    Ok(Some(job.clone()))
+}
+
 fn same_status_history(
     tx: &mut postgres::Transaction<'_>,
     job: &Job,

@@ -206,6 +206,9 @@ pub struct Job {
     /// The fleet's approval gate that held this job (`tier T1`, `gate stage-5`), if any.
     #[serde(default)]
     pub approval_gate: Option<String>,
+    /// Approvals from distinct operators needed to release it (the two-person rule).
+    #[serde(default = "one_approval")]
+    pub approvals_required: i32,
     pub openclaw_task_ref: Option<String>,
     pub openclaw_session_key: Option<String>,
     pub openclaw_meta: Value,
@@ -287,4 +290,8 @@ pub struct HistoryEntry {
     pub actor: String,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+fn one_approval() -> i32 {
+    1
 }

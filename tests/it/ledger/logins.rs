@@ -924,3 +924,115 @@ fn a_fleet_runs_end_to_end_under_its_own_logins() {
         "{history:?}"
     );
 }
+
+#[test]
+fn a_two_person_gate_releases_a_job_only_after_two_distinct_operator_logins_approve() {
+    let mut g = Guarded::new();
+    let first = g.grant("first", "operator", &["default"], None);
+    let second = g.grant("second", "operator", &["default"], None);
+    let db = &g.db;
+    let dir = std::env::temp_dir().join(format!("agentbus-two-person-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("deals")).unwrap();
+    std::fs::write(
+        dir.join("fleet.toml"),
+        "name = \"t\"\nnamespace = \"default\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("deals/agent.toml"),
+        "id = \"deals\"\n[[approval_gates]]\nname = \"contracts\"\nsubject = \"Contract:*\"\napprovals = 2\n",
+    )
+    .unwrap();
+    db.cli(&["fleet", "sync", dir.to_str().unwrap()]).ok();
+    // Without roles (one owner), distinct names count: the honour system.
+    let single = TestDb::new();
+    single.cli(&["fleet", "sync", dir.to_str().unwrap()]).ok();
+    let held = s(
+        &single
+            .cli(&[
+                "enqueue-job",
+                "--target-agent",
+                "deals",
+                "--subject",
+                "Contract: x",
+            ])
+            .ok(),
+        "id",
+    );
+    let one = single
+        .cli(&["--actor", "operator:ann", "approve-job", &held])
+        .ok();
+    assert_eq!(one["status"], "awaiting_approval");
+    let two = single
+        .cli(&["--actor", "operator:bob", "approve-job", &held])
+        .ok();
+    assert_eq!(two["status"], "queued");
+    std::fs::write(
+        dir.join("deals/agent.toml"),
+        "id = \"deals\"\n[[approval_gates]]\nname = \"contracts\"\napprovals = 9\n",
+    )
+    .unwrap();
+    db.cli(&["fleet", "validate", dir.to_str().unwrap()])
+        .fails(2, "approvals must be a whole number from 1 to 5");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let job = db
+        .cli_as(
+            &first,
+            &[
+                "enqueue-job",
+                "--target-agent",
+                "deals",
+                "--subject",
+                "Contract: acme",
+            ],
+            &[],
+        )
+        .ok();
+    assert_eq!(job["status"], "awaiting_approval");
+    assert_eq!(job["approvals_required"], 2);
+    let id = s(&job, "id");
+
+    let once = db
+        .cli_as(&first, &["approve-job", &id, "--reason", "terms ok"], &[])
+        .ok();
+    assert_eq!(once["status"], "awaiting_approval");
+    let before = ledger(db);
+    db.cli_as(
+        &first,
+        &["--actor", "someone-else", "approve-job", &id],
+        &[],
+    )
+    .ok();
+    assert_eq!(
+        db.one::<String>(&format!("select status::text from jobs where id = '{id}'")),
+        "awaiting_approval",
+        "a second name from the same login is not a second person"
+    );
+    db.cli_as(&first, &["approve-job", &id], &[])
+        .fails(4, "already approved");
+    let mut raw = db.client_as(&first);
+    refused(
+        &mut raw,
+        &format!("update jobs set status = 'queued' where id = '{id}'"),
+        "AB003",
+    );
+    let after = ledger(db);
+    assert_eq!(after["jobs"], before["jobs"]);
+
+    let released = db.cli_as(&second, &["approve-job", &id], &[]).ok();
+    assert_eq!(released["status"], "queued");
+    let approvers: Vec<String> = db
+        .client()
+        .query(
+            "select distinct login from job_approvals where job_id = $1 order by 1",
+            &[&uuid::Uuid::parse_str(&id).unwrap()],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut expected = vec![first.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(approvers, expected);
+}
