@@ -10,6 +10,7 @@ mod events;
 mod fencing;
 mod firing;
 mod guardrails;
+mod identity;
 mod jobs;
 mod logins;
 mod standing_orders;

@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod fake_hook;
 pub mod fixtures;
+pub mod logins;
 pub mod source;
 
 use std::io::Write;
