@@ -566,22 +566,25 @@ fn proactive_findings(
             ),
         });
     }
-    // Agents a guardrail refused (a hand-off outside their list), per rule.
+    // Callers a guardrail refused (a hand-off outside their list, a control their database
+    // login may not run), per claimed agent, login and rule: a burst is a misconfigured
+    // agent or someone probing.
     for r in tx.query(
-        "select coalesce(source_agent, '?'), payload ->> 'rule', count(*), min(id), max(id)
+        "select coalesce(source_agent, '?'), payload ->> 'rule', login, count(*), min(id), max(id)
            from events where namespace = $1 and topic = 'guardrail.refused' and created_at >= $2
-          group by 1, 2 order by 3 desc",
+          group by 1, 2, 3 order by 4 desc",
         &[ns, &limits.since],
     )? {
-        let (agent, rule): (String, Option<String>) = (r.try_get(0)?, r.try_get(1)?);
-        let (n, first, last): (i64, i64, i64) = (r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+        let (agent, rule, login): (String, Option<String>, String) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let (n, first, last): (i64, i64, i64) = (r.try_get(3)?, r.try_get(4)?, r.try_get(5)?);
         let rule = rule.unwrap_or_else(|| "?".into());
         findings.push(Finding {
             code: "guardrail_refused",
-            key: format!("guardrail_refused:{agent}:{rule}:{first}-{last}"),
+            key: format!("guardrail_refused:{agent}:{login}:{rule}:{first}-{last}"),
             agent: Some(agent.clone()),
-            ids: vec![agent.clone()],
-            detail: format!("{agent} was refused {n} time(s) by the {rule} guardrail in the window"),
+            ids: vec![agent.clone(), login.clone()],
+            detail: format!("{agent} (database login {login}) was refused {n} time(s) by the {rule} guardrail in the window"),
             suggestion: format!("agentbus events --topic guardrail.refused --source-agent {agent} --since 1d  (then its AGENTS.md, or the fleet's rule)"),
         });
     }

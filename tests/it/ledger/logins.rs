@@ -443,5 +443,9 @@ fn agent_and_supervisor_logins_are_refused_every_operator_control() {
     let _ = std::fs::remove_dir_all(&fleet);
     // The audit reports the burst.
     let audit = db.cli(&["audit", "--format", "json"]).json();
-    assert!(audit.to_string().contains("guardrail_refused"), "{audit}");
+    for login in [&agent, &sup] {
+        let burst =
+            format!("(database login {login}) was refused 13 time(s) by the database guardrail");
+        assert!(audit.to_string().contains(&burst), "{burst}: {audit}");
+    }
 }
