@@ -22,6 +22,11 @@
 #   AGENTBUS_DEMO_FLEET      the fleet folder (default agents/gtm)
 #   AGENTBUS_DEMO_SUPERVISOR_ARGS  more arguments for agentbus-supervisor (hook mode)
 #   AGENTBUS_DEMO_SETTLE     seconds each step may take (default 60)
+#   AGENTBUS_DEMO_SUPERVISOR_URL, AGENTBUS_DEMO_OPERATOR_URL
+#                            with guardrails (agentbus roles): the supervisor runs as the
+#                            first login and the human steps (approvals, the proactive
+#                            lane, firing the standup) as the second; set-up, checks and
+#                            the summary stay with DATABASE_URL, the owner
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,7 +39,12 @@ patience=${AGENTBUS_DEMO_SETTLE:-60}
 read -r -a supervisor_args <<< "${AGENTBUS_DEMO_SUPERVISOR_ARGS:-}"
 started=$(date +%s)
 
+supervisor_url=${AGENTBUS_DEMO_SUPERVISOR_URL:-}
+operator_url=${AGENTBUS_DEMO_OPERATOR_URL:-}
+
 step() { printf '\n== %s\n' "$*"; }
+# The human steps, as the operator's login when one is given.
+as_operator() { env ${operator_url:+"AGENTBUS_DATABASE_URL=$operator_url"} agentbus "$@"; }
 die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 
 step "database"
@@ -72,7 +82,8 @@ if [ "$wake" = exec ]; then
 fi
 
 step "supervisor"
-agentbus-supervisor --poll-interval 1 --lease-seconds 30 --hook-request-timeout 10 \
+env ${supervisor_url:+"AGENTBUS_DATABASE_URL=$supervisor_url"} \
+  agentbus-supervisor --poll-interval 1 --lease-seconds 30 --hook-request-timeout 10 \
   --supervisor-id "demo-$$" ${supervisor_args[@]+"${supervisor_args[@]}"} > "$out/supervisor.log" 2>&1 &
 supervisor=$!
 echo "$supervisor" > "$out/supervisor.pid"
@@ -108,13 +119,13 @@ settle "$patience"
 step "approvals (the human step)"
 agentbus list-approvals --format table
 for id in $(agentbus list-approvals --get '[].id'); do
-  agentbus --actor operator:demo approve-job "$id" --reason "pricing checked (demo)" > /dev/null
+  as_operator --actor operator:demo approve-job "$id" --reason "pricing checked (demo)" > /dev/null
 done
 settle "$patience"
 
 step "proactive lane: scout's idea, promoted to an opportunity, converted to a job"
 idea=$(agentbus list-ideas --agent scout --get '0.id')
-opportunity=$(agentbus --actor coordinator promote-idea-to-opportunity --idea-id "$idea" \
+opportunity=$(as_operator --actor coordinator promote-idea-to-opportunity --idea-id "$idea" \
   --source-agent coordinator --theme targeting \
   --title "Target logistics firms that are hiring dispatchers" \
   --why-now "Acme qualified on exactly this signal today" \
@@ -123,15 +134,15 @@ opportunity=$(agentbus --actor coordinator promote-idea-to-opportunity --idea-id
   --owner-candidate scout \
   --suggested-next-step "Build a prospect list of logistics firms hiring dispatchers" \
   --notes "promoted at the demo's pipeline review" --get opportunity.id)
-agentbus --actor coordinator triage-opportunity --opportunity-id "$opportunity" \
+as_operator --actor coordinator triage-opportunity --opportunity-id "$opportunity" \
   --decision accepted --notes "cheap to try, easy to stop" > /dev/null
-agentbus --actor coordinator convert-opportunity --opportunity-id "$opportunity" \
+as_operator --actor coordinator convert-opportunity --opportunity-id "$opportunity" \
   --target-agent scout --subject "Prospect list: logistics firms hiring dispatchers" > /dev/null
 settle "$patience"
 agentbus show-opportunity "$opportunity" --format table
 
 step "nightly standup, fired now"
-agentbus --actor operator:demo fire-standing-order --agent-id mission-control \
+as_operator --actor operator:demo fire-standing-order --agent-id mission-control \
   --order-name nightly-standup > /dev/null
 settle "$patience"
 stop_supervisor

@@ -12,8 +12,12 @@
 # scripts/demo.sh in hook mode against it. Then it checks the database: every job ends as
 # the demo's do, attempts = jobs + the one planned retry, each attempt was a real OpenClaw
 # run, the approval gate held until approved, the hook token is in no log and no row, and
-# the gateway had AGENTBUS_DATABASE_URL and never DATABASE_URL. It stops everything it
-# started, also on failure, and exits non-zero when a check fails.
+# the gateway had AGENTBUS_DATABASE_URL and never DATABASE_URL. It runs with the
+# guardrails on, as a production fleet would: `agentbus roles install`, the gateway's
+# agents on an agent login, the supervisor on a supervisor login, the approvals on an
+# operator login; every claim, close and approval is checked against its login. It stops
+# everything it started and drops the logins it made, also on failure, and exits non-zero
+# when a check fails.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -60,6 +64,7 @@ model_port=$(free_port)
 gateway_port=$(free_port)
 model_pid=''
 gateway_pid=''
+logins=()
 
 cleanup() {
   local code=$?
@@ -78,6 +83,10 @@ cleanup() {
     tail -n 20 "$state/model.log" >&2 2>/dev/null || true
   fi
   "$bin/agentbus" purge-namespace "$ns" --confirm "$ns" > /dev/null 2>&1 || true
+  for login in ${logins[@]+"${logins[@]}"}; do
+    "$bin/agentbus" roles revoke "$login" > /dev/null 2>&1 || true
+    psql "$db_url" -XAtqc "drop role if exists $login" > /dev/null 2>&1 || true
+  done
   rm -rf "$state" /tmp/openclaw-state-locks-"$(id -u)" 2>/dev/null || true
   exit "$code"
 }
@@ -115,6 +124,19 @@ PY
 grep -q OPENCLAW_HOOKS_TOKEN "$state/openclaw.json" || fail "hooks.token is not read from the environment"
 if grep -q "$token" "$state/openclaw.json"; then fail "the hook token was written into the config"; fi
 
+say "guardrails: the roles, and one login each for the gateway, the supervisor, the operator"
+"$bin/agentbus" migrate > /dev/null
+"$bin/agentbus" roles install --format table
+gateway_login=e2e_gateway_$$ supervisor_login=e2e_supervisor_$$ operator_login=e2e_operator_$$
+logins=("$gateway_login" "$supervisor_login" "$operator_login")
+"$bin/agentbus" roles grant "$gateway_login" --as agent --namespace "$ns" > /dev/null
+"$bin/agentbus" roles grant "$supervisor_login" --as supervisor --namespace "$ns" > /dev/null
+"$bin/agentbus" roles grant "$operator_login" --as operator --namespace "$ns" > /dev/null
+"$bin/agentbus" roles list --format table
+# The same database, logged in as another role.
+url_as() { printf '%s' "$db_url" | sed -E "s|://([^@/]*@)?|://$1@|"; }
+gateway_url=$(url_as "$gateway_login")
+
 mkdir -p "$state/home" "$state/tmp" "$state/out"
 # The gateway's whole environment: no DATABASE_URL (OpenClaw would strip it from the
 # agents' commands anyway); AGENTBUS_DATABASE_URL is what reaches them.
@@ -126,7 +148,7 @@ gateway_env=(
   "XDG_CACHE_HOME=$state/home/.cache" "XDG_CONFIG_HOME=$state/home/.config"
   "XDG_DATA_HOME=$state/home/.local/share" "XDG_STATE_HOME=$state/home/.local/state"
   "OPENCLAW_HOOKS_TOKEN=$token" "OPENCLAW_GATEWAY_TOKEN=$gateway_token"
-  "AGENTBUS_DATABASE_URL=$db_url" "AGENTBUS_DEMO_OUT=$state/out"
+  "AGENTBUS_DATABASE_URL=$gateway_url" "AGENTBUS_DEMO_OUT=$state/out"
 )
 "${gateway_env[@]}" "$node_bin/openclaw" config validate
 # Every shipped fleet's keys, as printed, are a config the real gateway accepts.
@@ -175,6 +197,8 @@ echo "ok  doctor: the gateway is ready, accepts the token, and refuses another (
 
 say "the demo's pipeline, woken through OpenClaw"
 demo_started=$(date +%s)
+AGENTBUS_DEMO_SUPERVISOR_URL=$(url_as "$supervisor_login") \
+AGENTBUS_DEMO_OPERATOR_URL=$(url_as "$operator_login") \
 OPENCLAW_HOOKS_TOKEN=$token AGENTBUS_DEMO_WAKE=hook AGENTBUS_DEMO_FLEET="$state/fleet" \
   AGENTBUS_DEMO_NAMESPACE=$ns AGENTBUS_BIN_DIR="$bin" AGENTBUS_DEMO_OUT="$state/out" \
   AGENTBUS_DEMO_SETTLE=240 bash scripts/demo.sh | tee "$state/demo.txt"
@@ -205,10 +229,20 @@ early=$(q "select count(*) from jobs j
            where j.namespace = '$ns' and a.woken_at < h.created_at")
 gated=$(q "select count(*) from jobs j join job_history h on h.job_id = j.id
            where j.namespace = '$ns' and h.from_status = 'awaiting_approval'
-             and h.to_status = 'queued' and h.actor = 'operator:demo'")
+             and h.to_status = 'queued' and h.actor = 'operator:demo'
+             and h.login = '$operator_login'")
 [ "$gated" -eq 2 ] || fail "$gated approvals recorded (expected 2: acme and umbrella)"
 [ "$early" -eq 0 ] || fail "$early closer runs started before their approval"
-echo "ok  the two proposals waited for operator:demo's approval, none ran before it"
+echo "ok  the two proposals waited for operator:demo's approval (login $operator_login), none ran before it"
+by_login() {
+  q "select coalesce(string_agg(distinct h.login, ','), '-') from job_history h join jobs j on j.id = h.job_id
+      where j.namespace = '$ns' and h.to_status = '$1'"
+}
+[ "$(by_login leased)" = "$supervisor_login" ] || fail "claims were made by $(by_login leased), not $supervisor_login"
+[ "$(by_login succeeded)" = "$gateway_login" ] || fail "jobs were closed by $(by_login succeeded), not the gateway's login"
+refused=$(q "select count(*) from events where namespace = '$ns' and topic = 'guardrail.refused'")
+[ "$refused" -eq 0 ] || fail "$refused guardrail refusals in a pipeline that should need none"
+echo "ok  guardrails on: every claim by $supervisor_login, every close by $gateway_login, no refusal"
 leaks=$(pg_dump --data-only "$db_url" 2>/dev/null | grep -c -- "$token" || true)
 [ "$leaks" -eq 0 ] || fail "the hook token is in $leaks rows of a database dump"
 for f in "$state/gateway.log" "$state/out/supervisor.log" "$state/model.log" "$state/demo.txt"; do
@@ -216,7 +250,7 @@ for f in "$state/gateway.log" "$state/out/supervisor.log" "$state/model.log" "$s
 done
 if grep -rq -- "$token" "$state/gateway.jsonl" 2>/dev/null; then fail "the hook token is in the gateway's file log"; fi
 echo "ok  the hook token is in no log and no row"
-echo "ok  the gateway had AGENTBUS_DATABASE_URL and no DATABASE_URL"
+echo "ok  the gateway had AGENTBUS_DATABASE_URL (the agent login) and no DATABASE_URL"
 
 echo
 echo "test-openclaw: passed in $(( $(date +%s) - started ))s (the pipeline itself: ${demo_seconds}s)"
