@@ -60,7 +60,8 @@ Exit status:
   3   not found: the job or run named does not exist
   4   conflict: illegal state transition, stale lease token, lease lost
   75  temporary: database unreachable, timeout, serialization failure; retry the same command
-  77  not permitted: a guardrail of the fleet refused it (a hand-off outside handoffs)
+  77  not permitted: a guardrail refused it (a hand-off outside handoffs, or something
+      this database login may not do: see agentbus roles)
   78  configuration: no database settings, schema not migrated, migration edited
 
 Environment:
