@@ -226,6 +226,7 @@ impl Fake {
                     let fence = Fence {
                         lease_token: Some(token),
                         attempt: None,
+                        force: false,
                     };
                     let caller = Caller {
                         actor: "bench-agent".into(),

@@ -121,9 +121,13 @@ begin
 end;
 $$;
 
--- The rules within jobs for agent and supervisor logins.
-create function guard_jobs()
-returns trigger
+-- The rules within jobs for agent and supervisor logins. Called only for a restricted
+-- login by the small trigger function below: PL/pgSQL parses a function on its first call
+-- in each session, and every agentbus command is a fresh session, so the owner's writes
+-- do not pay for parsing rules that never apply to them (measured: about 0.8 ms per
+-- command when this body was the trigger itself, under 0.2 ms now).
+create function guard_jobs_for_login(p_op text, old jobs, new jobs)
+returns jobs
 language plpgsql
 set search_path from current
 as $$
@@ -132,9 +136,6 @@ declare
   acting text;
   why text;
 begin
-  if agentbus_unrestricted() then
-    return new;
-  end if;
   select * into me from agentbus_logins where login = current_user;
   if not found then
     perform agentbus_refuse('it is not an agentbus login (agentbus roles grant)');
@@ -143,7 +144,7 @@ begin
     return new;
   end if;
 
-  if tg_op = 'INSERT' then
+  if p_op = 'INSERT' then
     if new.status not in ('queued', 'waiting', 'awaiting_approval', 'blocked') then
       perform agentbus_refuse(format('a new job cannot start %s', new.status));
     end if;
@@ -199,6 +200,18 @@ begin
       old.status, new.status, old.id));
   end if;
   return new;
+end;
+$$;
+
+create function guard_jobs()
+returns trigger
+language plpgsql
+as $$
+begin
+  if agentbus_unrestricted() then
+    return new;
+  end if;
+  return guard_jobs_for_login(tg_op, old, new);
 end;
 $$;
 

@@ -21,6 +21,11 @@ pub struct FenceArgs {
     /// Attempt number issued with the claim; refused (exit 4) when it is no longer current
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     attempt: Option<i32>,
+
+    /// Operators: change a leased or running job without its lease token (recorded in the
+    /// history as forced). Without a token, an attempt or this, such a job is refused (exit 4)
+    #[arg(long)]
+    force: bool,
 }
 
 impl FenceArgs {
@@ -42,6 +47,7 @@ impl FenceArgs {
         Ok(Fence {
             lease_token,
             attempt: self.attempt,
+            force: self.force,
         })
     }
 }

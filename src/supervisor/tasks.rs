@@ -64,6 +64,7 @@ fn release_leftovers(shared: &Shared, client: &mut postgres::Client) -> Result<(
         let fence = Fence {
             lease_token: token,
             attempt: None,
+            force: false,
         };
         match crate::db::transaction(client, |tx| {
             jobs::release_unwoken(

@@ -33,6 +33,7 @@ pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
     let fence = Fence {
         lease_token: job.lease_token,
         attempt: Some(job.attempt_count),
+        force: false,
     };
     if shared.stopping() {
         release(shared, &job, fence);

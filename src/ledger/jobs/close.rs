@@ -14,6 +14,10 @@ pub struct Fence {
     pub lease_token: Option<Uuid>,
     /// The attempt number issued with the claim.
     pub attempt: Option<i32>,
+    /// An operator's explicit override: change a leased or running job without its lease
+    /// (recorded in the history as forced). Without it, such a job needs the token or the
+    /// attempt.
+    pub force: bool,
 }
 
 /// Who is calling, and as which command (recorded in history and stale-call notes).
@@ -413,6 +417,28 @@ pub(super) fn fenced(
         .ok_or_else(|| Error::not_found(format!("job {job_id} not found")))?;
     let job: Job = decode(&row, "row")?;
 
+    if job.status.is_in_flight()
+        && fence.lease_token.is_none()
+        && fence.attempt.is_none()
+        && !fence.force
+    {
+        return Err(Error::conflict(format!(
+            "job {} is {}{}: pass its `lease_token` (inside the run it comes from $AGENTBUS_LEASE_TOKEN) or its `attempt`; an operator may override with `force`",
+            job.id,
+            job.status,
+            job.lease_owner
+                .as_deref()
+                .map(|o| format!(" (lease held by {o})"))
+                .unwrap_or_default()
+        ))
+        .with_hint("a worker without the lease must not close work another worker holds"));
+    }
+    let reason = if fence.force && job.status.is_in_flight() && fence.lease_token.is_none() {
+        Some(format!("forced: {}", reason.unwrap_or(&caller.command)))
+    } else {
+        reason.map(str::to_string)
+    };
+    let reason = reason.as_deref();
     if let Some(stale) = stale_fence(&job, fence) {
         tx.execute(
             "update job_attempts

@@ -101,6 +101,11 @@ impl JobStatus {
         }
     }
 
+    /// Leased or running: held by a worker under a lease (SQL: `job_in_flight`).
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, JobStatus::Leased | JobStatus::Running)
+    }
+
     /// Whether nothing but an operator's retry moves the job on.
     pub fn is_terminal(self) -> bool {
         matches!(

@@ -27,6 +27,7 @@ fn complete_in_thread(
         let fence = agentbus::ledger::jobs::Fence {
             lease_token: Some(token.parse().unwrap()),
             attempt: None,
+            force: false,
         };
         let caller = agentbus::ledger::jobs::Caller {
             actor: "t".into(),

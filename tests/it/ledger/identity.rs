@@ -228,7 +228,7 @@ fn identity_comes_from_the_login_binding_or_the_lease_never_from_the_claim() {
     )
     .fails(77, "bound to agent");
     db.cli_as(&gateway, &["complete-job", &writer_job], &[])
-        .fails(77, "lease");
+        .fails(4, "--lease-token");
     let done = db
         .cli_as(
             &gateway,

@@ -356,11 +356,54 @@ fn fail_job_retries_while_attempts_remain_then_goes_dead() {
 fn fail_job_without_retry_seconds_is_dead_at_once() {
     let db = TestDb::new();
     let id = db.enqueue("rep", "send", &[]);
-    db.cli(&["claim-jobs", "--lease-owner", "d1"]).ok();
+    let (claimed, token) = db.claim_one("d1", None);
+    assert_eq!(claimed, id);
     let dead = db
-        .cli(&["fail-job", &id, "--last-error", "malformed lead"])
+        .cli(&[
+            "fail-job",
+            &id,
+            "--last-error",
+            "malformed lead",
+            "--lease-token",
+            &token,
+        ])
         .ok();
     assert_eq!(dead["status"], "dead");
+}
+
+#[test]
+fn a_close_without_the_lease_is_refused_unless_forced_or_inside_the_run() {
+    // Worker B holds the lease; a stale worker A without a token must not kill B's job.
+    let db = TestDb::new();
+    let id = db.enqueue("rep", "send", &[]);
+    let (_, token) = db.claim_one("worker-b", None);
+    let before = db.snapshot();
+    for cmd in [
+        vec!["fail-job", &id, "--last-error", "stale worker"],
+        vec!["complete-job", &id],
+        vec!["block-job", &id, "--blocked-reason", "x"],
+        vec!["renew-job-lease", &id],
+        vec!["mark-running-job", &id],
+    ] {
+        db.cli(&cmd).fails(4, "pass its --lease-token");
+    }
+    assert_eq!(db.snapshot(), before);
+    // Inside the run the supervisor's environment supplies it: the seed's plain call works.
+    let in_run = [
+        ("AGENTBUS_JOB_ID", id.as_str()),
+        ("AGENTBUS_LEASE_TOKEN", token.as_str()),
+    ];
+    let running = db.cli_with(&["mark-running-job"], &in_run, None).ok();
+    assert_eq!(running["status"], "running");
+    // An operator's override is recorded as forced.
+    let forced = db
+        .cli(&["fail-job", &id, "--last-error", "wedged", "--force"])
+        .ok();
+    assert_eq!(forced["status"], "dead");
+    let reason: String = db.one(&format!(
+        "select reason from job_history where job_id = '{id}' and to_status = 'dead'"
+    ));
+    assert!(reason.starts_with("forced"), "{reason}");
 }
 
 #[test]

@@ -276,6 +276,15 @@ fn tenants_see_and_change_only_their_namespaces_through_the_cli_and_psql() {
     assert_eq!(history["login"], op_b.as_str());
 
     // Raw SQL as each login of A: nothing of B in any table, and no way to write there.
+    let ledger_b = |db: &TestDb| -> i64 {
+        db.one(
+            "select (select count(*) from jobs where namespace = 'b') * 1000
+                  + (select count(*) from events where namespace = 'b') * 100
+                  + (select count(*) from job_history where namespace = 'b')
+                  + (select coalesce(sum(priority), 0) from jobs where namespace = 'b') * 10000",
+        )
+    };
+    let b_before = ledger_b(db);
     let tables = [
         "agents",
         "approval_gates",
@@ -326,15 +335,30 @@ fn tenants_see_and_change_only_their_namespaces_through_the_cli_and_psql() {
             )
             .unwrap_err();
         assert_eq!(sqlstate(&e), "42501", "{login}: {e}");
-        let updated = c
-            .execute("update jobs set priority = 9 where namespace = 'b'", &[])
-            .unwrap_or(0);
-        assert_eq!(updated, 0);
-        let deleted = c
-            .execute("delete from events where namespace = 'b'", &[])
-            .unwrap_or(0);
-        assert_eq!(deleted, 0);
+        // Every table: an insert into B is refused (grant or policy); an update or delete
+        // of B's rows is refused or touches nothing.
+        for t in tables {
+            // (memories: with sources, or its own rule refuses first)
+            let sql = if t == "memories" {
+                "insert into memories (namespace, visibility, source_refs) values ('b', 'private', '{\"jobs\": [\"j\"]}')"
+                    .to_string()
+            } else {
+                format!("insert into {t} (namespace) values ('b')")
+            };
+            let e = c.execute(&sql, &[]).unwrap_err();
+            assert_eq!(sqlstate(&e), "42501", "{login} insert into {t}: {e}");
+            for sql in [
+                format!("update {t} set namespace = namespace where namespace = 'b'"),
+                format!("delete from {t} where namespace = 'b'"),
+            ] {
+                match c.execute(&sql, &[]) {
+                    Ok(n) => assert_eq!(n, 0, "{login}: {sql}"),
+                    Err(e) => assert_eq!(sqlstate(&e), "42501", "{login}: {sql}: {e}"),
+                }
+            }
+        }
     }
+    assert_eq!(ledger_b(db), b_before, "a login of A changed B");
     assert_eq!(
         db.one::<i64>("select count(*) from events where namespace = 'b' and topic = 'b.secret'"),
         1

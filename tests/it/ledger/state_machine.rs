@@ -53,7 +53,15 @@ fn every_state_and_command_pair_follows_the_state_machine() {
             let id = db.insert_job_in(from.as_str()).to_string();
             let before = db.snapshot();
 
-            let out = db.cli(&args(command, &id));
+            // The job's own lease, when it has one (a close without it is refused: fencing).
+            let token: Option<uuid::Uuid> =
+                db.one(&format!("select lease_token from jobs where id = '{id}'"));
+            let token = token.map(|t| t.to_string());
+            let mut argv = args(command, &id);
+            if let Some(t) = &token {
+                argv.extend(["--lease-token", t.as_str()]);
+            }
+            let out = db.cli(&argv);
 
             match expected(command, from) {
                 Some(to) => {
