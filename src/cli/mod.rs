@@ -341,9 +341,11 @@ pub fn run(
         exit_code: 0,
         client: None,
     };
+    // Everything but `--get` (raw values, for scripts) is made terminal-safe: a value from
+    // a row can never drive the operator's terminal. JSON is unchanged by it.
     let result = dispatch(&mut ctx, cli.command, stdin, stdout).and_then(|text| match &cli.get {
         Some(path) if !text.is_empty() => output::get_path(&text, path),
-        _ => Ok(text),
+        _ => Ok(output::terminal_safe(&text).into_owned()),
     });
     match result {
         Ok(text) if text.is_empty() => ctx.exit_code,
@@ -498,9 +500,11 @@ fn dispatch(
 fn report(stderr: &mut dyn Write, command: &str, err: &Error, json: bool) {
     let flags = errors::flags_of(&<Cli as CommandFactory>::command(), command);
     let (message, hint) = errors::rendered(err, &flags);
-    let _ = writeln!(stderr, "agentbus: error: {command}: {message}");
+    // One line each, terminal-safe: messages quote values from rows and from the caller.
+    let one_line = |s: &str| output::terminal_safe(&s.replace('\n', " ")).into_owned();
+    let _ = writeln!(stderr, "agentbus: error: {command}: {}", one_line(&message));
     if let Some(hint) = &hint {
-        let _ = writeln!(stderr, "agentbus: hint: {hint}");
+        let _ = writeln!(stderr, "agentbus: hint: {}", one_line(hint));
     }
     if json {
         let doc = serde_json::json!({

@@ -363,3 +363,44 @@ pub fn listing<T: Serialize>(
         Format::Table => Ok(table(items)),
     }
 }
+
+/// Text made safe for a terminal: every control character but newline and tab is shown
+/// escaped (`\x1b`, `\r`, `\u{9b}`), so a value (an agent name, a subject, an error)
+/// cannot move the cursor, clear the screen or retitle the window. JSON needs nothing:
+/// serde_json already escapes control characters.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn control_characters_are_escaped_and_text_is_kept() {
+        assert_eq!(terminal_safe("plain\nline\ttab"), "plain\nline\ttab");
+        assert_eq!(terminal_safe("a\x1b]0;pwned\x07b"), "a\\x1b]0;pwned\\x07b");
+        assert_eq!(terminal_safe("x\x1b[2Jy\r"), "x\\x1b[2Jy\\r");
+        assert_eq!(terminal_safe("c1\u{9b}31m"), "c1\\u{9b}31m");
+        assert_eq!(terminal_safe("del\x7f"), "del\\x7f");
+        assert_eq!(terminal_safe("ünïcode ✓"), "ünïcode ✓");
+    }
+}

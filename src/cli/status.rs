@@ -54,7 +54,10 @@ pub fn status(ctx: &mut Ctx, a: StatusArgs, stdout: &mut dyn Write) -> Result<St
         let text = render(ctx, &snap)?;
         let screen = match ctx.format() {
             // Home, clear, then the screen: redrawn in place.
-            Format::Table => format!("\x1b[H\x1b[2J{text}\n(every {every}s; Ctrl-C to stop)\n"),
+            Format::Table => format!(
+                "\x1b[H\x1b[2J{}\n(every {every}s; Ctrl-C to stop)\n",
+                output::terminal_safe(&text)
+            ),
             // JSON: one document per line, for `| jq`.
             Format::Json => format!("{}\n", serde_json::to_string(&snap).unwrap_or_default()),
         };
