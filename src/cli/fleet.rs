@@ -73,7 +73,7 @@ impl FleetDirArgs {
     fn load(&self) -> Result<Fleet> {
         let mut fleet = load(&self.dir)?;
         if let Some(ns) = &self.namespace {
-            crate::ledger::validate::check_required_text("--namespace", ns)?;
+            crate::ledger::validate::check_name("--namespace", ns)?;
             fleet.namespace = ns.clone();
         }
         Ok(fleet)

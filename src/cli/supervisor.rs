@@ -42,7 +42,9 @@ Wake modes:
   the agent off (5 s doubling to 5 min) and retry the job.
 
   exec: runs the argv template with {job_id}, {agent}, {attempt}, {lease_token},
-  {prompt_file} and {namespace} replaced, in its own process group, with AGENTBUS_JOB_ID,
+  {prompt_file} and {namespace} replaced (each as a whole argument: inside `sh -c '...'`
+  use \"$AGENTBUS_AGENT\" and the other variables instead; the supervisor warns at start
+  when a template puts a placeholder in a shell string), in its own process group, with AGENTBUS_JOB_ID,
   AGENTBUS_LEASE_TOKEN, AGENTBUS_ATTEMPT, AGENTBUS_AGENT, AGENTBUS_NAMESPACE,
   AGENTBUS_PROMPT_FILE and AGENTBUS_DATABASE_URL (also as DATABASE_URL) set. The lease is renewed every third of
   --lease-seconds while it runs; at the deadline the group gets TERM, then KILL after
@@ -289,10 +291,21 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
         )?),
         None => env.get(&a.hook_token_env).as_deref().and_then(Secret::new),
     };
-    let supervisor_id = a
-        .supervisor_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", heartbeat_host_name(), std::process::id()));
+    let supervisor_id = a.supervisor_id.clone().unwrap_or_else(|| {
+        // A name (sql/0014_identifiers.sql): the host name lower-cased, other
+        // characters as '-', then the pid.
+        let host: String = heartbeat_host_name()
+            .chars()
+            .take(40)
+            .map(|c| match c.to_ascii_lowercase() {
+                c @ ('a'..='z' | '0'..='9' | '.' | '-' | '_') => c,
+                _ => '-',
+            })
+            .collect();
+        let host = host.trim_start_matches(['-', '.', '_']);
+        let host = if host.is_empty() { "host" } else { host };
+        format!("{host}-{}", std::process::id())
+    });
     let work_dir = a.work_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("agentbus-supervisor-{}", std::process::id()))
     });

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ledger::validate::check_required_text;
+use crate::ledger::validate::check_name;
 
 /// What a purge removed, per table.
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +20,7 @@ pub struct Purged {
 /// supervisor of the namespace has a fresh heartbeat: it would keep working on rows that
 /// are going away.
 pub fn purge(tx: &mut postgres::Transaction<'_>, namespace: &str) -> Result<Purged> {
-    check_required_text("NAMESPACE", namespace)?;
+    check_name("NAMESPACE", namespace)?;
     // Row security would make it delete nothing; say so instead (sql/0012_guardrails.sql).
     let allowed: bool = tx
         .query_one(

@@ -99,6 +99,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "two_person_approvals",
         sql: include_str!("../../sql/0013_two_person_approvals.sql"),
     },
+    Migration {
+        version: 14,
+        name: "identifiers",
+        sql: include_str!("../../sql/0014_identifiers.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

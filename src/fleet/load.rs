@@ -30,6 +30,12 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
     let namespace = w
         .string(&fleet_table, "", "namespace")
         .unwrap_or_else(|| "default".to_string());
+    if !crate::ledger::validate::is_name(&namespace) {
+        w.error_at(
+            "namespace",
+            format!("namespace {namespace:?} may hold only a-z, 0-9, _, ., : and - (1-64, starting with a letter or digit)"),
+        );
+    }
     let _ = w.string(&fleet_table, "", "description");
     let defaults = w.table(&fleet_table, "", "defaults");
     let default_concurrency = defaults.and_then(|t| w.positive(t, "defaults", "max_concurrency"));

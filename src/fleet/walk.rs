@@ -486,8 +486,13 @@ impl Walker<'_> {
         self.unknown_keys(t, prefix, ORDER_KEYS);
         let source = format!("{}:{}", self.file.display(), self.line_of(prefix));
         let name = self.string(t, prefix, "name");
-        if name.is_none() {
-            self.error_at(prefix, "a standing order needs a name");
+        match &name {
+            None => self.error_at(prefix, "a standing order needs a name"),
+            Some(n) if !crate::ledger::validate::is_name(n) => self.error_at(
+                &format!("{prefix}.name"),
+                format!("order name {n:?} may hold only a-z, 0-9, _, ., : and - (1-64, starting with a letter or digit)"),
+            ),
+            Some(_) => {}
         }
         let cron = self.string(t, prefix, "cron");
         match &cron {

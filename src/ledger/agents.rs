@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{decode, decode_all, set_actor};
 use crate::error::{Error, Result};
-use crate::ledger::validate::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_name, check_optional_text, check_required_text};
 
 /// A row of `agents`. Field names are the column names.
 #[allow(missing_docs)]
@@ -81,7 +81,8 @@ pub fn pause(
     reason: &str,
     actor: &str,
 ) -> Result<Agent> {
-    check_required_text("agent id", agent_id)?;
+    check_name("`namespace`", namespace)?;
+    check_name("AGENT", agent_id)?;
     check_required_text("`reason`", reason)?;
     set_actor(tx, actor, Some(reason))?;
     let row = tx.query_one(
@@ -105,7 +106,8 @@ pub fn resume(
     agent_id: &str,
     actor: &str,
 ) -> Result<Agent> {
-    check_required_text("agent id", agent_id)?;
+    check_name("`namespace`", namespace)?;
+    check_name("AGENT", agent_id)?;
     set_actor(tx, actor, Some("resumed"))?;
     let row = tx
         .query_opt(
@@ -226,7 +228,8 @@ pub fn configure(
     s: &Settings,
     actor: &str,
 ) -> Result<Agent> {
-    check_required_text("agent id", agent_id)?;
+    check_name("`namespace`", namespace)?;
+    check_name("AGENT", agent_id)?;
     for (flag, v) in [
         ("`name`", &s.name),
         ("`role`", &s.role),

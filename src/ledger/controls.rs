@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::{decode, decode_all, set_actor};
 use crate::error::{Error, Result};
 use crate::ledger::jobs::{Job, JobStatus};
-use crate::ledger::validate::check_required_text;
+use crate::ledger::validate::{check_name, check_required_text};
 
 /// A control on one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,8 +354,8 @@ pub fn drain_agent(
     actor: &str,
     reason: Option<&str>,
 ) -> Result<DrainReport> {
-    check_required_text("`namespace`", namespace)?;
-    check_required_text("AGENT", agent)?;
+    check_name("`namespace`", namespace)?;
+    check_name("AGENT", agent)?;
     check_required_text("`actor`", actor)?;
     if let Drain::RerouteTo(to) = action {
         check_required_text("`to`", to)?;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::ledger::validate::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_name, check_required_text};
 
 /// A row of `events`.
 #[allow(missing_docs)]
@@ -62,9 +62,9 @@ pub struct Emitted {
 /// Emits an event (one transaction). With a dedupe key already used on this topic, the
 /// earlier event is returned with `deduped: true` and nothing is written.
 pub fn emit(tx: &mut postgres::Transaction<'_>, p: &EmitParams) -> Result<Emitted> {
-    check_required_text("`namespace`", &p.namespace)?;
+    check_name("`namespace`", &p.namespace)?;
     check_required_text("`topic`", &p.topic)?;
-    check_optional_text("`source_agent`", p.source_agent.as_deref())?;
+    crate::ledger::validate::check_optional_name("`source_agent`", p.source_agent.as_deref())?;
     if let Some(key) = &p.dedupe_key {
         check_required_text("`dedupe_key`", key)?;
     }

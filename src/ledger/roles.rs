@@ -7,7 +7,7 @@
 
 use crate::db::decode_all;
 use crate::error::{Error, Result};
-use crate::ledger::validate::check_required_text;
+use crate::ledger::validate::check_name;
 use serde::{Deserialize, Serialize};
 
 /// The three kinds of login.
@@ -201,10 +201,10 @@ pub fn grant(tx: &mut postgres::Transaction<'_>, p: &GrantParams) -> Result<Logi
         return Err(Error::usage("give at least one `--namespace`"));
     }
     for ns in &p.namespaces {
-        check_required_text("--namespace", ns)?;
+        check_name("--namespace", ns)?;
     }
     if let Some(agent) = &p.agent_id {
-        check_required_text("--agent", agent)?;
+        check_name("--agent", agent)?;
         if p.class != LoginClass::Agent {
             return Err(Error::usage(
                 "`--agent` binds agent logins only (--as agent)",

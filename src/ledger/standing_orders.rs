@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::decode;
 use crate::error::{Error, Result};
 use crate::ledger::jobs;
-use crate::ledger::validate::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_name, check_optional_text, check_required_text};
 
 /// Outcome of a standing-order occurrence (the `standing_order_status` enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,9 +127,9 @@ pub enum Slot {
 
 /// Records that an occurrence started; returns the existing run if it was already recorded.
 pub fn start(tx: &mut postgres::Transaction<'_>, p: &StartParams) -> Result<Run> {
-    check_required_text("`namespace`", &p.namespace)?;
-    check_required_text("`agent_id`", &p.agent_id)?;
-    check_required_text("`order_name`", &p.order_name)?;
+    check_name("`namespace`", &p.namespace)?;
+    check_name("`agent_id`", &p.agent_id)?;
+    check_name("`order_name`", &p.order_name)?;
     check_required_text("`trigger_source`", &p.trigger_source)?;
     check_optional_text("`cron_job_id`", p.cron_job_id.as_deref())?;
     check_optional_text("`openclaw_task_ref`", p.openclaw_task_ref.as_deref())?;

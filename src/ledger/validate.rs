@@ -56,6 +56,78 @@ pub fn check_required_text(what: &str, value: &str) -> Result<()> {
     check_text(what, value)
 }
 
+/// The longest name (agent id, namespace, order name, lease owner, supervisor id).
+pub const MAX_NAME_LEN: usize = 64;
+/// The longest key (flow key, correlation key).
+pub const MAX_KEY_LEN: usize = 200;
+
+/// Whether `value` is a name: 1-64 of `a-z 0-9 _ . : -`, starting with a letter or digit.
+/// Names reach argv, file names and prompts, so none of them can carry a shell
+/// metacharacter, a space or a control character. The same rule is the SQL function
+/// `agentbus_is_name` behind the tables' check constraints (sql/0014_identifiers.sql).
+pub fn is_name(value: &str) -> bool {
+    let mut chars = value.chars();
+    value.len() <= MAX_NAME_LEN
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-')
+        })
+}
+
+/// Whether `value` is a key: 1-200 of `A-Z a-z 0-9 _ . : / @ + = -`, starting with a letter
+/// or digit (`prospect:acme`, `opportunity:8c2e...`, `deal/ACME-42`). SQL: `agentbus_is_key`.
+pub fn is_key(value: &str) -> bool {
+    let mut chars = value.chars();
+    value.len() <= MAX_KEY_LEN
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '@' | '+' | '=' | '-')
+        })
+}
+
+/// Refuses a value that is not a name (see [`is_name`]).
+pub fn check_name(what: &str, value: &str) -> Result<()> {
+    if is_name(value) {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{what}: {:?} is not a valid name: use 1-{MAX_NAME_LEN} of a-z, 0-9, _, ., : and -, starting with a letter or digit",
+        shown(value)
+    )))
+}
+
+/// [`check_name`] on an optional field.
+pub fn check_optional_name(what: &str, value: Option<&str>) -> Result<()> {
+    value.map_or(Ok(()), |v| check_name(what, v))
+}
+
+/// Refuses a value that is not a key (see [`is_key`]).
+pub fn check_key(what: &str, value: &str) -> Result<()> {
+    if is_key(value) {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{what}: {:?} is not a valid key: use 1-{MAX_KEY_LEN} of A-Z, a-z, 0-9, _, ., :, /, @, +, = and -, starting with a letter or digit",
+        shown(value)
+    )))
+}
+
+/// [`check_key`] on an optional field.
+pub fn check_optional_key(what: &str, value: Option<&str>) -> Result<()> {
+    value.map_or(Ok(()), |v| check_key(what, v))
+}
+
+/// A refused value as an error shows it: at most 80 characters.
+fn shown(value: &str) -> String {
+    let mut out: String = value.chars().take(80).collect();
+    if value.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
 /// [`check_text`] on an optional field.
 pub fn check_optional_text(what: &str, value: Option<&str>) -> Result<()> {
     value.map_or(Ok(()), |v| check_text(what, v))
@@ -116,5 +188,51 @@ mod tests {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_JSON_BYTES));
         let err = parse_json_object("`payload`", &big).unwrap_err();
         assert!(err.message.contains("1 MiB"), "{}", err.message);
+    }
+}
+
+#[cfg(test)]
+mod identifier_tests {
+    use super::{is_key, is_name};
+
+    #[test]
+    fn names_and_keys_take_only_their_characters() {
+        for ok in [
+            "closer",
+            "gtm-demo",
+            "lease_reaper",
+            "sup-host1-8123",
+            "operator:demo",
+            "a.b",
+            "7",
+        ] {
+            assert!(is_name(ok), "{ok}");
+        }
+        let too_long = "a".repeat(65);
+        for bad in [
+            "",
+            "Closer",
+            "-x",
+            "x;touch pwned",
+            "$(id)",
+            "a b",
+            "`x`",
+            "x\u{1b}",
+            "ä",
+            too_long.as_str(),
+        ] {
+            assert!(!is_name(bad), "{bad:?}");
+        }
+        for ok in [
+            "prospect:acme",
+            "deal/ACME-42",
+            "opportunity:8c2e",
+            "a@b+c=d",
+        ] {
+            assert!(is_key(ok), "{ok}");
+        }
+        for bad in ["", "/x", "a b", "x;y", "$(id)", "a\nb"] {
+            assert!(!is_key(bad), "{bad:?}");
+        }
     }
 }

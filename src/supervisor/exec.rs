@@ -62,6 +62,30 @@ pub fn expand_argv(template: &[String], job: &Job, prompt_file: &Path) -> Vec<St
         .collect()
 }
 
+/// The argument after a shell's `-c` that holds a `{...}` placeholder, if any: substituted
+/// text inside a shell string would be interpreted by the shell. Names are restricted to
+/// characters a shell does not interpret (sql/0014_identifiers.sql), but the environment
+/// variables the command gets are the safe way to pass them.
+pub fn placeholder_in_shell_string(template: &[String]) -> Option<String> {
+    const PLACEHOLDERS: [&str; 6] = [
+        "{job_id}",
+        "{agent}",
+        "{attempt}",
+        "{lease_token}",
+        "{prompt_file}",
+        "{namespace}",
+    ];
+    template
+        .windows(2)
+        .find(|w| {
+            w[0].starts_with('-')
+                && w[0].contains('c')
+                && !w[0].starts_with("--")
+                && PLACEHOLDERS.iter().any(|p| w[1].contains(p))
+        })
+        .map(|w| w[1].clone())
+}
+
 pub(super) fn run(
     shared: &Shared,
     job: &Job,
@@ -469,4 +493,30 @@ fn close_once(
         (true, JobStatus::Blocked) => Outcome::Blocked,
         _ => Outcome::Failed,
     })
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::placeholder_in_shell_string;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn a_placeholder_inside_a_shell_string_is_found_and_whole_arguments_are_fine() {
+        assert_eq!(
+            placeholder_in_shell_string(&argv(&["sh", "-c", "run {agent} now"])),
+            Some("run {agent} now".to_string())
+        );
+        assert!(placeholder_in_shell_string(&argv(&["bash", "-lc", "x {job_id}"])).is_some());
+        assert_eq!(
+            placeholder_in_shell_string(&argv(&["./run.sh", "{agent}", "{job_id}"])),
+            None
+        );
+        assert_eq!(
+            placeholder_in_shell_string(&argv(&["sh", "-c", "run \"$AGENTBUS_AGENT\""])),
+            None
+        );
+    }
 }

@@ -149,8 +149,8 @@ pub struct RunSummary {
 
 /// Validates a configuration before anything connects.
 pub fn validate(cfg: &Config) -> Result<()> {
-    crate::ledger::validate::check_required_text("`supervisor_id`", &cfg.supervisor_id)?;
-    crate::ledger::validate::check_required_text("`namespace`", &cfg.namespace)?;
+    crate::ledger::validate::check_name("`supervisor_id`", &cfg.supervisor_id)?;
+    crate::ledger::validate::check_name("`namespace`", &cfg.namespace)?;
     let range = |flag: &str, v: i64, lo: i64, hi: i64| {
         if (lo..=hi).contains(&v) {
             Ok(())
@@ -254,6 +254,15 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         );
     }
 
+    if let Some(DefaultWake::Exec(argv)) = &shared.cfg.default_wake {
+        if let Some(arg) = exec::placeholder_in_shell_string(argv) {
+            shared.log(
+                Level::Warn,
+                "the exec template puts a placeholder inside a shell string: use \"$AGENTBUS_AGENT\", \"$AGENTBUS_JOB_ID\", \"$AGENTBUS_NAMESPACE\" there instead (placeholders are safe only as whole arguments)",
+                &[("argument", &arg)],
+            );
+        }
+    }
     tasks::startup(&shared)?;
     let listener = listener::spawn(&shared)?;
     let beat = match heartbeat::spawn(Arc::clone(&shared)) {

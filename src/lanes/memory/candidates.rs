@@ -3,7 +3,7 @@
 use super::{one_of, Candidate, KINDS, SCOPES, STABILITIES, VISIBILITIES};
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::ledger::validate::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_name, check_optional_text, check_required_text};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -55,8 +55,8 @@ pub fn create_candidate(
     tx: &mut postgres::Transaction<'_>,
     p: &NewCandidate,
 ) -> Result<CreatedCandidate> {
-    check_required_text("`namespace`", &p.namespace)?;
-    check_required_text("`source_agent`", &p.source_agent)?;
+    check_name("`namespace`", &p.namespace)?;
+    check_name("`source_agent`", &p.source_agent)?;
     one_of("`kind`", &p.kind, KINDS)?;
     one_of("`scope`", &p.scope, SCOPES)?;
     one_of("`stability`", &p.stability, STABILITIES)?;

@@ -16,7 +16,7 @@ pub use read::*;
 
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::ledger::validate::check_required_text;
+use crate::ledger::validate::{check_name, check_required_text};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -143,7 +143,7 @@ pub struct Retrieved {
 /// never (sql: retrieve_memories). A paused lane or injection switched off stops what the
 /// supervisor injects when it builds a prompt, not this: an operator can still ask.
 pub fn retrieve(client: &mut impl postgres::GenericClient, c: &Context) -> Result<Vec<Retrieved>> {
-    check_required_text("`agent`", &c.agent)?;
+    check_name("`agent`", &c.agent)?;
     if !(1..=MAX_RETRIEVE).contains(&c.limit) {
         return Err(Error::usage(format!(
             "`limit`: {} is out of range (1 to {MAX_RETRIEVE})",
@@ -196,7 +196,7 @@ pub fn set_paused(
     reason: Option<&str>,
     actor: &str,
 ) -> Result<Lane> {
-    check_required_text("`namespace`", namespace)?;
+    check_name("`namespace`", namespace)?;
     if lane != "memory" {
         return Err(Error::usage(format!(
             "unknown lane {lane:?}; the lane that can be paused is: memory"

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::db::decode;
 use crate::error::{Error, Result};
-use crate::ledger::validate::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_name, check_optional_text, check_required_text};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -34,8 +34,8 @@ pub struct NewIdea {
 }
 
 fn check_idea(p: &NewIdea) -> Result<()> {
-    check_required_text("`namespace`", &p.namespace)?;
-    check_required_text("`source_agent`", &p.source_agent)?;
+    check_name("`namespace`", &p.namespace)?;
+    check_name("`source_agent`", &p.source_agent)?;
     check_required_text("`theme`", &p.theme)?;
     check_required_text("`title`", &p.title)?;
     check_required_text("`body`", &p.body)?;

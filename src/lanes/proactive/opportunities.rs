@@ -8,7 +8,7 @@ use super::{
 use crate::db::{decode, set_actor};
 use crate::error::{Error, Result};
 use crate::ledger::jobs::{self};
-use crate::ledger::validate::{check_optional_text, check_required_text};
+use crate::ledger::validate::{check_name, check_optional_text, check_required_text};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -65,8 +65,8 @@ pub enum Proposed {
 }
 
 pub(super) fn check_opportunity(p: &NewOpportunity) -> Result<()> {
-    check_required_text("`namespace`", &p.namespace)?;
-    check_required_text("`source_agent`", &p.source_agent)?;
+    check_name("`namespace`", &p.namespace)?;
+    check_name("`source_agent`", &p.source_agent)?;
     check_required_text("`theme`", &p.theme)?;
     check_required_text("`title`", &p.title)?;
     check_required_text("`why_now`", &p.why_now)?;
@@ -289,7 +289,7 @@ pub struct Converted {
 /// `correlation_key = opportunity:<id>`), a review row, and the opportunity marked
 /// converted and linked. Any failure leaves nothing.
 pub fn convert(tx: &mut postgres::Transaction<'_>, id: Uuid, c: &Conversion) -> Result<Converted> {
-    check_required_text("`target_agent`", &c.target_agent)?;
+    check_name("`target_agent`", &c.target_agent)?;
     check_required_text("`job_type`", &c.job_type)?;
     check_optional_text("`subject`", c.subject.as_deref())?;
     check_required_text("`actor`", &c.actor)?;

@@ -7,7 +7,9 @@ use super::{Job, JobStatus};
 use crate::db::{decode, set_actor};
 use crate::error::{Error, Result};
 use crate::ledger::time::When;
-use crate::ledger::validate::{check_optional_text, check_required_text};
+use crate::ledger::validate::{
+    check_name, check_optional_key, check_optional_name, check_required_text,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -238,13 +240,13 @@ pub fn enqueue(tx: &mut postgres::Transaction<'_>, p: &EnqueueParams) -> Result<
 }
 
 fn validate_enqueue(p: &EnqueueParams) -> Result<()> {
-    check_required_text("`namespace`", &p.namespace)?;
-    check_required_text("`target_agent`", &p.target_agent)?;
+    check_name("`namespace`", &p.namespace)?;
+    check_name("`target_agent`", &p.target_agent)?;
     check_required_text("`job_type`", &p.job_type)?;
     check_required_text("`subject`", &p.subject)?;
-    check_optional_text("`flow_key`", p.flow_key.as_deref())?;
-    check_optional_text("`correlation_key`", p.correlation_key.as_deref())?;
-    check_optional_text("`source_agent`", p.source_agent.as_deref())?;
+    check_optional_key("`flow_key`", p.flow_key.as_deref())?;
+    check_optional_key("`correlation_key`", p.correlation_key.as_deref())?;
+    check_optional_name("`source_agent`", p.source_agent.as_deref())?;
     if let Some(key) = &p.dedupe_key {
         check_required_text("`dedupe_key`", key)?;
     }

@@ -3,7 +3,7 @@
 use super::Job;
 use crate::db::decode_all;
 use crate::error::{Error, Result};
-use crate::ledger::validate::check_required_text;
+use crate::ledger::validate::check_name;
 
 /// What to claim.
 #[derive(Debug, Clone)]
@@ -28,7 +28,9 @@ pub struct ClaimParams {
 /// Claims up to `limit` ready jobs fairly across agents (see `claim_jobs` in
 /// `sql/0001_core.sql`). Each comes back `leased` with a fresh lease token.
 pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Result<Vec<Job>> {
-    check_required_text("`lease_owner`", &p.lease_owner)?;
+    check_name("`lease_owner`", &p.lease_owner)?;
+    check_name("`namespace`", &p.namespace)?;
+    crate::ledger::validate::check_optional_name("`target_agent`", p.target_agent.as_deref())?;
     if !(1..=86_400).contains(&p.lease_seconds) {
         return Err(Error::usage(format!(
             "`lease_seconds`: {} is out of range (1 to 86400)",

@@ -99,7 +99,7 @@ fn bad_agent_settings_are_refused_and_write_nothing() {
     ])
     .fails(2, "cannot be used with");
     db.cli(&["configure-agent", "", "--max-concurrency", "2"])
-        .fails(2, "agent id");
+        .fails(2, "AGENT: \"\" is not a valid name");
     db.cli(&["pause-agent", "scout", "--reason", ""])
         .fails(2, "--reason");
     db.cli(&["pause-agent", "scout"]).fails(2, "--reason");

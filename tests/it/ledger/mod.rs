@@ -10,6 +10,7 @@ mod events;
 mod fencing;
 mod firing;
 mod guardrails;
+mod identifiers;
 mod identity;
 mod jobs;
 mod logins;
