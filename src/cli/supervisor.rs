@@ -46,7 +46,8 @@ Wake modes:
   use \"$AGENTBUS_AGENT\" and the other variables instead; the supervisor warns at start
   when a template puts a placeholder in a shell string), in its own process group, with AGENTBUS_JOB_ID,
   AGENTBUS_LEASE_TOKEN, AGENTBUS_ATTEMPT, AGENTBUS_AGENT, AGENTBUS_NAMESPACE,
-  AGENTBUS_PROMPT_FILE and AGENTBUS_DATABASE_URL (also as DATABASE_URL) set. The lease is renewed every third of
+  AGENTBUS_PROMPT_FILE and AGENTBUS_DATABASE_URL (also as DATABASE_URL; from
+  $AGENTBUS_AGENT_DATABASE_URL when set) set. The lease is renewed every third of
   --lease-seconds while it runs; at the deadline the group gets TERM, then KILL after
   --kill-grace. If the job is still open when the command exits, the attempt fails with
   \"exited without closing the loop\", the exit code and the last lines of stderr.
@@ -81,6 +82,10 @@ Exit status:
 Environment:
   AGENTBUS_DATABASE_URL     the ledger (--database-url wins; else DATABASE_URL, else PGHOST,
                             PGPORT, PGUSER, PGPASSWORD, PGDATABASE)
+  AGENTBUS_AGENT_DATABASE_URL  what exec agents get as AGENTBUS_DATABASE_URL (and
+                            DATABASE_URL) instead of the supervisor's own: with roles
+                            installed, an agent login, so agents never hold the
+                            supervisor's rights
   AGENTBUS_NAMESPACE        --namespace
   AGENTBUS_SUPERVISOR_ID    --supervisor-id
   AGENTBUS_EXEC             --exec
@@ -259,10 +264,12 @@ pub struct SupervisorArgs {
 /// Parses the command line into a configuration.
 pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
     // --database-url, then AGENTBUS_DATABASE_URL, DATABASE_URL, then libpq's PG*.
-    let database_url = a
-        .database_url
-        .clone()
+    // Exec children get AGENTBUS_AGENT_DATABASE_URL when it is set (an agent login, with
+    // the guardrails on), else the supervisor's own URL.
+    let database_url = env
+        .get("AGENTBUS_AGENT_DATABASE_URL")
         .filter(|u| !u.trim().is_empty())
+        .or_else(|| a.database_url.clone().filter(|u| !u.trim().is_empty()))
         .or_else(|| crate::db::url_from_lookup(&|k| env.get(k)).map(|(_, url)| url));
     let db = match &a.database_url {
         Some(url) if !url.trim().is_empty() => DbConfig::parse(url)?,

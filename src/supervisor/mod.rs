@@ -67,7 +67,8 @@ pub struct Config {
     /// Where the ledger is.
     pub db: DbConfig,
     /// The URL handed to exec children as `AGENTBUS_DATABASE_URL` (and `DATABASE_URL`, for
-    /// their own scripts), when the supervisor was given one; else they inherit its `PG*`.
+    /// their own scripts): `$AGENTBUS_AGENT_DATABASE_URL` (an agent login), else the
+    /// supervisor's own when it was given one; else they inherit its `PG*`.
     pub database_url: Option<String>,
     /// The namespace served.
     pub namespace: String,

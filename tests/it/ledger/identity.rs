@@ -352,7 +352,8 @@ fn a_fleet_runs_end_to_end_under_its_own_logins() {
     let script = dir.join("agent.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\nAGENTBUS_DATABASE_URL='{agent_url}' exec agentbus complete-job --summary 'closed by the agent login' >/dev/null\n"),
+        // The supervisor hands the agent login's URL down (AGENTBUS_AGENT_DATABASE_URL).
+        "#!/bin/sh\nexec agentbus complete-job --summary 'closed by the agent login' >/dev/null\n",
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -367,6 +368,7 @@ fn a_fleet_runs_end_to_end_under_its_own_logins() {
         &[
             ("AGENTBUS_DATABASE_URL", sup_url.as_str()),
             ("DATABASE_URL", sup_url.as_str()),
+            ("AGENTBUS_AGENT_DATABASE_URL", agent_url.as_str()),
         ],
         std::time::Duration::from_secs(60),
     );
