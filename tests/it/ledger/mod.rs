@@ -13,6 +13,7 @@ mod guardrails;
 mod identifiers;
 mod identity;
 mod jobs;
+mod json_numbers;
 mod logins;
 mod standing_orders;
 mod state_machine;
