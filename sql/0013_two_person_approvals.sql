@@ -67,9 +67,14 @@ begin
 end;
 $$;
 
+-- The condition is in WHEN, so an ordinary status change calls no function at all
+-- (every agentbus command is a fresh session, and a PL/pgSQL function costs its first call
+-- in each one).
 create trigger jobs_two_person_rule
 before update of status on jobs
 for each row
+when (old.status = 'awaiting_approval' and new.status in ('queued', 'waiting')
+      and old.approvals_required > 1)
 execute function enforce_two_person_rule();
 
 -- The gate trigger of 0011, now also saying how many approvals the gate asks for.
