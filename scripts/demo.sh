@@ -37,6 +37,11 @@ wake=${AGENTBUS_DEMO_WAKE:-exec}
 fleet=${AGENTBUS_DEMO_FLEET:-agents/gtm}
 patience=${AGENTBUS_DEMO_SETTLE:-60}
 read -r -a supervisor_args <<< "${AGENTBUS_DEMO_SUPERVISOR_ARGS:-}"
+if [ "$wake" = hook ]; then
+  # The hook token goes only to the gateway the fleet names (--hook-origin).
+  fleet_hook_url=$(sed -n 's/^hook_url *= *"\(.*\)"/\1/p' "$fleet/fleet.toml" | head -n 1)
+  [ -n "$fleet_hook_url" ] && supervisor_args+=(--hook-origin "$fleet_hook_url")
+fi
 started=$(date +%s)
 
 supervisor_url=${AGENTBUS_DEMO_SUPERVISOR_URL:-}

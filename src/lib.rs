@@ -3,7 +3,7 @@
 //! The areas, with dependencies pointing one way (see ARCHITECTURE.md):
 //!
 //! ```text
-//! cli, supervisor  ->  console, fleet, lanes  ->  ledger  ->  db  ->  error
+//! cli, supervisor  ->  console, fleet, lanes  ->  ledger  ->  db  ->  error, redact
 //! ```
 //!
 //! The library does the work and returns typed values; `src/cli` parses arguments and
@@ -17,6 +17,7 @@ pub mod error;
 pub mod fleet;
 pub mod lanes;
 pub mod ledger;
+pub mod redact;
 pub mod supervisor;
 
 pub use error::{Error, ErrorKind, Result};

@@ -128,7 +128,7 @@ pub fn configure(ctx: &mut Ctx, a: ConfigureAgentArgs) -> Result<String> {
     let actor = ctx.actor();
     let agent =
         ctx.tx(|tx| agents::configure(tx, &a.ns.namespace, &a.agent_id, &settings, &actor))?;
-    output::json(&agent)
+    output::json(&shown(agent))
 }
 
 /// Stop waking an agent: no supervisor claims its jobs until it is resumed
@@ -157,7 +157,7 @@ Examples:
 pub fn pause(ctx: &mut Ctx, a: PauseAgentArgs) -> Result<String> {
     let actor = ctx.actor();
     let agent = ctx.tx(|tx| agents::pause(tx, &a.ns.namespace, &a.agent_id, &a.reason, &actor))?;
-    output::json(&agent)
+    output::json(&shown(agent))
 }
 
 /// Wake a paused agent again, and clear its wake-up errors and back-off
@@ -182,7 +182,7 @@ Examples:
 pub fn resume(ctx: &mut Ctx, a: ResumeAgentArgs) -> Result<String> {
     let actor = ctx.actor();
     let agent = ctx.tx(|tx| agents::resume(tx, &a.ns.namespace, &a.agent_id, &actor))?;
-    output::json(&agent)
+    output::json(&shown(agent))
 }
 
 /// List agents with settings: limits, wake mode, pauses and wake-up errors
@@ -202,7 +202,10 @@ Examples:
   agentbus list-agents --format json | jq -r '.[] | select(.paused) | .agent_id'";
 
 pub fn list(ctx: &mut Ctx, a: ListAgentsArgs) -> Result<String> {
-    let rows = agents::list(ctx.db()?, &a.ns.namespace)?;
+    let rows: Vec<agents::Agent> = agents::list(ctx.db()?, &a.ns.namespace)?
+        .into_iter()
+        .map(shown)
+        .collect();
     match ctx.format() {
         Format::Json => output::json(&rows),
         Format::Table => Ok(output::table(
@@ -227,4 +230,12 @@ pub fn list(ctx: &mut Ctx, a: ListAgentsArgs) -> Result<String> {
             }),
         )),
     }
+}
+
+/// An agent as printed: credentials in its hook URL masked (`http://user:***@host`).
+fn shown(mut agent: agents::Agent) -> agents::Agent {
+    agent.hook_url = agent
+        .hook_url
+        .map(|u| crate::redact::url_without_credentials(&u));
+    agent
 }

@@ -92,6 +92,7 @@ Environment:
   AGENTBUS_HOOK_URL         --hook-url
   AGENTBUS_HOOK_TOKEN       the hook bearer token (or the variable --hook-token-env names)
   AGENTBUS_HOOK_TOKEN_FILE  --hook-token-file
+  AGENTBUS_HOOK_ORIGINS     --hook-origin (comma-separated)
   AGENTBUS_LOG_LEVEL        --log-level
   AGENTBUS_METRICS_ADDR     --metrics-addr
 
@@ -180,6 +181,16 @@ pub struct SupervisorArgs {
     /// Read the hook bearer token from this environment variable
     #[arg(long, default_value = "AGENTBUS_HOOK_TOKEN", value_name = "NAME")]
     hook_token_env: String,
+
+    /// Another origin (http://host:port) hook tokens may be sent to, besides --hook-url's;
+    /// repeat for several gateways. A token is never sent anywhere else
+    #[arg(
+        long,
+        env = "AGENTBUS_HOOK_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    hook_origin: Vec<String>,
 
     /// timeoutSeconds sent with hook wake-ups (agents may override)
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
@@ -298,6 +309,24 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
         )?),
         None => env.get(&a.hook_token_env).as_deref().and_then(Secret::new),
     };
+    // --hook-url's origin (a bad --hook-url is reported by the supervisor's own checks),
+    // then each --hook-origin.
+    let mut hook_origins: Vec<String> = a
+        .hook_url
+        .iter()
+        .filter_map(|u| crate::redact::origin(u.trim()))
+        .collect();
+    for url in &a.hook_origin {
+        let origin = crate::redact::origin(url.trim()).ok_or_else(|| {
+            Error::usage(format!(
+                "`hook_origin`: {:?} is not an http:// or https:// URL",
+                crate::redact::url_without_credentials(url)
+            ))
+        })?;
+        if !hook_origins.contains(&origin) {
+            hook_origins.push(origin);
+        }
+    }
     let supervisor_id = a.supervisor_id.clone().unwrap_or_else(|| {
         // A name (sql/0014_identifiers.sql): the host name lower-cased, other
         // characters as '-', then the pid.
@@ -328,6 +357,7 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
         default_concurrency: a.default_concurrency,
         default_wake,
         hook_token,
+        hook_origins,
         hook_timeout_seconds: a.hook_timeout_seconds,
         hook_request_timeout: seconds("--hook-request-timeout", a.hook_request_timeout, 600.0)?,
         exec_timeout: seconds("--exec-timeout", a.exec_timeout, 7.0 * 86_400.0)?,

@@ -415,7 +415,8 @@ fn hook_checks(g: &Gateway, checks: &mut Vec<Check>) {
         .timeout(PROBE_TIMEOUT)
         .redirects(0)
         .build();
-    let ready = format!("{}/readyz", origin(url));
+    let base = crate::redact::origin(url).unwrap_or_else(|| url.to_string());
+    let ready = format!("{base}/readyz");
     let reachable = match agent.get(&ready).call() {
         Ok(r) => {
             checks.push(Check::ok(
@@ -477,37 +478,17 @@ fn hook_checks(g: &Gateway, checks: &mut Vec<Check>) {
         Err(ureq::Error::Status(code, _)) => Check::bad(
             "hook_token",
             Level::Warn,
-            format!("unexpected answer {code} to a probe of {url}"),
+            format!(
+                "unexpected answer {code} to a probe of {}",
+                crate::redact::url_without_credentials(url)
+            ),
             "check that the hook URL ends in the gateway's hooks path (/hooks/agent)",
         ),
         Err(ureq::Error::Transport(t)) => Check::bad(
             "hook_token",
             Level::Fail,
-            format!("{url}: {}", t.kind()),
+            format!("{}: {}", crate::redact::url_without_credentials(url), t.kind()),
             "check the hook URL",
         ),
     });
-}
-
-/// `http://host:port` of a URL (everything before its path).
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::origin;
-
-    #[test]
-    fn the_origin_of_a_hook_url() {
-        assert_eq!(
-            origin("http://127.0.0.1:18789/hooks/agent"),
-            "http://127.0.0.1:18789"
-        );
-        assert_eq!(origin("https://gw.example"), "https://gw.example");
-    }
 }

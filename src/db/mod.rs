@@ -22,6 +22,16 @@ pub struct DbConfig {
     config: postgres::Config,
 }
 
+impl DbConfig {
+    /// The password, if the settings carry one (for the redactor: it must never be
+    /// printed).
+    pub fn password(&self) -> Option<String> {
+        self.config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+}
+
 impl std::fmt::Debug for DbConfig {
     /// Never prints the password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -170,9 +170,15 @@ pub(super) fn run(
     }
     let _ = std::fs::remove_file(&prompt_file);
 
+    // The child's words are outside text: redacted line by line before they are kept.
     let tail = stderr_tail
         .lock()
-        .map(|t| t.iter().cloned().collect::<Vec<String>>().join("\n"))
+        .map(|t| {
+            t.iter()
+                .map(|line| shared.redactor.clean(line, &[], 500))
+                .collect::<Vec<String>>()
+                .join("\n")
+        })
         .unwrap_or_default();
     let facts = AttemptFacts {
         exit_code: status.and_then(|s| s.code()),

@@ -23,7 +23,7 @@ impl Secret {
         (!t.is_empty()).then(|| Secret(t.to_string()))
     }
 
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -103,6 +103,7 @@ pub enum HookOutcome {
 #[derive(Clone)]
 pub struct HookClient {
     agent: ureq::Agent,
+    redactor: crate::redact::Redactor,
 }
 
 impl fmt::Debug for HookClient {
@@ -112,14 +113,15 @@ impl fmt::Debug for HookClient {
 }
 
 impl HookClient {
-    /// A client whose requests give up after `request_timeout`.
-    pub fn new(request_timeout: Duration) -> HookClient {
+    /// A client whose requests give up after `request_timeout`; every text that comes back
+    /// (bodies, transport errors) passes through `redactor`.
+    pub fn new(request_timeout: Duration, redactor: crate::redact::Redactor) -> HookClient {
         let agent = ureq::AgentBuilder::new()
             .timeout(request_timeout)
             .redirects(0)
             .user_agent(concat!("agentbus-supervisor/", env!("CARGO_PKG_VERSION")))
             .build();
-        HookClient { agent }
+        HookClient { agent, redactor }
     }
 
     /// Sends one wake request.
@@ -164,7 +166,8 @@ impl HookClient {
                 HookOutcome::Admitted { status, run_id }
             }
             Err(ureq::Error::Status(status, response)) => {
-                let detail = excerpt(&response.into_string().unwrap_or_default());
+                // A gateway or a proxy may echo the request (and its Authorization header).
+                let detail = self.excerpt(&response.into_string().unwrap_or_default(), target);
                 if status >= 500 || status == 408 || status == 429 {
                     HookOutcome::Retryable {
                         status: Some(status),
@@ -187,32 +190,34 @@ impl HookClient {
                         | ureq::ErrorKind::InvalidUrl
                         | ureq::ErrorKind::UnknownScheme
                 ),
-                detail: transport_detail(&t),
+                detail: self.excerpt(&transport_detail(&t), target),
             },
         }
     }
 }
 
+impl HookClient {
+    /// What may be kept of a text that came back: redacted (the target's token too), one
+    /// line, at most 300 characters.
+    fn excerpt(&self, s: &str, target: &HookTarget) -> String {
+        let token = target.token.as_ref().map(Secret::expose);
+        let extra: Vec<&str> = token.into_iter().collect();
+        let out = self.redactor.clean(s, &extra, 300);
+        if out.is_empty() {
+            return "(empty body)".to_string();
+        }
+        out
+    }
+}
+
 fn transport_detail(t: &ureq::Transport) -> String {
-    // The message may carry the URL; it never carries headers, so no token leaks here.
+    // The message may carry the URL (its credentials are masked by the redactor).
     let mut s = format!("{}", t.kind());
     if let Some(m) = t.message() {
         s.push_str(": ");
         s.push_str(m);
     }
-    excerpt(&s)
-}
-
-fn excerpt(s: &str) -> String {
-    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = one_line.chars().take(300).collect();
-    if one_line.chars().count() > 300 {
-        out.push('…');
-    }
-    if out.is_empty() {
-        out.push_str("(empty body)");
-    }
-    out
+    s
 }
 
 #[cfg(test)]

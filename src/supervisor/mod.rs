@@ -88,6 +88,10 @@ pub struct Config {
     pub default_wake: Option<DefaultWake>,
     /// The bearer token for hooks (agents may name another env variable).
     pub hook_token: Option<Secret>,
+    /// The origins (`http://host:port`) hook tokens may be sent to: `--hook-url`'s and
+    /// every `--hook-origin`. A token never goes anywhere else; an agent whose hook URL
+    /// points elsewhere is paused with the reason instead.
+    pub hook_origins: Vec<String>,
     /// `timeoutSeconds` for hook runs (agents may override).
     pub hook_timeout_seconds: u32,
     /// How long one hook HTTP request may take.
@@ -203,6 +207,28 @@ pub fn validate(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// The secrets this supervisor knows: its hook token, the database password, and every
+/// variable of its environment whose name says it holds one (`*TOKEN*`, `*SECRET*`,
+/// `*PASSWORD*`, `*_KEY`), such as the token variables agents name.
+fn redactor_for(cfg: &Config) -> crate::redact::Redactor {
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some(t) = &cfg.hook_token {
+        secrets.push(t.expose().to_string());
+    }
+    secrets.extend(cfg.db.password());
+    for (name, value) in &cfg.env.0 {
+        let upper = name.to_ascii_uppercase();
+        if upper.contains("TOKEN")
+            || upper.contains("SECRET")
+            || upper.contains("PASSWORD")
+            || upper.ends_with("_KEY")
+        {
+            secrets.push(value.clone());
+        }
+    }
+    crate::redact::Redactor::new(secrets)
+}
+
 /// Runs the supervisor until `stop` is requested (or, with `once`, until nothing is ready
 /// or running). Returns what it did.
 pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
@@ -228,9 +254,11 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         synchronous_commit: false,
         lease_token: None,
     };
+    let redactor = redactor_for(&cfg);
     let shared = Arc::new(Shared {
         pool: Pool::new(cfg.db.clone(), settings, cfg.max_in_flight.min(16) + 2),
-        hook: HookClient::new(cfg.hook_request_timeout),
+        hook: HookClient::new(cfg.hook_request_timeout, redactor.clone()),
+        redactor,
         metrics: Arc::new(Metrics::default()),
         stop,
         stop_seen: Mutex::new(None),

@@ -79,6 +79,8 @@ pub(super) struct Shared {
     pub cfg: Config,
     pub pool: Pool,
     pub hook: HookClient,
+    /// Removes the secrets this process knows from text that came from outside.
+    pub redactor: crate::redact::Redactor,
     pub metrics: Arc<Metrics>,
     pub stop: Stop,
     /// When the stop was first seen (start of the shutdown grace).

@@ -145,6 +145,22 @@ fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> Result<
                     "agent {agent} is woken by hook but no hook URL is set (agents.hook_url or --hook-url)"
                 )),
                 (_, Err(why)) => Err(why),
+                // The token stays with its gateway: never sent to an origin the supervisor
+                // was not configured for, whoever wrote the agent's hook URL.
+                (Some(url), Ok(Some(_)))
+                    if !crate::redact::origin(&url)
+                        .is_some_and(|o| cfg.hook_origins.contains(&o)) =>
+                {
+                    Err(format!(
+                        "agent {agent}'s hook URL {} is not an origin this supervisor sends its hook token to ({}); nothing was sent: fix the agent's hook_url, or start the supervisor with --hook-origin for that gateway",
+                        crate::redact::url_without_credentials(&url),
+                        if cfg.hook_origins.is_empty() {
+                            "none configured: --hook-url or --hook-origin".to_string()
+                        } else {
+                            cfg.hook_origins.join(", ")
+                        }
+                    ))
+                }
                 (Some(url), Ok(token)) => Ok(WakePlan::Hook(HookTarget {
                     url,
                     token,

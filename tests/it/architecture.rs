@@ -11,6 +11,7 @@ use crate::support::source::{relative, rust_files as source_files};
 /// `fleet` and `lanes` share a rank and may not use each other.
 const RANKS: &[(&str, u8)] = &[
     ("error", 0),
+    ("redact", 0),
     ("db", 1),
     ("ledger", 2),
     ("fleet", 3),

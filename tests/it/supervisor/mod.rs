@@ -9,6 +9,7 @@ mod exec;
 mod hook;
 mod lifecycle;
 mod resilience;
+mod secrets;
 
 use crate::support::TestDb;
 use serde_json::Value;

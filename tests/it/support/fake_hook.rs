@@ -20,6 +20,8 @@ pub enum Answer {
     /// As a real gateway with this hooks token: `GET /readyz` 200; a POST with another
     /// token 401; a POST without a message 400 ("message required"); else admitted (200).
     Gateway(&'static str),
+    /// A misbehaving proxy: this status, with every request header echoed in the body.
+    Echo(u16),
 }
 
 /// One request the fake received.
@@ -141,7 +143,7 @@ fn serve(
                 std::thread::sleep(d);
                 return Ok(());
             }
-            Answer::Status(status) => status,
+            Answer::Status(status) | Answer::Echo(status) => status,
             Answer::Gateway(token) => {
                 let bearer = received.header("authorization").unwrap_or("");
                 if request_line.starts_with("GET /readyz") {
@@ -156,7 +158,14 @@ fn serve(
             }
         };
         let run_id = format!("run-{}", uuid::Uuid::new_v4().simple());
-        let body = if (200..300).contains(&status) {
+        let body = if let Answer::Echo(_) = answer {
+            let echoed: Vec<String> = received
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            serde_json::json!({"error": "bad gateway", "request_headers": echoed}).to_string()
+        } else if (200..300).contains(&status) {
             format!("{{\"ok\":true,\"runId\":\"{run_id}\"}}")
         } else {
             format!("{{\"ok\":false,\"error\":\"fake says {status}\"}}")
