@@ -69,11 +69,16 @@ impl std::str::FromStr for JobRef {
 }
 
 impl JobRef {
-    /// The job's id; a prefix must match exactly one job.
-    pub fn resolve(&self, client: &mut impl postgres::GenericClient) -> Result<uuid::Uuid> {
+    /// The job's id; a prefix must match exactly one job of `namespace` (a whole id is
+    /// taken as it is).
+    pub fn resolve(
+        &self,
+        client: &mut impl postgres::GenericClient,
+        namespace: &str,
+    ) -> Result<uuid::Uuid> {
         match self {
             JobRef::Id(id) => Ok(*id),
-            JobRef::Prefix(p) => crate::ledger::jobs::resolve_prefix(client, p),
+            JobRef::Prefix(p) => crate::ledger::jobs::resolve_prefix(client, namespace, p),
         }
     }
 }

@@ -125,9 +125,8 @@ fn apply(
     mut params: ControlParams,
 ) -> Result<String> {
     params.actor = ctx.actor();
-    let client = ctx.db()?;
-    let id = job.resolve(client)?;
-    let job = crate::db::transaction(client, |tx| controls::apply(tx, id, control, &params))?;
+    let id = ctx.job_id(job)?;
+    let job = ctx.tx(|tx| controls::apply(tx, id, control, &params))?;
     output::json(&job)
 }
 

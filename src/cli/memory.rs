@@ -513,7 +513,7 @@ pub struct PauseLaneArgs {
 }
 
 pub fn pause_lane(ctx: &mut Ctx, a: PauseLaneArgs) -> Result<String> {
-    if a.reason.as_deref().map_or(true, |r| r.trim().is_empty()) {
+    if a.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(Error::usage(
             "--reason is required: say why the lane is frozen",
         ));

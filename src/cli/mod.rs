@@ -193,6 +193,9 @@ pub struct Ctx {
     format: Format,
     requested_format: Option<Format>,
     actor: Option<String>,
+    /// The namespace the command names (flag or `$AGENTBUS_NAMESPACE`), else `default`:
+    /// where short job ids are looked up.
+    namespace: String,
     full_ids: bool,
     exit_code: u8,
     client: Option<postgres::Client>,
@@ -243,7 +246,10 @@ impl Ctx {
     pub fn job_id(&mut self, job: &args::JobRef) -> Result<uuid::Uuid> {
         match job {
             args::JobRef::Id(id) => Ok(*id),
-            prefix => prefix.resolve(self.db()?),
+            prefix => {
+                let namespace = self.namespace.clone();
+                prefix.resolve(self.db()?, &namespace)
+            }
         }
     }
 
@@ -327,6 +333,11 @@ pub fn run(
         })
     };
     let json_errors = cli.format == Some(Format::Json);
+    let namespace = subject
+        .as_ref()
+        .and_then(|(ns, _)| ns.clone())
+        .or_else(|| env("AGENTBUS_NAMESPACE").filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "default".into());
     let mut ctx = Ctx {
         env,
         command: command.clone(),
@@ -337,6 +348,7 @@ pub fn run(
             cli.format
         },
         actor: cli.actor.clone(),
+        namespace,
         full_ids: cli.full_ids,
         exit_code: 0,
         client: None,
@@ -556,7 +568,13 @@ fn clap_error(
                 .find(|a| root.find_subcommand(a.as_str()).is_some())
                 .map(String::as_str)
                 .unwrap_or("");
-            let _ = writeln!(stderr, "agentbus: error: {first}");
+            // The documented shape: `agentbus: error: <command>: <message>`, terminal-safe.
+            let first = output::terminal_safe(first);
+            if sub.is_empty() {
+                let _ = writeln!(stderr, "agentbus: error: {first}");
+            } else {
+                let _ = writeln!(stderr, "agentbus: error: {sub}: {first}");
+            }
             let _ = writeln!(
                 stderr,
                 "agentbus: hint: see `agentbus {}--help`",

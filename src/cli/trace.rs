@@ -42,7 +42,7 @@ pub fn run(ctx: &mut Ctx, a: TraceArgs) -> Result<String> {
     let full = ctx.full_ids();
     let client = ctx.db()?;
     let scope = match (a.job, a.flow, a.correlation) {
-        (Some(job), _, _) => Scope::Job(job.resolve(client)?),
+        (Some(job), _, _) => Scope::Job(job.resolve(client, &a.namespace)?),
         (None, Some(flow), _) => Scope::Flow(flow),
         (None, None, Some(key)) => Scope::Correlation(key),
         (None, None, None) => {

@@ -330,7 +330,7 @@ impl Walker<'_> {
             .strings(t, prefix, "command")
             .or_else(|| base.and_then(|b| b.command.clone()));
         if let Some(c) = &command {
-            if c.first().map_or(true, |p| p.trim().is_empty()) {
+            if c.first().is_none_or(|p| p.trim().is_empty()) {
                 self.error_at(
                     &Self::join(prefix, "command"),
                     "command must name a program first",

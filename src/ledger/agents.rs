@@ -267,7 +267,7 @@ pub fn configure(
         }
     }
     if let Some(argv) = &s.exec_command {
-        if argv.first().map_or(true, |a| a.trim().is_empty()) {
+        if argv.first().is_none_or(|a| a.trim().is_empty()) {
             return Err(Error::usage("`exec_command`: the program is empty"));
         }
         for a in argv {

@@ -207,8 +207,7 @@ pub fn apply(
 fn refusal(control: Control, job: &Job) -> Error {
     let states: Vec<&str> = control.applies_to().iter().map(|s| s.as_str()).collect();
     let err = Error::conflict(format!(
-        "{}: job {} is {}; it applies to {}",
-        control.command(),
+        "job {} is {}; this applies only to {} jobs",
         job.id,
         job.status.as_str(),
         states.join(", ")

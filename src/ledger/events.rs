@@ -257,7 +257,7 @@ fn matches(f: &EventFilter, e: &Event) -> bool {
     topic_ok
         && f.source_agent
             .as_ref()
-            .map_or(true, |a| e.source_agent.as_ref() == Some(a))
-        && f.source_job_id.map_or(true, |j| e.source_job_id == Some(j))
-        && f.since.map_or(true, |s| e.created_at >= s)
+            .is_none_or(|a| e.source_agent.as_ref() == Some(a))
+        && f.source_job_id.is_none_or(|j| e.source_job_id == Some(j))
+        && f.since.is_none_or(|s| e.created_at >= s)
 }

@@ -75,7 +75,7 @@ pub(super) fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>> 
                 if done {
                     break;
                 }
-                if last.map_or(true, |t| t.elapsed() >= shared.cfg.heartbeat_interval) {
+                if last.is_none_or(|t| t.elapsed() >= shared.cfg.heartbeat_interval) {
                     last = Some(Instant::now());
                     if let Err(e) = beat(&shared) {
                         shared.note_error("writing the heartbeat", &e);

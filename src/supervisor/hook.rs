@@ -104,6 +104,7 @@ pub enum HookOutcome {
 pub struct HookClient {
     agent: ureq::Agent,
     redactor: crate::redact::Redactor,
+    request_timeout: Duration,
 }
 
 impl fmt::Debug for HookClient {
@@ -121,7 +122,11 @@ impl HookClient {
             .redirects(0)
             .user_agent(concat!("agentbus-supervisor/", env!("CARGO_PKG_VERSION")))
             .build();
-        HookClient { agent, redactor }
+        HookClient {
+            agent,
+            redactor,
+            request_timeout,
+        }
     }
 
     /// Sends one wake request.
@@ -190,7 +195,14 @@ impl HookClient {
                         | ureq::ErrorKind::InvalidUrl
                         | ureq::ErrorKind::UnknownScheme
                 ),
-                detail: self.excerpt(&transport_detail(&t), target),
+                detail: if timed_out(&t) {
+                    format!(
+                        "no answer within {:.1} s (the gateway may still start the run)",
+                        self.request_timeout.as_secs_f64()
+                    )
+                } else {
+                    self.excerpt(&transport_detail(&t), target)
+                },
             },
         }
     }
@@ -208,6 +220,23 @@ impl HookClient {
         }
         out
     }
+}
+
+/// Whether the request ran out of time (ureq reports it as an I/O error, "Network Error").
+fn timed_out(t: &ureq::Transport) -> bool {
+    let mut source = std::error::Error::source(t);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    t.to_string().contains("timed out")
 }
 
 fn transport_detail(t: &ureq::Transport) -> String {

@@ -55,7 +55,7 @@ fn listen(shared: &Arc<Shared>) {
                                 v.get("namespace")
                                     .and_then(|s| s.as_str().map(String::from))
                             })
-                            .map_or(true, |ns| ns == shared.cfg.namespace);
+                            .is_none_or(|ns| ns == shared.cfg.namespace);
                         if ours {
                             let _ = shared.events.send(Event::Notified);
                         }

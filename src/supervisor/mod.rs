@@ -193,7 +193,7 @@ pub fn validate(cfg: &Config) -> Result<()> {
         )));
     }
     if let Some(DefaultWake::Exec(argv)) = &cfg.default_wake {
-        if argv.first().map_or(true, |p| p.is_empty()) {
+        if argv.first().is_none_or(|p| p.is_empty()) {
             return Err(Error::usage("`exec`: the command is empty"));
         }
     }

@@ -109,7 +109,7 @@ pub fn promote(tx: &mut postgres::Transaction<'_>, id: Uuid, p: &Promotion) -> R
             c.status
         )));
     }
-    let empty = |v: &Value| v.as_object().map_or(true, |o| o.is_empty());
+    let empty = |v: &Value| v.as_object().is_none_or(|o| o.is_empty());
     if empty(&c.evidence) && empty(&c.source_refs) {
         return Err(Error::conflict(format!(
             "memory candidate {id} has no evidence and no source references; a memory needs them"

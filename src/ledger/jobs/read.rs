@@ -150,13 +150,20 @@ pub fn list(client: &mut impl postgres::GenericClient, p: &ListParams) -> Result
 
 /// The id of the one job whose id starts with `prefix` (what tables print: 8 or more
 /// hexadecimal characters, hyphens as in the id). Several matches: a usage error.
-pub fn resolve_prefix(client: &mut impl postgres::GenericClient, prefix: &str) -> Result<Uuid> {
+pub fn resolve_prefix(
+    client: &mut impl postgres::GenericClient,
+    namespace: &str,
+    prefix: &str,
+) -> Result<Uuid> {
     let rows = client.query(
-        "select id from jobs where id::text like $1 || '%' order by id limit 2",
-        &[&prefix],
+        "select id from jobs where namespace = $2 and id::text like $1 || '%' order by id limit 2",
+        &[&prefix, &namespace],
     )?;
     match rows.as_slice() {
-        [] => Err(Error::not_found(format!("no job id starts with {prefix}"))),
+        [] => Err(Error::not_found(format!(
+            "no job id of namespace {namespace} starts with {prefix}"
+        ))
+        .with_hint("short ids resolve within the namespace (--namespace, $AGENTBUS_NAMESPACE); give the whole id for another one")),
         [one] => Ok(one.try_get(0)?),
         _ => Err(Error::usage(format!(
             "{prefix} is the start of more than one job id; give more characters"

@@ -103,7 +103,7 @@ fn controls_without_a_reason_or_with_bad_values_are_refused() {
     db.cli(&["cancel-job", "not-a-job", "--reason", "x"])
         .fails(2, "expected a job id");
     db.cli(&["cancel-job", "00000000", "--reason", "x"])
-        .fails(3, "no job id starts with 00000000");
+        .fails(3, "no job id of namespace default starts with 00000000");
     db.cli(&[
         "cancel-job",
         "6f9619ff-8b86-4d01-b42d-00cf4fc964ff",

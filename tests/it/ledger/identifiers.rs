@@ -229,3 +229,47 @@ fn a_migration_stops_on_existing_bad_identifiers_and_lists_them() {
     let version: i32 = db.one("select max(version) from agentbus_migrations");
     assert_eq!(version as usize, before_identifiers);
 }
+
+#[test]
+fn short_ids_resolve_within_the_namespace_and_errors_name_the_command() {
+    let db = TestDb::new();
+    let theirs = s(
+        &db.cli(&[
+            "enqueue-job",
+            "--namespace",
+            "other",
+            "--target-agent",
+            "rep",
+            "--subject",
+            "theirs",
+        ])
+        .ok(),
+        "id",
+    );
+    let short = &theirs[..8];
+    let before = db.snapshot();
+    db.cli(&["cancel-job", short, "--reason", "oops"])
+        .fails(3, "no job id of namespace default starts with");
+    db.cli(&["show-job", short])
+        .fails(3, "no job id of namespace default");
+    assert_eq!(db.snapshot(), before);
+    // In its own namespace the short id works; a whole id works anywhere.
+    let other = [("AGENTBUS_NAMESPACE", "other")];
+    let shown = db
+        .cli_with(&["show-job", short, "--get", "status"], &other, None)
+        .ok_text();
+    assert_eq!(shown.trim(), "queued");
+    db.cli(&["show-job", &theirs]).ok();
+    db.cli_with(&["cancel-job", short, "--reason", "mine"], &other, None)
+        .ok();
+    // Parse errors have the documented shape, and no message repeats the command.
+    db.cli(&["cancel-job", "zz"])
+        .fails(2, "agentbus: error: cancel-job: invalid value 'zz'");
+    let again = db.cli(&["cancel-job", &theirs, "--reason", "again"]);
+    assert_eq!(again.code, 4);
+    assert!(
+        !again.stderr.contains("cancel-job: cancel-job"),
+        "{}",
+        again.stderr
+    );
+}

@@ -589,7 +589,7 @@ fn every_job_id_argument_takes_the_8_characters_tables_print() {
     // A prefix that names no job, or too few characters: refused before anything is written.
     let before = db.snapshot();
     db.cli(&["show-job", "00000000"])
-        .fails(3, "no job id starts with");
+        .fails(3, "no job id of namespace default starts with");
     db.cli(&["complete-job", "abc", "--summary", "x"])
         .fails(2, "expected a job id");
     assert_eq!(db.snapshot(), before);

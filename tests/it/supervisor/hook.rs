@@ -177,6 +177,8 @@ fn hook_timeout_counts_as_an_attempt_and_retries_with_backoff() {
     let a = attempts(&db, &id);
     assert_eq!(a[0]["status"], "failed");
     assert!(a[0]["hook_status"].is_null());
+    let error = a[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no answer within 0.5 s"), "{error}");
 }
 
 #[test]

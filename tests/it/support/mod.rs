@@ -60,7 +60,7 @@ pub fn url_with_db(url: &str, name: &str) -> String {
 pub fn url_as(url: &str, user: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
         let host_start = match rest.find('@') {
-            Some(at) if rest.find('/').map_or(true, |slash| at < slash) => at + 1,
+            Some(at) if rest.find('/').is_none_or(|slash| at < slash) => at + 1,
             _ => 0,
         };
         format!("{scheme}://{user}@{}", &rest[host_start..])
