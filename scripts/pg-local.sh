@@ -115,10 +115,31 @@ start_private() {
     run_as_owner "$bindir/initdb" -D "$real/db" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$real/initdb.log" 2>&1 \
       || die "initdb failed; see $real/initdb.log"
   fi
+  # TLS, as a real server has it: a CA of its own (ca.crt, the sslrootcert clients verify
+  # with) and a server certificate it signed for localhost and 127.0.0.1.
+  if [ ! -f "$real/db/server.crt" ] && command -v openssl >/dev/null 2>&1; then
+    local tls="$real/db"
+    if openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=agentbus local CA" \
+         -keyout "$tls/ca.key" -out "$tls/ca.crt" >/dev/null 2>&1 \
+       && openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+         -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1 \
+       && printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+         "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" > "$tls/server.ext" \
+       && openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+         -CAcreateserial -days 3650 -extfile "$tls/server.ext" -out "$tls/server.crt" >/dev/null 2>&1; then
+      chmod 600 "$tls/server.key" "$tls/ca.key"
+      rm -f "$tls/server.csr" "$tls/server.ext"
+      if [ "$(id -u)" = 0 ]; then chown postgres "$tls/server.key" "$tls/server.crt" "$tls/ca.crt" "$tls/ca.key"; fi
+    else
+      rm -f "$tls/server.key" "$tls/server.crt" "$tls/ca.key" "$tls/ca.crt" "$tls/server.csr" "$tls/server.ext"
+    fi
+  fi
+  local ssl=off
+  if [ -f "$real/db/server.crt" ]; then ssl=on; fi
   if ! run_as_owner "$bindir/pg_ctl" -D "$real/db" status >/dev/null 2>&1; then
-    say "starting the private cluster on 127.0.0.1:$port"
+    say "starting the private cluster on 127.0.0.1:$port (TLS $ssl)"
     run_as_owner "$bindir/pg_ctl" -D "$real/db" -l "$real/server.log" -w -t 60 \
-      -o "-p $port -k $real/run -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=${AGENTBUS_PG_FSYNC:-on}" \
+      -o "-p $port -k $real/run -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=${AGENTBUS_PG_FSYNC:-on} -c ssl=$ssl" \
       start >&2 || die "the private cluster did not start; see $real/server.log"
   fi
   ensure_db "postgresql://postgres@127.0.0.1:$port"

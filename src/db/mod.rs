@@ -2,6 +2,7 @@
 //! every agentbus connection carries, and the helpers commands use to run one transaction.
 
 pub mod migrate;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct DbConfig {
     config: postgres::Config,
+    tls: tls::TlsSettings,
 }
 
 impl DbConfig {
@@ -52,14 +54,51 @@ impl DbConfig {
 
     /// [`DbConfig::parse`], naming where the text came from in the error.
     fn parse_from(source: &str, url: &str) -> Result<Self> {
-        let config: postgres::Config = url.parse().map_err(|_| {
+        let (rest, mode, root_cert) = tls::split_settings(url)?;
+        let config: postgres::Config = rest.parse().map_err(|_| {
             // The parser's message can quote the input, which may hold a password.
             Error::config(format!(
                 "{source} is not a valid PostgreSQL connection string"
             ))
             .with_hint("expected e.g. postgresql://user@127.0.0.1:5432/agentbus")
         })?;
-        Ok(DbConfig { config })
+        let mode = match mode {
+            Some(m) => tls::TlsMode::parse(&m)?,
+            None => tls::TlsMode::Prefer,
+        };
+        Ok(DbConfig {
+            config,
+            tls: tls::TlsSettings { mode, root_cert },
+        })
+    }
+
+    /// `PGSSLMODE` and `PGSSLROOTCERT` for what the connection string left unsaid (the
+    /// string wins, as in libpq).
+    fn with_tls_env(
+        mut self,
+        url: Option<&str>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let (_, mode_in_url, root_in_url) = match url {
+            Some(u) => tls::split_settings(u)?,
+            None => (String::new(), None, None),
+        };
+        if mode_in_url.is_none() {
+            if let Some(m) = lookup("PGSSLMODE") {
+                self.tls.mode = tls::TlsMode::parse(&m)?;
+            }
+        }
+        if root_in_url.is_none() {
+            if let Some(r) = lookup("PGSSLROOTCERT") {
+                self.tls.root_cert = Some(r);
+            }
+        }
+        Ok(self)
+    }
+
+    /// The TLS settings (sslmode and sslrootcert).
+    pub fn tls(&self) -> &tls::TlsSettings {
+        &self.tls
     }
 
     /// Resolves the connection from the environment, given a lookup function:
@@ -69,7 +108,7 @@ impl DbConfig {
     /// the environment of every command an agent runs; its own name passes.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         if let Some((name, url)) = url_from_lookup(&lookup) {
-            return DbConfig::parse_from(name, &url);
+            return DbConfig::parse_from(name, &url)?.with_tls_env(Some(&url), &lookup);
         }
         let host = lookup("PGHOST");
         let database = lookup("PGDATABASE");
@@ -92,7 +131,11 @@ impl DbConfig {
             config.password(password);
         }
         config.dbname(database.as_deref().unwrap_or(&user));
-        Ok(DbConfig { config })
+        DbConfig {
+            config,
+            tls: tls::TlsSettings::default(),
+        }
+        .with_tls_env(None, &lookup)
     }
 
     /// The database name, for messages.
@@ -181,9 +224,31 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
         ms(settings.lock_timeout),
         if settings.synchronous_commit { "on" } else { "off" },
     ));
-    #[allow(clippy::disallowed_methods)] // the one sanctioned connect
-    let client = config.connect(postgres::NoTls)?;
-    Ok(client)
+    let connected = match db.tls.mode {
+        tls::TlsMode::Disable => {
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            #[allow(clippy::disallowed_methods)] // the one sanctioned connect
+            config.connect(postgres::NoTls)
+        }
+        mode => {
+            config.ssl_mode(if mode == tls::TlsMode::Prefer {
+                postgres::config::SslMode::Prefer
+            } else {
+                postgres::config::SslMode::Require
+            });
+            #[allow(clippy::disallowed_methods)] // the one sanctioned connect
+            config.connect(tls::connector(&db.tls)?)
+        }
+    };
+    connected.map_err(|e| match tls::is_tls_error(&e) {
+        // Retrying the same settings cannot help: a configuration error (exit 78).
+        Some(reason) if db.tls.mode != tls::TlsMode::Disable => Error::config(format!(
+            "TLS to the database failed (sslmode {}): {reason}",
+            db.tls.mode.as_str()
+        ))
+        .with_hint("check sslmode and sslrootcert in the connection string (or PGSSLMODE, PGSSLROOTCERT) against the server's certificate"),
+        _ => Error::from(e),
+    })
 }
 
 /// The one place a write commits. Runs `f` inside a new transaction and commits when it

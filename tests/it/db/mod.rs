@@ -3,3 +3,4 @@
 mod connection;
 mod migrations;
 mod sql;
+mod tls;
