@@ -99,6 +99,41 @@ fn an_echoing_gateway_leaks_no_token_into_rows_logs_or_output() {
         dump.contains("Bearer ***"),
         "the redacted error was not kept"
     );
+    // And the whole database, every table, as pg_dump sees it.
+    let pg_dump = std::process::Command::new("pg_dump")
+        .args(["--data-only", &db.url])
+        .output()
+        .expect("run pg_dump (PostgreSQL's client programs are needed for the tests)");
+    assert!(
+        pg_dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pg_dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&pg_dump.stdout);
+    assert!(dump.contains("Bearer ***"), "pg_dump saw no redacted error");
+    assert!(!dump.contains(&token), "pg_dump found the token in a row");
+}
+
+#[test]
+fn a_placeholder_inside_a_shell_string_is_warned_about_at_start() {
+    let db = TestDb::new();
+    let out = db.supervise_once(&["--exec", "sh -c 'echo {agent} >/dev/null'"], &[], MINUTE);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("WARN") && out.stderr.contains("placeholder inside a shell string"),
+        "{}",
+        out.stderr
+    );
+    let fine = db.supervise_once(
+        &["--exec", "sh -c 'echo \"$AGENTBUS_AGENT\"' {agent}"],
+        &[],
+        MINUTE,
+    );
+    assert!(
+        !fine.stderr.contains("placeholder inside a shell string"),
+        "{}",
+        fine.stderr
+    );
 }
 
 #[test]
