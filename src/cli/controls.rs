@@ -250,11 +250,29 @@ pub struct ListApprovalsArgs {
 }
 
 pub fn list_approvals(ctx: &mut Ctx, a: ListApprovalsArgs) -> Result<String> {
-    let jobs = controls::list_approvals(ctx.db()?, &a.ns.namespace, a.agent.as_deref())?;
+    let waiting = controls::list_approvals(ctx.db()?, &a.ns.namespace, a.agent.as_deref())?;
+    let full = ctx.full_ids();
     output::listing(
         ctx.format(),
-        &jobs,
+        &waiting,
         "no jobs are waiting for approval",
-        |j| output::jobs_table(j, ctx.full_ids()),
+        |w| {
+            output::table(
+                &["id", "agent", "subject", "gate", "approved", "waiting"],
+                w.iter().map(|a| {
+                    vec![
+                        output::id(a.job.id, full),
+                        a.job.target_agent.clone(),
+                        output::clip(&a.job.subject, 40),
+                        a.job
+                            .approval_gate
+                            .clone()
+                            .unwrap_or_else(|| "--requires-approval".into()),
+                        format!("{} of {}", a.approvals, a.job.approvals_required),
+                        output::time(a.job.created_at),
+                    ]
+                }),
+            )
+        },
     )
 }

@@ -448,13 +448,25 @@ pub fn list_approvals(
     client: &mut impl postgres::GenericClient,
     namespace: &str,
     agent: Option<&str>,
-) -> Result<Vec<Job>> {
+) -> Result<Vec<AwaitingApproval>> {
     let rows = client.query(
-        "select to_jsonb(j.*) as row from jobs j
+        "select to_jsonb(j.*) || jsonb_build_object('approvals', job_approval_count(j.id)) as row
+           from jobs j
           where namespace = $1 and status = 'awaiting_approval'
             and ($2::text is null or target_agent = $2)
           order by created_at, id",
         &[&namespace, &agent],
     )?;
     decode_all(&rows, "row")
+}
+
+/// A job waiting for approval, with how many distinct approvers it has so far (its
+/// `approvals_required` says how many it needs).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AwaitingApproval {
+    /// The job.
+    #[serde(flatten)]
+    pub job: Job,
+    /// Distinct approvers so far (the two-person rule).
+    pub approvals: i32,
 }

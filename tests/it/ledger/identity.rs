@@ -472,6 +472,19 @@ fn a_two_person_gate_releases_a_job_only_after_two_distinct_operator_logins_appr
         .cli_as(&first, &["approve-job", &id, "--reason", "terms ok"], &[])
         .ok();
     assert_eq!(once["status"], "awaiting_approval");
+    let waiting = db
+        .cli_as(&second, &["list-approvals", "--format", "json"], &[])
+        .ok();
+    assert_eq!(waiting[0]["approvals"], 1);
+    assert_eq!(waiting[0]["approvals_required"], 2);
+    assert_eq!(waiting[0]["approval_gate"], "gate contracts");
+    let table = db
+        .cli_as(&second, &["list-approvals", "--format", "table"], &[])
+        .ok_text();
+    assert!(
+        table.contains("gate contracts") && table.contains("1 of 2"),
+        "{table}"
+    );
     let before = ledger(db);
     db.cli_as(
         &first,
