@@ -492,17 +492,20 @@ pub fn retrieve(ctx: &mut Ctx, a: RetrieveArgs) -> Result<String> {
     }
 }
 
-/// Freeze a lane: for `memory`, no promotions and no injection until resume-lane
+/// Freeze a lane: `memory` (no promotions, no injection) or `proactive` (no new ideas,
+/// opportunities or conversions) until resume-lane
 ///
 /// The incident response to memory pollution: freeze, then find and expire or archive the
-/// bad memories (list-memories, show-memory), then resume.
+/// bad memories (list-memories, show-memory), then resume. For a proactive lane that is
+/// flooding the fleet with opportunities: freeze it; jobs already converted run on.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  agentbus pause-lane memory --reason 'bad pricing memory injected into closer runs'\n  \
+agentbus pause-lane proactive --reason 'scouts filing duplicate opportunities'\n  \
 agentbus resume-lane memory"
 )]
 pub struct PauseLaneArgs {
-    /// The lane (memory)
+    /// The lane (memory or proactive)
     #[arg(value_name = "LANE")]
     lane: String,
     #[command(flatten)]
@@ -533,9 +536,11 @@ pub fn pause_lane(ctx: &mut Ctx, a: PauseLaneArgs) -> Result<String> {
 
 /// Unfreeze a lane paused with pause-lane
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  agentbus resume-lane memory")]
+#[command(
+    after_help = "Examples:\n  agentbus resume-lane memory\n  agentbus resume-lane proactive"
+)]
 pub struct ResumeLaneArgs {
-    /// The lane (memory)
+    /// The lane (memory or proactive)
     #[arg(value_name = "LANE")]
     lane: String,
     #[command(flatten)]

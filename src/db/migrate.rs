@@ -104,6 +104,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identifiers",
         sql: include_str!("../../sql/0014_identifiers.sql"),
     },
+    Migration {
+        version: 15,
+        name: "proactive_lane_pause",
+        sql: include_str!("../../sql/0015_proactive_lane_pause.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

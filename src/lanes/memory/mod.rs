@@ -186,8 +186,10 @@ pub struct Lane {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Pauses (freezes) or resumes the memory lane of `namespace`: while paused, nothing is
-/// promoted and nothing is injected.
+/// Pauses (freezes) or resumes a lane of `namespace` (`lane_controls` belongs to this
+/// module): while `memory` is paused nothing is promoted or injected; while `proactive` is
+/// paused the triggers of sql/0015_proactive_lane_pause.sql refuse new ideas,
+/// opportunities and conversions.
 pub fn set_paused(
     tx: &mut postgres::Transaction<'_>,
     namespace: &str,
@@ -197,9 +199,9 @@ pub fn set_paused(
     actor: &str,
 ) -> Result<Lane> {
     check_name("`namespace`", namespace)?;
-    if lane != "memory" {
+    if !matches!(lane, "memory" | "proactive") {
         return Err(Error::usage(format!(
-            "unknown lane {lane:?}; the lane that can be paused is: memory"
+            "unknown lane {lane:?}; the lanes that can be paused are: memory, proactive"
         )));
     }
     if paused {

@@ -284,3 +284,87 @@ fn opportunity_dedupe_keys_and_archiving() {
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["tags"], serde_json::json!(["a", "b"]));
 }
+
+#[test]
+fn a_paused_proactive_lane_files_and_converts_nothing_until_resumed() {
+    let db = TestDb::new();
+    let opp = s(
+        &db.cli(&super::proactive::opportunity_args(
+            "scout",
+            "Paired setup",
+            ["4", "3", "2"],
+        ))
+        .ok()["opportunity"],
+        "id",
+    );
+    db.cli(&[
+        "--actor",
+        "coordinator",
+        "triage-opportunity",
+        "--opportunity-id",
+        &opp,
+        "--decision",
+        "accepted",
+    ])
+    .ok();
+    db.cli(&["pause-lane", "proactive"])
+        .fails(2, "--reason is required");
+    let paused = db
+        .cli(&[
+            "pause-lane",
+            "proactive",
+            "--reason",
+            "duplicate opportunities",
+        ])
+        .ok();
+    assert_eq!(paused["lane"], "proactive");
+    assert_eq!(paused["paused"], true);
+    let before = db.snapshot();
+    db.cli(&super::proactive::opportunity_args(
+        "scout",
+        "Another",
+        ["3", "3", "3"],
+    ))
+    .fails(
+        4,
+        "the proactive lane of namespace default is paused (duplicate opportunities)",
+    );
+    db.cli(&[
+        "create-idea",
+        "--source-agent",
+        "scout",
+        "--theme",
+        "t",
+        "--title",
+        "t",
+        "--body",
+        "b",
+    ])
+    .fails(4, "the proactive lane of namespace default is paused");
+    db.cli(&[
+        "--actor",
+        "coordinator",
+        "convert-opportunity",
+        "--opportunity-id",
+        &opp,
+        "--target-agent",
+        "scout",
+    ])
+    .fails(4, "no new ideas, opportunities or conversions");
+    assert_eq!(db.snapshot(), before, "a paused lane wrote something");
+    db.cli(&["pause-lane", "reactive", "--reason", "x"])
+        .fails(2, "the lanes that can be paused are: memory, proactive");
+    db.cli(&["resume-lane", "proactive"]).ok();
+    let converted = db
+        .cli(&[
+            "--actor",
+            "coordinator",
+            "convert-opportunity",
+            "--opportunity-id",
+            &opp,
+            "--target-agent",
+            "scout",
+        ])
+        .ok();
+    assert_eq!(converted["opportunity"]["status"], "converted_to_job");
+}
