@@ -91,7 +91,9 @@ impl OpportunityFields {
 /// Counted against the agent's daily budgets: new opportunities per day, and urgent
 /// escalations (urgency 5) per day. Over a budget it exits 4 saying the budget, what was
 /// used and when it resets (UTC midnight), and the refusal is kept for the auditor; with
-/// --overflow-to-idea it is filed as an idea instead ("outcome": "idea").
+/// --overflow-to-idea it is filed as an idea instead. Prints the row (`.id` is the new
+/// opportunity's) with "outcome": "opportunity" and "deduped", or the idea's row with
+/// "outcome": "idea" and "overflowed_to_idea": true.
 #[derive(Debug, Args)]
 #[command(after_help = CREATE_OPPORTUNITY_EXAMPLES)]
 pub struct CreateOpportunityArgs {

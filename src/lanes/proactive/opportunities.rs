@@ -44,13 +44,17 @@ pub struct NewOpportunity {
     pub dedupe_key: Option<String>,
 }
 
-/// What became of a proposed opportunity.
+/// What became of a proposed opportunity. Serialized as the row itself (so `.id` is the
+/// opportunity's, or the idea's), with `outcome` saying which, as the seed's scripts read
+/// it: `{"outcome": "opportunity", "deduped": false, "id": ..., ...}` or
+/// `{"outcome": "idea", "overflowed_to_idea": true, "budget": {...}, "id": ..., ...}`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Proposed {
     /// It was created (or an active one with its dedupe key exists: `deduped`).
     Opportunity {
         /// The row.
+        #[serde(flatten)]
         opportunity: Opportunity,
         /// True when the existing one was returned.
         deduped: bool,
@@ -58,7 +62,10 @@ pub enum Proposed {
     /// Over budget, filed as an idea instead (`--overflow-to-idea`).
     Idea {
         /// The idea.
+        #[serde(flatten)]
         idea: Idea,
+        /// Always true: the proposal became this idea.
+        overflowed_to_idea: bool,
         /// The budget that was full.
         budget: Budget,
     },
@@ -125,7 +132,11 @@ pub fn create_opportunity(
                 )?
                 .row;
                 record_refusal(tx, &budget, &p.title, Some(idea.id))?;
-                Ok(Proposed::Idea { idea, budget })
+                Ok(Proposed::Idea {
+                    idea,
+                    overflowed_to_idea: true,
+                    budget,
+                })
             } else {
                 record_refusal(tx, &budget, &p.title, None)?;
                 Err(refusal.keeping_writes())

@@ -318,7 +318,8 @@ fn budgets_refuse_with_the_budget_the_use_and_the_reset_and_can_overflow_to_idea
     overflow.push("--overflow-to-idea");
     let filed = db.cli(&overflow).ok();
     assert_eq!(filed["outcome"], "idea");
-    assert_eq!(filed["idea"]["title"], "second");
+    assert_eq!(filed["title"], "second");
+    assert_eq!(filed["overflowed_to_idea"], true);
     assert_eq!(filed["budget"]["limit"], 1);
     // The idea budget (1) is now used up too.
     db.cli(&overflow).fails(4, "ideas per day");

@@ -38,7 +38,7 @@ fn promotion_and_conversion_are_all_or_nothing() {
     // A conversion that fails midway (here: at its review row) leaves no job behind.
     let opp = s(
         &db.cli(&opportunity_args("research", "to convert", ["3", "3", "3"]))
-            .ok()["opportunity"],
+            .ok(),
         "id",
     );
     db.cli(&[
@@ -127,7 +127,7 @@ Namespace default, WINDOW.
         "- **Collaborative setup** (onboarding, from design, new): Maybe a paired pattern."
     ));
 
-    let top_id = s(&top["opportunity"], "id");
+    let top_id = s(&top, "id");
     db.cli(&[
         "triage-opportunity",
         "--opportunity-id",
@@ -155,7 +155,7 @@ fn the_auditor_sees_stale_duplicate_weak_and_over_budget_proposals() {
     let db = TestDb::new();
     let stale = s(
         &db.cli(&opportunity_args("research", "Same title", ["3", "3", "3"]))
-            .ok()["opportunity"],
+            .ok(),
         "id",
     );
     db.client()
@@ -242,9 +242,9 @@ fn opportunity_dedupe_keys_and_archiving() {
     assert_eq!(first["deduped"], false);
     let second = db.cli(&args).ok();
     assert_eq!(second["deduped"], true);
-    assert_eq!(second["opportunity"]["id"], first["opportunity"]["id"]);
+    assert_eq!(second["id"], first["id"]);
     // Rejected, the key is free again.
-    let id = s(&first["opportunity"], "id");
+    let id = s(&first, "id");
     db.cli(&[
         "triage-opportunity",
         "--opportunity-id",
@@ -294,7 +294,7 @@ fn a_paused_proactive_lane_files_and_converts_nothing_until_resumed() {
             "Paired setup",
             ["4", "3", "2"],
         ))
-        .ok()["opportunity"],
+        .ok(),
         "id",
     );
     db.cli(&[
