@@ -190,6 +190,12 @@ pub struct ConvertOpportunityArgs {
     /// More payload: JSON object, @FILE or - for stdin
     #[arg(long, value_name = "JSON", default_value = "{}")]
     payload: String,
+    /// Who converts it (default: --actor, $AGENTBUS_AGENT, operator:$USER)
+    #[arg(long, value_name = "NAME")]
+    converted_by: Option<String>,
+    /// The review note kept with the conversion
+    #[arg(long)]
+    notes: Option<String>,
 }
 
 pub fn convert(ctx: &mut Ctx, a: ConvertOpportunityArgs, stdin: &mut dyn Read) -> Result<String> {
@@ -200,7 +206,11 @@ pub fn convert(ctx: &mut Ctx, a: ConvertOpportunityArgs, stdin: &mut dyn Read) -
         subject: a.subject,
         priority: a.priority,
         payload: json_object("--payload", Some(&a.payload), stdin, &mut used)?.unwrap_or_default(),
-        actor: ctx.actor(),
+        actor: a
+            .converted_by
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| ctx.actor()),
+        notes: a.notes,
     };
     output::json(&ctx.tx(|tx| proactive::convert(tx, a.opportunity_id, &c))?)
 }

@@ -284,6 +284,8 @@ pub struct Conversion {
     pub payload: Value,
     /// Who converts (reviewer, job source and history actor).
     pub actor: String,
+    /// The review note (default: which job, for whom).
+    pub notes: Option<String>,
 }
 
 /// An opportunity converted: the job and the opportunity pointing at it.
@@ -304,6 +306,7 @@ pub fn convert(tx: &mut postgres::Transaction<'_>, id: Uuid, c: &Conversion) -> 
     check_required_text("`job_type`", &c.job_type)?;
     check_optional_text("`subject`", c.subject.as_deref())?;
     check_required_text("`actor`", &c.actor)?;
+    check_optional_text("`notes`", c.notes.as_deref())?;
     if !(1..=1000).contains(&c.priority) {
         return Err(Error::usage(format!(
             "`priority`: {} is out of range (1 to 1000)",
@@ -324,7 +327,22 @@ pub fn convert(tx: &mut postgres::Transaction<'_>, id: Uuid, c: &Conversion) -> 
         )
         .with_code("opportunity_not_triaged", Some(id.to_string())));
     }
+    // The seed's payload (top-level context), then agentbus's whole opportunity under
+    // `opportunity`, then what the caller adds.
     let mut payload = serde_json::Map::new();
+    for (k, v) in [
+        ("origin", Value::from("opportunity")),
+        ("opportunity_id", Value::from(opp.id.to_string())),
+        ("title", Value::from(opp.title.clone())),
+        ("theme", Value::from(opp.theme.clone())),
+        ("why_now", Value::from(opp.why_now.clone())),
+        (
+            "suggested_next_step",
+            Value::from(opp.suggested_next_step.clone()),
+        ),
+    ] {
+        payload.insert(k.into(), v);
+    }
     payload.insert(
         "opportunity".into(),
         serde_json::json!({
@@ -355,7 +373,9 @@ pub fn convert(tx: &mut postgres::Transaction<'_>, id: Uuid, c: &Conversion) -> 
         subject,
         c.actor.clone(),
     );
-    job.source_agent = Some(c.actor.clone());
+    // The converter is the job's source when it is an agent's name (an operator's
+    // `operator:$USER` may not be one; the history keeps it either way).
+    job.source_agent = crate::ledger::validate::is_name(&c.actor).then(|| c.actor.clone());
     job.priority = c.priority;
     job.payload = payload;
     job.correlation_key = Some(format!("opportunity:{id}"));
@@ -367,7 +387,9 @@ pub fn convert(tx: &mut postgres::Transaction<'_>, id: Uuid, c: &Conversion) -> 
         &[
             &id,
             &c.actor,
-            &format!("job {} for {}", job.id, c.target_agent),
+            &c.notes
+                .clone()
+                .unwrap_or_else(|| format!("job {} for {}", job.id, c.target_agent)),
         ],
     )?;
     let row = tx.query_one(

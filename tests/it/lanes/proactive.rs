@@ -150,10 +150,9 @@ fn an_idea_becomes_an_opportunity_then_a_job() {
     assert_eq!(t["status"], "accepted");
     assert_eq!(t["triaged_by"], "coordinator");
 
+    // The seed's flags: --converted-by and --notes.
     let conv = db
         .cli(&[
-            "--actor",
-            "coordinator",
             "convert-opportunity",
             "--opportunity-id",
             &opp,
@@ -163,6 +162,10 @@ fn an_idea_becomes_an_opportunity_then_a_job() {
             "120",
             "--payload",
             r#"{"kind":"experiment-proposal"}"#,
+            "--converted-by",
+            "coordinator",
+            "--notes",
+            "worth a two-week test",
         ])
         .ok();
     assert_eq!(conv["opportunity"]["status"], "converted_to_job");
@@ -175,6 +178,13 @@ fn an_idea_becomes_an_opportunity_then_a_job() {
         "Test paired setup for activation"
     );
     assert_eq!(job["payload"]["opportunity"]["score"], 17);
+    // The seed's payload shape, top level.
+    assert_eq!(job["payload"]["origin"], "opportunity");
+    assert_eq!(job["payload"]["opportunity_id"], opp.as_str());
+    assert_eq!(job["payload"]["title"], "Test paired setup for activation");
+    assert!(job["payload"]["why_now"].is_string(), "{}", job["payload"]);
+    assert!(job["payload"]["suggested_next_step"].is_string());
+    assert_eq!(job["source_agent"], "coordinator");
     assert_eq!(conv["opportunity"]["converted_job_id"], job["id"]);
 
     let shown = db.cli(&["show-opportunity", &opp, "--format", "json"]).ok();
@@ -185,6 +195,14 @@ fn an_idea_becomes_an_opportunity_then_a_job() {
         .map(|r| r["decision"].as_str().unwrap())
         .collect();
     assert_eq!(decisions, ["new", "accepted", "converted_to_job"]);
+    let last = shown["reviews"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(last["reviewer"], "coordinator");
+    assert_eq!(last["notes"], "worth a two-week test");
     assert_eq!(shown["idea"]["id"], idea_id.as_str());
     assert_eq!(shown["job"]["id"], job["id"]);
 
