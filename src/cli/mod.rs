@@ -286,12 +286,19 @@ impl Ctx {
             return actor.to_string();
         }
         self.env("AGENTBUS_AGENT").unwrap_or_else(|| {
-            format!(
-                "operator:{}",
-                self.env("USER")
-                    .or_else(|| self.env("LOGNAME"))
-                    .unwrap_or_else(|| "unknown".into())
-            )
+            // A name (lower case, no spaces), so it can also be an event's source.
+            let user: String = self
+                .env("USER")
+                .or_else(|| self.env("LOGNAME"))
+                .unwrap_or_else(|| "unknown".into())
+                .chars()
+                .take(50)
+                .map(|c| match c.to_ascii_lowercase() {
+                    c @ ('a'..='z' | '0'..='9' | '_' | '.' | '-') => c,
+                    _ => '-',
+                })
+                .collect();
+            format!("operator:{user}")
         })
     }
 }

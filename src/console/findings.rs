@@ -409,7 +409,9 @@ pub fn audit(
                 &crate::ledger::events::EmitParams {
                     namespace: namespace.to_string(),
                     topic: TOPIC.to_string(),
-                    source_agent: Some(actor.to_string()),
+                    // An actor that is not a name (`--actor "Ann B"`) is no event source; `login` still says who.
+                    source_agent: crate::ledger::validate::is_name(actor)
+                        .then(|| actor.to_string()),
                     source_job_id: None,
                     dedupe_key: Some(f.key.clone()),
                     payload,

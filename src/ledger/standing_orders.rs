@@ -509,7 +509,8 @@ pub fn record_missed(
         &crate::ledger::events::EmitParams {
             namespace: order.namespace.clone(),
             topic: "standing_order.missed".into(),
-            source_agent: Some(actor.to_string()),
+            // An actor that is not a name (`--actor "Ann B"`) is no event source; `login` still says who.
+            source_agent: crate::ledger::validate::is_name(actor).then(|| actor.to_string()),
             source_job_id: None,
             dedupe_key: Some(format!(
                 "missed:{}/{}@{}",

@@ -273,3 +273,22 @@ fn short_ids_resolve_within_the_namespace_and_errors_name_the_command() {
         again.stderr
     );
 }
+
+#[test]
+fn an_operator_whose_user_name_is_not_a_name_gets_a_name_as_its_default_actor() {
+    let db = TestDb::new();
+    let env = [("USER", "Ann Smith")];
+    // The default actor is made a name: operator:ann-smith.
+    let job = db
+        .cli_with(
+            &["enqueue-job", "--target-agent", "rep", "--subject", "s"],
+            &env,
+            None,
+        )
+        .ok();
+    let actor: String = db.one(&format!(
+        "select actor from job_history where job_id = '{}'",
+        s(&job, "id")
+    ));
+    assert_eq!(actor, "operator:ann-smith");
+}
