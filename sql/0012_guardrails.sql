@@ -215,16 +215,22 @@ begin
 end;
 $$;
 
--- WHEN skips the function entirely for the role that migrated (the owner, who bypasses
--- the guardrails anyway): its writes pay nothing for rules that never apply to it. Any
--- other role (a superuser, a new owner) goes through guard_jobs, which lets the
--- unrestricted through.
-do $$
+-- Creates a row trigger that the role running this migration (the owner, who bypasses
+-- the guardrails anyway) skips in its WHEN clause: the owner's writes pay nothing for rules
+-- that never apply to it (a PL/pgSQL function costs its first call in every session, and
+-- every agentbus command is a fresh session). Any other role (a superuser, a new owner)
+-- goes through the function, which lets the unrestricted through.
+create function agentbus_create_login_trigger(p_name text, p_events text, p_table text, p_function text)
+returns void
+language plpgsql
+as $$
 begin
-  execute format('create trigger jobs_guard before insert or update on jobs for each row
-                  when (current_user <> %L) execute function guard_jobs()', current_user);
+  execute format('create trigger %I %s on %I for each row when (current_user <> %L) execute function %I()',
+                 p_name, p_events, p_table, current_user, p_function);
 end;
 $$;
+
+select agentbus_create_login_trigger('jobs_guard', 'before insert or update', 'jobs', 'guard_jobs');
 
 -- Attempts: an agent login closes only the attempt whose lease it holds.
 create function guard_job_attempts()
@@ -248,13 +254,7 @@ begin
 end;
 $$;
 
-do $$
-begin
-  -- Skipped for the owner, like jobs_guard (its rows get login = session_user by default).
-  execute format('create trigger job_attempts_guard before update on job_attempts for each row
-                  when (current_user <> %L) execute function guard_job_attempts()', current_user);
-end;
-$$;
+select agentbus_create_login_trigger('job_attempts_guard', 'before update', 'job_attempts', 'guard_job_attempts');
 
 -- Agents: a supervisor login may record wake failures and pause an agent whose wake-up
 -- was refused (column grants keep it to those columns), never pause one otherwise, never
@@ -282,13 +282,7 @@ begin
 end;
 $$;
 
-do $$
-begin
-  -- Skipped for the owner, like jobs_guard (its rows get login = session_user by default).
-  execute format('create trigger agents_guard before insert or update on agents for each row
-                  when (current_user <> %L) execute function guard_agents()', current_user);
-end;
-$$;
+select agentbus_create_login_trigger('agents_guard', 'before insert or update', 'agents', 'guard_agents');
 
 -- Events and history name the login; an agent login's events name the agent it acts as.
 create function stamp_events()
@@ -312,15 +306,12 @@ begin
 end;
 $$;
 
-do $$
-begin
-  -- Skipped for the owner, like jobs_guard (its rows get login = session_user by default).
-  execute format('create trigger events_stamp before insert on events for each row
-                  when (current_user <> %L) execute function stamp_events()', current_user);
-end;
-$$;
+select agentbus_create_login_trigger('events_stamp', 'before insert', 'events', 'stamp_events');
 
-create function stamp_job_history()
+-- The login of a row is the session's, whatever the writer put there (operators write
+-- same-status history rows, a reprioritized job, themselves; approvals in 0013). Rows the
+-- owner writes keep the column default, session_user.
+create function stamp_login()
 returns trigger
 language plpgsql
 as $$
@@ -330,14 +321,7 @@ begin
 end;
 $$;
 
--- Operators write same-status rows (a reprioritized job) themselves; the login is stamped.
-do $$
-begin
-  -- Skipped for the owner, like jobs_guard (its rows get login = session_user by default).
-  execute format('create trigger job_history_stamp before insert on job_history for each row
-                  when (current_user <> %L) execute function stamp_job_history()', current_user);
-end;
-$$;
+select agentbus_create_login_trigger('job_history_stamp', 'before insert', 'job_history', 'stamp_login');
 
 -- History is written only by this trigger, as the owner; the login is the session's.
 create or replace function record_job_transition()
@@ -441,30 +425,6 @@ create policy namespace_of_login on memory_links
 alter table opportunity_reviews enable row level security;
 create policy namespace_of_login on opportunity_reviews
   using (exists (select 1 from opportunities o where o.id = opportunity_id));
-
--- A refusal of the CLI, recorded in the namespace it concerned (the job's, when the
--- command named one by id or prefix) as the owner: the login may have no right to that
--- namespace. The login is the session's, which the caller cannot fake.
-create function record_guardrail_refusal(p_namespace text, p_job text, p_claimed text,
-                                         p_command text, p_reason text)
-returns bigint
-language sql
-security definer
-set search_path from current
-as $$
-  insert into events (namespace, topic, source_agent, source_job_id, payload, login)
-  select coalesce(j.namespace, left(p_namespace, 200)), 'guardrail.refused', left(p_claimed, 200), j.id,
-         jsonb_build_object('rule', 'database', 'command', left(p_command, 100),
-                            'claimed_actor', left(p_claimed, 200), 'login', session_user::text,
-                            'reason', left(p_reason, 1000)),
-         session_user
-    from (select 1) one
-    left join lateral (
-      select id, namespace from jobs
-       where p_job ~ '^[0-9a-f-]{8,36}$' and id::text like p_job || '%'
-       limit 1) j on true
-  returning id
-$$;
 
 -- Whether the guardrails are on (the group roles exist and hold their grants here).
 create function agentbus_guardrails_on()

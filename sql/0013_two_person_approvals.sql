@@ -23,20 +23,7 @@ alter table job_approvals enable row level security;
 create policy namespace_of_login on job_approvals
   using (exists (select 1 from jobs j where j.id = job_id));
 
-create function stamp_job_approvals()
-returns trigger
-language plpgsql
-as $$
-begin
-  new.login := session_user;
-  return new;
-end;
-$$;
-
-create trigger job_approvals_stamp
-before insert on job_approvals
-for each row
-execute function stamp_job_approvals();
+select agentbus_create_login_trigger('job_approvals_stamp', 'before insert', 'job_approvals', 'stamp_login');
 
 -- How many distinct approvers a job has.
 create function job_approval_count(p_job uuid)

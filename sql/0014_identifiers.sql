@@ -85,9 +85,12 @@ as $$ select coalesce(bool_and(agentbus_is_name(n)), true) from unnest(p) n $$;
 alter table agentbus_logins add constraint agentbus_logins_names_are_names check (
   agentbus_are_names(namespaces) and (agent_id is null or agentbus_is_name(agent_id)));
 
--- A refusal's claimed identity is free text: it goes in the payload, and in source_agent
--- only when it is a name.
-create or replace function record_guardrail_refusal(p_namespace text, p_job text, p_claimed text,
+-- A refusal of the CLI (the guardrails of 0012), recorded in the namespace it concerned
+-- (the job's, when the command named one by id or prefix) as the owner: the login may
+-- have no right to that namespace. The login is the session's, which the caller cannot
+-- fake; the claimed identity is free text, kept in the payload and in source_agent only
+-- when it is a name.
+create function record_guardrail_refusal(p_namespace text, p_job text, p_claimed text,
                                                     p_command text, p_reason text)
 returns bigint
 language sql
