@@ -54,6 +54,16 @@ impl DbConfig {
 
     /// [`DbConfig::parse`], naming where the text came from in the error.
     fn parse_from(source: &str, url: &str) -> Result<Self> {
+        Self::parse_with_env(source, url, &|_| None)
+    }
+
+    /// [`DbConfig::parse_from`], with `PGSSLMODE` and `PGSSLROOTCERT` from `lookup` for what
+    /// the connection string leaves unsaid (the string wins, as in libpq).
+    fn parse_with_env(
+        source: &str,
+        url: &str,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
         let (rest, mode, root_cert) = tls::split_settings(url)?;
         let config: postgres::Config = rest.parse().map_err(|_| {
             // The parser's message can quote the input, which may hold a password.
@@ -62,43 +72,10 @@ impl DbConfig {
             ))
             .with_hint("expected e.g. postgresql://user@127.0.0.1:5432/agentbus")
         })?;
-        let mode = match mode {
-            Some(m) => tls::TlsMode::parse(&m)?,
-            None => tls::TlsMode::Prefer,
-        };
         Ok(DbConfig {
             config,
-            tls: tls::TlsSettings { mode, root_cert },
+            tls: tls_settings(mode, root_cert, lookup)?,
         })
-    }
-
-    /// `PGSSLMODE` and `PGSSLROOTCERT` for what the connection string left unsaid (the
-    /// string wins, as in libpq).
-    fn with_tls_env(
-        mut self,
-        url: Option<&str>,
-        lookup: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Self> {
-        let (_, mode_in_url, root_in_url) = match url {
-            Some(u) => tls::split_settings(u)?,
-            None => (String::new(), None, None),
-        };
-        if mode_in_url.is_none() {
-            if let Some(m) = lookup("PGSSLMODE") {
-                self.tls.mode = tls::TlsMode::parse(&m)?;
-            }
-        }
-        if root_in_url.is_none() {
-            if let Some(r) = lookup("PGSSLROOTCERT") {
-                self.tls.root_cert = Some(r);
-            }
-        }
-        Ok(self)
-    }
-
-    /// The TLS settings (sslmode and sslrootcert).
-    pub fn tls(&self) -> &tls::TlsSettings {
-        &self.tls
     }
 
     /// Resolves the connection from the environment, given a lookup function:
@@ -108,7 +85,7 @@ impl DbConfig {
     /// the environment of every command an agent runs; its own name passes.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         if let Some((name, url)) = url_from_lookup(&lookup) {
-            return DbConfig::parse_from(name, &url)?.with_tls_env(Some(&url), &lookup);
+            return DbConfig::parse_with_env(name, &url, &lookup);
         }
         let host = lookup("PGHOST");
         let database = lookup("PGDATABASE");
@@ -131,17 +108,32 @@ impl DbConfig {
             config.password(password);
         }
         config.dbname(database.as_deref().unwrap_or(&user));
-        DbConfig {
+        Ok(DbConfig {
             config,
-            tls: tls::TlsSettings::default(),
-        }
-        .with_tls_env(None, &lookup)
+            tls: tls_settings(None, None, &lookup)?,
+        })
     }
 
     /// The database name, for messages.
     pub fn dbname(&self) -> Option<&str> {
         self.config.get_dbname()
     }
+}
+
+/// The TLS settings: the connection string's, else `PGSSLMODE` / `PGSSLROOTCERT`, else
+/// `prefer` with no root (libpq's order).
+fn tls_settings(
+    mode: Option<String>,
+    root_cert: Option<String>,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<tls::TlsSettings> {
+    Ok(tls::TlsSettings {
+        mode: match mode.or_else(|| lookup("PGSSLMODE")) {
+            Some(m) => tls::TlsMode::parse(&m)?,
+            None => tls::TlsMode::Prefer,
+        },
+        root_cert: root_cert.or_else(|| lookup("PGSSLROOTCERT")),
+    })
 }
 
 /// The connection URL the environment names, and the variable it came from:

@@ -78,15 +78,6 @@ pub struct TlsSettings {
     pub root_cert: Option<String>,
 }
 
-impl Default for TlsSettings {
-    fn default() -> Self {
-        TlsSettings {
-            mode: TlsMode::Prefer,
-            root_cert: None,
-        }
-    }
-}
-
 /// Splits `sslmode` and `sslrootcert` out of a connection string (URL query or key=value
 /// form), which the PostgreSQL client library below does not know in full; returns the
 /// rest and what was found. Client certificates (`sslcert`, `sslkey`) are refused.
@@ -157,9 +148,10 @@ fn percent_decoded(v: &str) -> String {
 pub fn connector(settings: &TlsSettings) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier: Arc<dyn ServerCertVerifier> = match (settings.mode, &settings.root_cert) {
-        (TlsMode::Disable | TlsMode::Prefer, _) | (TlsMode::Require, None) => {
-            Arc::new(Unauthenticated(Arc::clone(&provider)))
-        }
+        (TlsMode::Disable | TlsMode::Prefer, _) | (TlsMode::Require, None) => Arc::new(Relaxed {
+            chain: None,
+            provider: Arc::clone(&provider),
+        }),
         (mode, root) => {
             let roots = Arc::new(load_roots(root.as_deref())?);
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
@@ -170,7 +162,10 @@ pub fn connector(settings: &TlsSettings) -> Result<tokio_postgres_rustls::MakeRu
             if mode == TlsMode::VerifyFull {
                 webpki
             } else {
-                Arc::new(ChainOnly(webpki))
+                Arc::new(Relaxed {
+                    chain: Some(webpki),
+                    provider: Arc::clone(&provider),
+                })
             }
         }
     };
@@ -229,61 +224,17 @@ fn load_roots(root: Option<&str>) -> Result<RootCertStore> {
     Ok(store)
 }
 
-/// `prefer` and `require`: the connection is encrypted but whoever answers is not
-/// authenticated (libpq's meaning). The handshake's signatures are still checked.
+/// How the server's certificate is checked when the mode does not ask for the full
+/// check: `prefer` and `require` without a root (`chain: None`) accept any certificate
+/// (encrypted, unauthenticated: libpq's meaning); `verify-ca` checks the chain against the
+/// roots but not the host name. The handshake's signatures are checked either way.
 #[derive(Debug)]
-struct Unauthenticated(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unauthenticated {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Relaxed {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-/// `verify-ca`: the chain must lead to a given root; the host name is not checked.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -292,10 +243,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -309,7 +260,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -318,11 +274,18 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
