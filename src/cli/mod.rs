@@ -287,17 +287,14 @@ impl Ctx {
         }
         self.env("AGENTBUS_AGENT").unwrap_or_else(|| {
             // A name (lower case, no spaces), so it can also be an event's source.
-            let user: String = self
-                .env("USER")
-                .or_else(|| self.env("LOGNAME"))
-                .unwrap_or_else(|| "unknown".into())
-                .chars()
-                .take(50)
-                .map(|c| match c.to_ascii_lowercase() {
-                    c @ ('a'..='z' | '0'..='9' | '_' | '.' | '-') => c,
-                    _ => '-',
-                })
-                .collect();
+            let user = crate::ledger::validate::name_from(
+                &self
+                    .env("USER")
+                    .or_else(|| self.env("LOGNAME"))
+                    .unwrap_or_else(|| "unknown".into()),
+                50,
+                "unknown",
+            );
             format!("operator:{user}")
         })
     }
@@ -378,8 +375,8 @@ pub fn run(
         }
         Err(err) => {
             if err.kind == ErrorKind::NotPermitted && !err.keep_writes {
-                let (namespace, job) = subject.unwrap_or_default();
-                record_refusal(&mut ctx, namespace.as_deref(), job.as_deref(), &err);
+                let job = subject.and_then(|(_, job)| job);
+                record_refusal(&mut ctx, job.as_deref(), &err);
             }
             report(stderr, &command, &err, json_errors);
             err.kind.exit_code()
@@ -410,11 +407,8 @@ fn job_of(m: &clap::ArgMatches) -> Option<String> {
 /// Leaves a `guardrail.refused` event for a refusal the database rolled back (the login
 /// comes from the session, not from the caller). Best effort: a refusal that cannot be
 /// recorded is still refused.
-fn record_refusal(ctx: &mut Ctx, namespace: Option<&str>, job: Option<&str>, err: &Error) {
-    let namespace = namespace
-        .map(str::to_string)
-        .or_else(|| ctx.env("AGENTBUS_NAMESPACE"))
-        .unwrap_or_else(|| "default".into());
+fn record_refusal(ctx: &mut Ctx, job: Option<&str>, err: &Error) {
+    let namespace = ctx.namespace.clone();
     let claimed = ctx.actor();
     let command = ctx.command.clone();
     let refusal = crate::ledger::roles::Refusal {

@@ -328,18 +328,8 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
         }
     }
     let supervisor_id = a.supervisor_id.clone().unwrap_or_else(|| {
-        // A name (sql/0014_identifiers.sql): the host name lower-cased, other
-        // characters as '-', then the pid.
-        let host: String = heartbeat_host_name()
-            .chars()
-            .take(40)
-            .map(|c| match c.to_ascii_lowercase() {
-                c @ ('a'..='z' | '0'..='9' | '.' | '-' | '_') => c,
-                _ => '-',
-            })
-            .collect();
-        let host = host.trim_start_matches(['-', '.', '_']);
-        let host = if host.is_empty() { "host" } else { host };
+        // A name (sql/0014_identifiers.sql), then the pid.
+        let host = crate::ledger::validate::name_from(&heartbeat_host_name(), 40, "host");
         format!("{host}-{}", std::process::id())
     });
     let work_dir = a.work_dir.clone().unwrap_or_else(|| {

@@ -273,9 +273,7 @@ pub fn grant(tx: &mut postgres::Transaction<'_>, p: &GrantParams) -> Result<Logi
                agent_id = excluded.agent_id, granted_by = session_user, updated_at = now()",
         &[&p.login, &p.class.as_str(), &p.namespaces, &p.agent_id],
     )?;
-    list(tx)?
-        .into_iter()
-        .find(|l| l.login == p.login)
+    get(tx, &p.login)?
         .ok_or_else(|| Error::failure(format!("login {} vanished while granting", p.login)))
 }
 
@@ -283,13 +281,10 @@ pub fn grant(tx: &mut postgres::Transaction<'_>, p: &GrantParams) -> Result<Logi
 /// binding is deleted. The role itself is kept (it may own objects elsewhere).
 pub fn revoke(tx: &mut postgres::Transaction<'_>, login: &str) -> Result<Login> {
     check_login_name(login)?;
-    let before = list(tx)?
-        .into_iter()
-        .find(|l| l.login == login)
-        .ok_or_else(|| {
-            Error::not_found(format!("{login} is not an agentbus login"))
-                .with_hint("agentbus roles list")
-        })?;
+    let before = get(tx, login)?.ok_or_else(|| {
+        Error::not_found(format!("{login} is not an agentbus login"))
+            .with_hint("agentbus roles list")
+    })?;
     let sql: String = tx
         .query_one(
             "select format('alter role %I nologin; revoke %I from %I', $1::text, $2::text, $1::text)",
@@ -307,6 +302,15 @@ pub fn revoke(tx: &mut postgres::Transaction<'_>, login: &str) -> Result<Login> 
 
 /// Every login bound in this database (an operator login sees only itself).
 pub fn list(client: &mut impl postgres::GenericClient) -> Result<Vec<Login>> {
+    logins(client, None)
+}
+
+/// One login, if it is bound here.
+fn get(client: &mut impl postgres::GenericClient, login: &str) -> Result<Option<Login>> {
+    Ok(logins(client, Some(login))?.into_iter().next())
+}
+
+fn logins(client: &mut impl postgres::GenericClient, only: Option<&str>) -> Result<Vec<Login>> {
     let rows = client.query(
         "select to_jsonb(x) as row from (
            select l.login, l.class, l.namespaces, l.agent_id, l.granted_by, l.updated_at,
@@ -314,8 +318,9 @@ pub fn list(client: &mut impl postgres::GenericClient) -> Result<Vec<Login>> {
                   r.oid is not null and pg_has_role(r.oid, 'agentbus_' || l.class, 'MEMBER') as in_group
              from agentbus_logins l
              left join pg_roles r on r.rolname = l.login
+            where $1::text is null or l.login = $1
             order by l.class, l.login) x",
-        &[],
+        &[&only],
     )?;
     decode_all(&rows, "row")
 }

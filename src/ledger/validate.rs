@@ -87,6 +87,29 @@ pub fn is_key(value: &str) -> bool {
         })
 }
 
+/// `text` made into a name (see [`is_name`]) for defaults built from the environment (a
+/// host name, `$USER`): lower-cased, other characters as `-`, leading punctuation dropped,
+/// at most `max` characters; `fallback` when nothing is left.
+pub fn name_from(text: &str, max: usize, fallback: &str) -> String {
+    let mapped: String = text
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '_' | '.' | ':' | '-') => c,
+            _ => '-',
+        })
+        .collect();
+    let trimmed: String = mapped
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .chars()
+        .take(max.min(MAX_NAME_LEN))
+        .collect();
+    if trimmed.is_empty() {
+        fallback.to_string()
+    } else {
+        trimmed
+    }
+}
+
 /// Refuses a value that is not a name (see [`is_name`]).
 pub fn check_name(what: &str, value: &str) -> Result<()> {
     if is_name(value) {
@@ -234,5 +257,11 @@ mod identifier_tests {
         for bad in ["", "/x", "a b", "x;y", "$(id)", "a\nb"] {
             assert!(!is_key(bad), "{bad:?}");
         }
+        assert_eq!(super::name_from("Ann Smith", 50, "x"), "ann-smith");
+        assert_eq!(
+            super::name_from("-WEB_01.Example", 40, "x"),
+            "web_01.example"
+        );
+        assert_eq!(super::name_from("ä", 40, "host"), "host");
     }
 }
