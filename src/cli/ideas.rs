@@ -1,11 +1,11 @@
 //! Ideas: create-idea, review-idea, archive-idea, promote-idea-to-opportunity, list-ideas.
 
 use super::args::{json_object, NamespaceArg};
-use super::opportunities::{ListFilter, OpportunityFields};
+use super::opportunities::{ListFilter, ScoredFields};
 use super::output::{self, clip, fitted_table};
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::lanes::proactive::{self, Idea, NewIdea};
+use crate::lanes::proactive::{self, Idea, IdeaPromotion, NewIdea};
 use clap::Args;
 use std::io::Read;
 use uuid::Uuid;
@@ -110,13 +110,15 @@ pub fn archive_idea(ctx: &mut Ctx, a: ArchiveIdeaArgs) -> Result<String> {
 
 /// Promote an idea to an opportunity, in one transaction
 ///
-/// The opportunity is created under the proposing agent's budget, the idea becomes
-/// promoted_to_opportunity and points at it, and a review row keeps --notes. Any failure
-/// leaves both as they were.
+/// The opportunity is created in the idea's namespace under the promoter's budget and is
+/// already triaged by the promoter; its evidence keeps the idea's body and evidence beside
+/// the promotion's. Theme and title default to the idea's. The idea becomes
+/// promoted_to_opportunity and points at it; a review row keeps --notes. Any failure
+/// leaves both as they were. Prints {"idea": ..., "opportunity": ...}.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  agentbus promote-idea-to-opportunity --idea-id 5d0c... --source-agent coordinator \\\n      \
---theme onboarding --title 'Test paired setup' --why-now 'Funnel weakness plus three idea reads' \\\n      \
+    after_help = "Examples:\n  agentbus promote-idea-to-opportunity --idea-id 5d0c... --promoted-by coordinator \\\n      \
+--why-now 'Funnel weakness plus three idea reads' \\\n      \
 --impact-score 4 --confidence-score 3 --urgency-score 3 --reversibility high \\\n      \
 --suggested-next-step 'Design the experiment' --notes 'cross-pollination review'"
 )]
@@ -124,16 +126,46 @@ pub struct PromoteIdeaArgs {
     /// The idea
     #[arg(long, value_name = "UUID")]
     idea_id: Uuid,
+    /// Who promotes it: the opportunity's source agent and triager (alias --source-agent)
+    #[arg(
+        long,
+        alias = "source-agent",
+        env = "AGENTBUS_AGENT",
+        value_name = "AGENT"
+    )]
+    promoted_by: String,
+    /// Theme (default: the idea's)
+    #[arg(long)]
+    theme: Option<String>,
+    /// One line (default: the idea's)
+    #[arg(long)]
+    title: Option<String>,
     #[command(flatten)]
-    fields: OpportunityFields,
-    /// Why it was promoted (kept as a review)
+    scored: ScoredFields,
+    /// Why it was promoted (kept as the triage notes and a review)
     #[arg(long)]
     notes: Option<String>,
 }
 
 pub fn promote_idea(ctx: &mut Ctx, a: PromoteIdeaArgs, stdin: &mut dyn Read) -> Result<String> {
-    let p = a.fields.into_new(stdin)?;
-    output::json(&ctx.tx(|tx| proactive::promote_idea(tx, a.idea_id, &p, a.notes.as_deref()))?)
+    let evidence = a.scored.evidence(stdin)?;
+    let f = a.scored;
+    let p = IdeaPromotion {
+        promoted_by: a.promoted_by,
+        theme: a.theme,
+        title: a.title,
+        why_now: f.why_now,
+        evidence,
+        impact_score: f.impact_score,
+        confidence_score: f.confidence_score,
+        urgency_score: f.urgency_score,
+        reversibility: f.reversibility.into(),
+        owner_candidate: f.owner_candidate,
+        suggested_next_step: f.suggested_next_step,
+        dedupe_key: f.dedupe_key,
+        notes: a.notes,
+    };
+    output::json(&ctx.tx(|tx| proactive::promote_idea(tx, a.idea_id, &p))?)
 }
 
 const IDEA_STATES: &[&str] = &["new", "reviewed", "promoted_to_opportunity", "archived"];

@@ -21,7 +21,7 @@ fn score_1_5(s: &str) -> std::result::Result<i32, String> {
     }
 }
 
-/// The scored fields of an opportunity.
+/// The fields of an opportunity.
 #[derive(Debug, Args)]
 pub struct OpportunityFields {
     #[command(flatten)]
@@ -35,53 +35,69 @@ pub struct OpportunityFields {
     /// One line
     #[arg(long)]
     title: String,
+    #[command(flatten)]
+    scored: ScoredFields,
+}
+
+/// Why now, the evidence, the scores and the next step: what a proposal and a promotion
+/// both state.
+#[derive(Debug, Args)]
+pub struct ScoredFields {
     /// Why this matters now
     #[arg(long)]
-    why_now: String,
+    pub why_now: String,
     /// Evidence: JSON object, @FILE or - for stdin
     #[arg(long, value_name = "JSON", default_value = "{}")]
-    evidence: String,
+    pub evidence: String,
     /// 1 to 5
     #[arg(long, value_name = "N", value_parser = score_1_5, allow_negative_numbers = true)]
-    impact_score: i32,
+    pub impact_score: i32,
     /// 1 to 5
     #[arg(long, value_name = "N", value_parser = score_1_5, allow_negative_numbers = true)]
-    confidence_score: i32,
+    pub confidence_score: i32,
     /// 1 to 5 (5 is an urgent escalation, with a budget of its own)
     #[arg(long, value_name = "N", value_parser = score_1_5, allow_negative_numbers = true)]
-    urgency_score: i32,
+    pub urgency_score: i32,
     /// How easily the next step is undone: high, medium, low
     #[arg(long, value_enum)]
-    reversibility: ReversibilityArg,
+    pub reversibility: ReversibilityArg,
     /// Who should own it
     #[arg(long, value_name = "AGENT")]
-    owner_candidate: Option<String>,
+    pub owner_candidate: Option<String>,
     /// The concrete next step
     #[arg(long)]
-    suggested_next_step: String,
+    pub suggested_next_step: String,
     /// One active opportunity per agent and key
     #[arg(long, value_name = "KEY")]
-    dedupe_key: Option<String>,
+    pub dedupe_key: Option<String>,
+}
+
+impl ScoredFields {
+    /// The evidence as an object (`{}` when not given).
+    pub(super) fn evidence(&self, stdin: &mut dyn Read) -> Result<serde_json::Value> {
+        let mut used = false;
+        Ok(json_object("--evidence", Some(&self.evidence), stdin, &mut used)?.unwrap_or_default())
+    }
 }
 
 impl OpportunityFields {
     pub(super) fn into_new(self, stdin: &mut dyn Read) -> Result<NewOpportunity> {
-        let mut used = false;
+        let evidence = self.scored.evidence(stdin)?;
+        let f = self.scored;
         Ok(NewOpportunity {
             namespace: self.ns.namespace,
             source_agent: self.source_agent,
             theme: self.theme,
             title: self.title,
-            why_now: self.why_now,
-            evidence: json_object("--evidence", Some(&self.evidence), stdin, &mut used)?
-                .unwrap_or_default(),
-            impact_score: self.impact_score,
-            confidence_score: self.confidence_score,
-            urgency_score: self.urgency_score,
-            reversibility: self.reversibility.into(),
-            owner_candidate: self.owner_candidate,
-            suggested_next_step: self.suggested_next_step,
-            dedupe_key: self.dedupe_key,
+            why_now: f.why_now,
+            evidence,
+            impact_score: f.impact_score,
+            confidence_score: f.confidence_score,
+            urgency_score: f.urgency_score,
+            reversibility: f.reversibility.into(),
+            owner_candidate: f.owner_candidate,
+            suggested_next_step: f.suggested_next_step,
+            dedupe_key: f.dedupe_key,
         })
     }
 }

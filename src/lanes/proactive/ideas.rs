@@ -2,14 +2,14 @@
 //! and promoting it to an opportunity.
 
 use super::{
-    budget, check_opportunity, lock_idea, propose, refuse, Created, Idea, NewOpportunity,
-    Opportunity,
+    budget, check_opportunity, lock_idea, propose, refuse, triage, Created, Decision, Idea,
+    NewOpportunity, Opportunity, Reversibility,
 };
 use crate::db::decode;
 use crate::error::{Error, Result};
 use crate::ledger::validate::{check_name, check_optional_text, check_required_text};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// What `create-idea` records.
@@ -139,17 +139,54 @@ pub struct Promoted {
     pub idea: Idea,
 }
 
+/// What `promote-idea-to-opportunity` records. Theme and title fall back to the idea's;
+/// the namespace is the idea's.
+#[derive(Debug, Clone)]
+pub struct IdeaPromotion {
+    /// Who promotes (the opportunity's source agent and its triager).
+    pub promoted_by: String,
+    /// Theme (default: the idea's).
+    pub theme: Option<String>,
+    /// One line (default: the idea's).
+    pub title: Option<String>,
+    /// Why this matters now.
+    pub why_now: String,
+    /// The promotion's own evidence (an object), kept beside the idea's.
+    pub evidence: Value,
+    /// 1 to 5.
+    pub impact_score: i32,
+    /// 1 to 5.
+    pub confidence_score: i32,
+    /// 1 to 5.
+    pub urgency_score: i32,
+    /// How easily the next step is undone.
+    pub reversibility: Reversibility,
+    /// Who should own it.
+    pub owner_candidate: Option<String>,
+    /// The concrete next step.
+    pub suggested_next_step: String,
+    /// One active opportunity per (namespace, agent, key).
+    pub dedupe_key: Option<String>,
+    /// Why it was promoted (the triage notes; default "promoted from idea <id>").
+    pub notes: Option<String>,
+}
+
 /// Promotes a new or reviewed idea to an opportunity, in one transaction: the opportunity
-/// (under the proposing agent's budget), the idea marked promoted and linked, and a review
-/// row with the notes. Any failure leaves both as they were.
+/// (in the idea's namespace, under the promoter's budget, already `triaged` by the
+/// promoter, its evidence carrying the idea's body and evidence beside the promotion's),
+/// the idea marked promoted and linked, and a review row with the notes. Any failure
+/// leaves both as they were.
 pub fn promote_idea(
     tx: &mut postgres::Transaction<'_>,
     idea_id: Uuid,
-    p: &NewOpportunity,
-    notes: Option<&str>,
+    p: &IdeaPromotion,
 ) -> Result<Promoted> {
-    check_opportunity(p)?;
-    check_optional_text("`notes`", notes)?;
+    check_optional_text("`notes`", p.notes.as_deref())?;
+    check_optional_text("`theme`", p.theme.as_deref())?;
+    check_optional_text("`title`", p.title.as_deref())?;
+    if !p.evidence.is_object() {
+        return Err(Error::usage("`evidence`: expected a JSON object"));
+    }
     let idea = lock_idea(tx, idea_id)?;
     if !matches!(idea.status.as_str(), "new" | "reviewed") {
         return Err(refuse(
@@ -159,35 +196,49 @@ pub fn promote_idea(
             "new and reviewed ideas",
         ));
     }
-    if idea.namespace != p.namespace {
-        return Err(Error::usage(format!(
-            "idea {idea_id} is in namespace {:?}, not {:?}",
-            idea.namespace, p.namespace
-        )));
-    }
-    let opportunity = match propose(tx, p, Some(idea_id))? {
+    let new = NewOpportunity {
+        namespace: idea.namespace.clone(),
+        source_agent: p.promoted_by.clone(),
+        theme: p.theme.clone().unwrap_or_else(|| idea.theme.clone()),
+        title: p.title.clone().unwrap_or_else(|| idea.title.clone()),
+        why_now: p.why_now.clone(),
+        evidence: json!({
+            "idea_origin_id": idea.id,
+            "idea_body": idea.body,
+            "idea_evidence": idea.evidence,
+            "promotion_evidence": p.evidence,
+        }),
+        impact_score: p.impact_score,
+        confidence_score: p.confidence_score,
+        urgency_score: p.urgency_score,
+        reversibility: p.reversibility,
+        owner_candidate: p.owner_candidate.clone(),
+        suggested_next_step: p.suggested_next_step.clone(),
+        dedupe_key: p.dedupe_key.clone(),
+    };
+    check_opportunity(&new)?;
+    let opportunity = match propose(tx, &new, Some(idea_id))? {
         Ok((opportunity, false)) => opportunity,
         Ok((opportunity, true)) => {
             return Err(Error::conflict(format!(
                 "an active opportunity {} of {} already has dedupe key {:?}",
                 opportunity.id,
-                p.source_agent,
-                p.dedupe_key.as_deref().unwrap_or("")
+                new.source_agent,
+                new.dedupe_key.as_deref().unwrap_or("")
             )))
         }
         Err((_, refusal)) => return Err(refusal),
     };
-    tx.execute(
-        "insert into opportunity_reviews (opportunity_id, reviewer, decision, notes)
-         values ($1, $2, 'new', $3)",
-        &[
-            &opportunity.id,
-            &p.source_agent,
-            &Some(notes.map_or_else(
-                || format!("promoted from idea {idea_id}"),
-                |n| format!("promoted from idea {idea_id}: {n}"),
-            )),
-        ],
+    let notes = p.notes.as_deref().map_or_else(
+        || format!("promoted from idea {idea_id}"),
+        |n| format!("promoted from idea {idea_id}: {n}"),
+    );
+    let opportunity = triage(
+        tx,
+        opportunity.id,
+        &p.promoted_by,
+        Decision::Triaged,
+        Some(&notes),
     )?;
     let row = tx.query_one(
         "update ideas set status = 'promoted_to_opportunity', promoted_opportunity_id = $2

@@ -2,4 +2,5 @@
 
 mod demo;
 mod docs;
+mod seed;
 mod terminal;

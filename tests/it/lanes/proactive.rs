@@ -122,13 +122,31 @@ fn an_idea_becomes_an_opportunity_then_a_job() {
     assert_eq!(promoted["idea"]["promoted_opportunity_id"], opp.as_str());
     assert_eq!(promoted["opportunity"]["idea_id"], idea_id.as_str());
     assert_eq!(promoted["opportunity"]["score"], 4 * 3 + 3 + 2);
+    // As the seed: triaged by the promoter, carrying the idea's body and evidence.
+    assert_eq!(promoted["opportunity"]["status"], "triaged");
+    assert_eq!(promoted["opportunity"]["triaged_by"], "coordinator");
+    assert_eq!(promoted["opportunity"]["source_agent"], "coordinator");
+    let evidence = &promoted["opportunity"]["evidence"];
+    assert_eq!(evidence["idea_origin_id"], idea_id.as_str());
+    assert_eq!(
+        evidence["idea_body"],
+        "A paired-setup pattern might reduce friction."
+    );
+    assert!(evidence["idea_evidence"].is_object(), "{evidence}");
+    assert!(evidence["promotion_evidence"].is_object(), "{evidence}");
 
     db.cli(&["archive-idea", "--idea-id", &idea_id])
         .fails(4, "is promoted_to_opportunity");
+    // A proposal nobody triaged is not converted.
+    let fresh = s(
+        &db.cli(&opportunity_args("research", "untriaged", ["3", "3", "3"]))
+            .ok(),
+        "id",
+    );
     db.cli(&[
         "convert-opportunity",
         "--opportunity-id",
-        &opp,
+        &fresh,
         "--target-agent",
         "coordinator",
     ])
@@ -194,7 +212,7 @@ fn an_idea_becomes_an_opportunity_then_a_job() {
         .iter()
         .map(|r| r["decision"].as_str().unwrap())
         .collect();
-    assert_eq!(decisions, ["new", "accepted", "converted_to_job"]);
+    assert_eq!(decisions, ["triaged", "accepted", "converted_to_job"]);
     let last = shown["reviews"]
         .as_array()
         .unwrap()

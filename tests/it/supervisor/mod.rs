@@ -11,42 +11,12 @@ mod lifecycle;
 mod resilience;
 mod secrets;
 
+pub(super) use crate::support::Scratch;
 use crate::support::TestDb;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub(super) const MINUTE: Duration = Duration::from_secs(60);
-
-/// A scratch directory for scripts and files, removed at the end.
-pub(super) struct Scratch(pub(super) PathBuf);
-
-impl Scratch {
-    pub(super) fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("agentbus-it-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    /// Writes an executable shell script; returns its path.
-    pub(super) fn script(&self, name: &str, body: &str) -> String {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.0.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path.display().to_string()
-    }
-
-    pub(super) fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Every attempt row of a job, oldest first, as JSON.
 pub(super) fn attempts(db: &TestDb, job: &str) -> Vec<Value> {

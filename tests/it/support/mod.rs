@@ -11,6 +11,8 @@ pub mod cluster;
 pub mod fake_hook;
 pub mod fixtures;
 pub mod logins;
+pub mod scratch;
+pub use scratch::Scratch;
 pub mod source;
 
 use std::io::Write;
