@@ -220,3 +220,150 @@ fn the_b2b_fleet_gates_everything_past_negotiation_behind_approval() {
         assert!(md.contains("T3 (long tail)"), "{agent}: the tier rules");
     }
 }
+
+/// The seed's hub and spoke: the coordinator hands work to anyone but the auditor; the
+/// specialists and the auditor only to the coordinator, the project tracker and the
+/// publisher; the project tracker back to specialists for follow-ups; and each role's
+/// AGENTS.md names the seed's job subjects and event topics.
+#[test]
+fn the_operations_fleet_speaks_the_seed_vocabulary_hub_and_spoke() {
+    let dir = fleet_dir("ops");
+    let specialists = [
+        "knowledge",
+        "devops",
+        "product-metrics",
+        "design",
+        "security",
+        "research",
+    ];
+    let control = ["coordinator", "project-tracker", "publisher"];
+    let vocabulary: [(&str, &[&str]); 10] = [
+        (
+            "coordinator",
+            &[
+                "plan.new",
+                "cross_specialist.route",
+                "work.assigned",
+                "blocker.rerouted",
+            ],
+        ),
+        (
+            "auditor",
+            &[
+                "audit.leases",
+                "audit.stuck_jobs",
+                "ops.anomaly",
+                "standing_order.missed",
+            ],
+        ),
+        (
+            "project-tracker",
+            &[
+                "project.debrief.collect",
+                "project.followup.request",
+                "project.debrief.missing",
+            ],
+        ),
+        (
+            "knowledge",
+            &[
+                "knowledge.consolidate",
+                "knowledge.promote_fact",
+                "memory.conflict.detected",
+            ],
+        ),
+        (
+            "devops",
+            &[
+                "infra.check",
+                "ops.runbook",
+                "service.state.changed",
+                "incident.note.recorded",
+            ],
+        ),
+        (
+            "product-metrics",
+            &[
+                "metrics.analyze",
+                "funnel.check",
+                "metrics.anomaly",
+                "decision.support.ready",
+            ],
+        ),
+        (
+            "design",
+            &[
+                "design.explore",
+                "flow.propose",
+                "ux.issue.found",
+                "design.brief.ready",
+            ],
+        ),
+        (
+            "security",
+            &[
+                "security.review",
+                "threat.model",
+                "risk.blocker",
+                "security.review.completed",
+            ],
+        ),
+        (
+            "research",
+            &[
+                "research.scan",
+                "source.compare",
+                "research.packet.ready",
+                "evidence.bundle.ready",
+            ],
+        ),
+        (
+            "publisher",
+            &[
+                "digest.publish",
+                "report.compose",
+                "digest.ready",
+                "publication.blocked",
+            ],
+        ),
+    ];
+    for (agent, words) in vocabulary {
+        let md = std::fs::read_to_string(dir.join(agent).join("AGENTS.md")).unwrap();
+        for w in words {
+            assert!(
+                md.contains(&format!("`{w}`")),
+                "{agent}: AGENTS.md lacks `{w}`"
+            );
+        }
+        let toml: toml::Table = std::fs::read_to_string(dir.join(agent).join("agent.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let handoffs: BTreeSet<&str> = toml["handoffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            !handoffs.contains("auditor"),
+            "{agent} hands work to the auditor"
+        );
+        match agent {
+            "coordinator" => {
+                for s in specialists.iter().chain(&["project-tracker", "publisher"]) {
+                    assert!(handoffs.contains(s), "coordinator cannot reach {s}");
+                }
+            }
+            "project-tracker" => assert!(handoffs.contains("coordinator")),
+            _ => {
+                for h in &handoffs {
+                    assert!(
+                        control.contains(h),
+                        "{agent} hands work to {h}: specialists talk through the coordinator"
+                    );
+                }
+            }
+        }
+    }
+}
