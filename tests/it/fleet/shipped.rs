@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::support::TestDb;
 
-const FLEETS: [&str; 3] = ["ops", "gtm", "b2b"];
+const FLEETS: [&str; 4] = ["ops", "gtm", "b2b", "enterprise"];
 
-fn fleet_dir(name: &str) -> PathBuf {
+pub(super) fn fleet_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("agents")
         .join(name)
