@@ -56,6 +56,31 @@ enum FleetCommand {
     /// lines the agent must run. A script even when piped; the jobs, with their argv, as JSON
     /// with --format json.
     OpenclawCron(FleetDirArgs),
+    /// Turn an agent kept as a folder (agent.md, config.yaml, memory/) into an agent of the fleet
+    ///
+    /// agent.md's front matter gives the name, role and model, its body the start of
+    /// AGENTS.md; config.yaml's schedules become standing orders (in the fleet's time zone),
+    /// its tools are listed in AGENTS.md; memory/*.md is copied. `.env` is never opened, tool
+    /// settings (which may hold secrets) are not copied, and everything left behind is
+    /// listed under "dropped". The fleet must validate afterwards, else nothing is written.
+    /// Then: `agentbus fleet sync DIR`.
+    #[command(
+        after_help = "Examples:\n  agentbus fleet import-folder ~/smbos/agents/andy --into agents/assistant --id andy\n  agentbus fleet sync agents/assistant"
+    )]
+    ImportFolder(ImportFolderArgs),
+}
+
+#[derive(Debug, Args)]
+struct ImportFolderArgs {
+    /// The agent folder to import (holding agent.md, and config.yaml if any)
+    #[arg(value_name = "SRC")]
+    src: PathBuf,
+    /// The fleet folder it joins (holding fleet.toml)
+    #[arg(long, value_name = "DIR")]
+    into: PathBuf,
+    /// Its id in the fleet (default: the source folder's name)
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +147,11 @@ pub fn run(ctx: &mut Ctx, a: FleetArgs) -> Result<String> {
                 Format::Table => Ok(plan.to_script(&d.dir.display().to_string())),
             }
         }
+        FleetCommand::ImportFolder(i) => output::json(&crate::fleet::import::import_folder(
+            &i.src,
+            &i.into,
+            i.id.as_deref(),
+        )?),
         FleetCommand::Sync(d) => {
             let fleet = d.load()?;
             let actor = ctx.actor();

@@ -25,6 +25,7 @@ mod migrate;
 mod opportunities;
 mod output;
 mod purge;
+mod requests;
 mod roles;
 mod standing_orders;
 mod status;
@@ -150,6 +151,9 @@ enum Command {
     RejectJob(controls::RejectJobArgs),
     DrainAgent(controls::DrainAgentArgs),
     ListApprovals(controls::ListApprovalsArgs),
+    RequestAgent(requests::RequestAgentArgs),
+    RequestConfigChange(requests::RequestConfigChangeArgs),
+    ApproveRequest(requests::ApproveRequestArgs),
     Status(status::StatusArgs),
     Health(status::HealthArgs),
     Metrics(status::MetricsArgs),
@@ -470,6 +474,9 @@ fn dispatch(
         Command::ReprioritizeJob(a) => controls::reprioritize(ctx, a),
         Command::DeadLetterJob(a) => controls::dead_letter(ctx, a),
         Command::ApproveJob(a) => controls::approve(ctx, a),
+        Command::RequestAgent(a) => requests::request_agent(ctx, a),
+        Command::RequestConfigChange(a) => requests::request_config_change(ctx, a),
+        Command::ApproveRequest(a) => requests::approve_request(ctx, a),
         Command::RejectJob(a) => controls::reject(ctx, a),
         Command::DrainAgent(a) => controls::drain(ctx, a),
         Command::ListApprovals(a) => controls::list_approvals(ctx, a),

@@ -1,7 +1,8 @@
 //! Loading a fleet folder: read every file, check every key, report every problem with its
 //! file and line.
 
-use super::walk::{Walker, DEFAULTS_KEYS, FLEET_KEYS, MEMORY_KEYS, OPENCLAW_KEYS};
+use super::request_keys::check_requestable;
+use super::walk::{Walker, DEFAULTS_KEYS, FLEET_KEYS, MEMORY_KEYS, OPENCLAW_KEYS, REQUESTS_KEYS};
 use super::{Diagnostic, Fleet};
 use crate::ledger::schedule::parse_zone;
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +77,17 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         }
         None => (None, None, None),
     };
+
+    let mut request_config_keys = Vec::new();
+    if let Some(t) = w.table(&fleet_table, "", "requests") {
+        w.unknown_keys(t, "requests", REQUESTS_KEYS);
+        for key in w.strings(t, "requests", "config_keys").unwrap_or_default() {
+            match check_requestable(&key) {
+                Ok(()) => request_config_keys.push(key),
+                Err(why) => w.error_at("requests.config_keys", why),
+            }
+        }
+    }
 
     let memory = w.table(&fleet_table, "", "memory");
     let (curators, memory_inject, curators_line) = match memory {
@@ -183,6 +195,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         agents,
         memory_curators,
         memory_inject,
+        request_config_keys,
     })
 }
 

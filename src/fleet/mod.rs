@@ -7,8 +7,11 @@
 //! operator fixes a fleet in one pass. Syncing makes the database match the files.
 
 pub mod audit;
+pub mod import;
 mod load;
 pub mod openclaw;
+mod request_keys;
+pub mod requests;
 pub mod scaffold;
 mod spec;
 mod sync;

@@ -68,20 +68,36 @@ pub fn scaffold(p: &NewAgent) -> Result<Scaffolded> {
         ("HEARTBEAT.md", format!("# {name}: heartbeat\n\nWhat {name} checks when it wakes without a job (nothing yet).\n")),
         ("MEMORY.md", format!("# {name}: memory\n\nDurable notes for {name}. Keep only what later runs need.\n")),
     ];
-    // Write into a temporary sibling, then rename: a failure leaves no half-made agent.
-    let tmp = p
-        .fleet_dir
-        .join(format!(".{}.new-{}", p.id, std::process::id()));
-    let written = (|| -> std::io::Result<Vec<PathBuf>> {
+    let files: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .map(|(f, text)| (PathBuf::from(f), text))
+        .collect();
+    let files = write_folder(&p.fleet_dir, &p.id, &files)?;
+    Ok(Scaffolded { dir, files })
+}
+
+/// Writes `files` (paths relative to the new folder) into `<fleet_dir>/<id>/`: into a
+/// temporary sibling first, renamed into place, so a failure leaves no half-made agent.
+/// Returns the paths written.
+pub(crate) fn write_folder(
+    fleet_dir: &Path,
+    id: &str,
+    files: &[(PathBuf, String)],
+) -> Result<Vec<PathBuf>> {
+    let dir = fleet_dir.join(id);
+    let tmp = fleet_dir.join(format!(".{id}.new-{}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
         std::fs::create_dir(&tmp)?;
-        for (file, text) in &files {
+        for (file, text) in files {
+            if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(tmp.join(parent))?;
+            }
             std::fs::write(tmp.join(file), text)?;
         }
-        std::fs::rename(&tmp, &dir)?;
-        Ok(files.iter().map(|(f, _)| dir.join(f)).collect())
+        std::fs::rename(&tmp, &dir)
     })();
     match written {
-        Ok(files) => Ok(Scaffolded { dir, files }),
+        Ok(()) => Ok(files.iter().map(|(f, _)| dir.join(f)).collect()),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
             Err(Error::failure(format!(
@@ -92,7 +108,7 @@ pub fn scaffold(p: &NewAgent) -> Result<Scaffolded> {
     }
 }
 
-fn capitalise(id: &str) -> String {
+pub(crate) fn capitalise(id: &str) -> String {
     id.split(['-', '_'])
         .map(|w| {
             let mut c = w.chars();
@@ -126,8 +142,17 @@ fn agent_toml(p: &NewAgent, name: &str) -> String {
 
 fn agents_md(p: &NewAgent, name: &str) -> String {
     format!(
-        "# {name}\n\nRole: {role}\n\n## When agentbus wakes you\n\nYour message carries `AGENTBUS_JOB_ID`, `AGENTBUS_LEASE_TOKEN` and `AGENTBUS_ATTEMPT`\nlines, the job's subject and payload, and the results of the jobs it waited for.\n\nClose every job with exactly one command, with the token from your message:\n\n- done: `agentbus complete-job <job id> --lease-token <token> --summary '...'`\n- cannot proceed: `agentbus block-job <job id> --lease-token <token> --blocked-reason '...'`\n- failed: `agentbus fail-job <job id> --lease-token <token> --last-error '...'`\n\nReplying in chat does not close a job. If a close exits 4, another attempt owns the\njob now: stop. If it exits 75, run the same command again. If it exits 78 with \"no\ndatabase settings\", the gateway lacks `AGENTBUS_DATABASE_URL` (OpenClaw strips\n`DATABASE_URL`): say so and stop.\n\nHand work to another agent with `agentbus enqueue-job --target-agent <id> --parent-job-id <job id> ...`\n(only to the agents listed in `handoffs` of your agent.toml); record facts with\n`agentbus emit-event --source-job-id <job id> ...`.\n\n## Authority\n\n(What {name} may do on its own, and what needs a human.)\n\n## Must never\n\n(What {name} must never do.)\n",
-        role = p.role
+        "# {name}\n\nRole: {role}\n\n{section}\n## Authority\n\n(What {name} may do on its own, and what needs a human.)\n\n## Must never\n\n(What {name} must never do.)\n",
+        role = p.role,
+        section = agentbus_section(name)
+    )
+}
+
+/// The part of an AGENTS.md that tells the agent how agentbus wakes it and how it closes
+/// its jobs.
+pub(crate) fn agentbus_section(name: &str) -> String {
+    format!(
+        "## When agentbus wakes you\n\n{name}'s message carries `AGENTBUS_JOB_ID`, `AGENTBUS_LEASE_TOKEN` and `AGENTBUS_ATTEMPT`\nlines, the job's subject and payload, and the results of the jobs it waited for.\n\nClose every job with exactly one command, with the token from your message:\n\n- done: `agentbus complete-job <job id> --lease-token <token> --summary '...'`\n- cannot proceed: `agentbus block-job <job id> --lease-token <token> --blocked-reason '...'`\n- failed: `agentbus fail-job <job id> --lease-token <token> --last-error '...'`\n\nReplying in chat does not close a job. If a close exits 4, another attempt owns the\njob now: stop. If it exits 75, run the same command again. If it exits 78 with \"no\ndatabase settings\", the gateway lacks `AGENTBUS_DATABASE_URL` (OpenClaw strips\n`DATABASE_URL`): say so and stop.\n\nHand work to another agent with `agentbus enqueue-job --target-agent <id> --parent-job-id <job id> ...`\n(only to the agents listed in `handoffs` of your agent.toml); record facts with\n`agentbus emit-event --source-job-id <job id> ...`.\n"
     )
 }
 

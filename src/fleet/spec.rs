@@ -237,6 +237,9 @@ pub struct Fleet {
     pub memory_curators: Vec<String>,
     /// Whether the supervisor injects memories into prompts (`[memory] inject`).
     pub memory_inject: bool,
+    /// Keys of its own agent.toml an agent may ask to change (`[requests] config_keys`;
+    /// `agentbus request-config-change`, applied only after an operator approves).
+    pub request_config_keys: Vec<String>,
 }
 
 /// The documentation of every key, rendered as agentbus-fleet(5).

@@ -19,7 +19,9 @@ pub(super) const FLEET_KEYS: &[&str] = &[
     "defaults",
     "openclaw",
     "memory",
+    "requests",
 ];
+pub(super) const REQUESTS_KEYS: &[&str] = &["config_keys"];
 pub(super) const MEMORY_KEYS: &[&str] = &["curators", "inject"];
 pub(super) const DEFAULTS_KEYS: &[&str] = &[
     "max_concurrency",

@@ -80,6 +80,19 @@ pub struct ControlParams {
     pub priority: Option<i32>,
     /// unblock: a replacement payload (an object).
     pub payload: Option<serde_json::Value>,
+    /// approve: the approval comes with the request's application (`approve-request`);
+    /// a plain approve refuses a request job, since nothing would be applied.
+    pub applying_request: bool,
+}
+
+/// Job type of a new-agent request (`agentbus request-agent`).
+pub const AGENT_REQUEST: &str = "agentbus.request_agent";
+/// Job type of a configuration-change request (`agentbus request-config-change`).
+pub const CONFIG_REQUEST: &str = "agentbus.request_config";
+
+/// Whether a job is a request an operator applies with `approve-request`.
+pub fn is_request(job_type: &str) -> bool {
+    job_type == AGENT_REQUEST || job_type == CONFIG_REQUEST
 }
 
 /// Applies `control` to `job_id`; returns the job as it is afterwards.
@@ -142,6 +155,13 @@ pub fn apply(
     let job: Job = decode(&row, "row")?;
     if !control.applies_to().contains(&job.status) {
         return Err(refusal(control, &job));
+    }
+    if control == Control::Approve && !p.applying_request && is_request(&job.job_type) {
+        return Err(Error::conflict(format!(
+            "job {} is a request ({}): approving it alone would apply nothing",
+            job.id, job.job_type
+        ))
+        .with_hint("agentbus approve-request JOB --fleet DIR applies it, validates and syncs the fleet; reject-job refuses it"));
     }
     if control == Control::Approve && job.approvals_required > 1 {
         if let Some(held) = approve_in_part(tx, &job, &p.actor, reason)? {

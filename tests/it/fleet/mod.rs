@@ -4,6 +4,7 @@
 mod enterprise;
 mod files;
 mod openclaw;
+mod requests;
 mod shipped;
 
 use crate::support::TestDb;
