@@ -367,3 +367,51 @@ fn the_operations_fleet_speaks_the_seed_vocabulary_hub_and_spoke() {
         }
     }
 }
+
+/// The working files of the fleet the go-to-market design described: a soul per agent,
+/// a playbook per sales agent that its AGENTS.md tells it to read, progress and daily logs
+/// kept by the standup; no WORKING.md (agentbus is the queue).
+#[test]
+fn the_gtm_fleet_keeps_its_working_files_and_the_standup_writes_the_daily_log() {
+    let dir = fleet_dir("gtm");
+    for (agent, playbook) in [
+        ("scout", Some("STRATEGY-icp.md")),
+        ("writer", Some("STRATEGY-copy.md")),
+        ("rep", Some("STRATEGY-objections.md")),
+        ("closer", Some("STRATEGY-pricing.md")),
+        ("mission-control", None),
+    ] {
+        let folder = dir.join(agent);
+        assert!(folder.join("SOUL.md").is_file(), "{agent}: SOUL.md");
+        assert!(
+            !folder.join("WORKING.md").exists(),
+            "{agent}: agentbus is the queue"
+        );
+        let md = std::fs::read_to_string(folder.join("AGENTS.md")).unwrap();
+        assert!(md.contains("## Working files"), "{agent}");
+        if let Some(p) = playbook {
+            assert!(folder.join(p).is_file(), "{agent}: {p}");
+            assert!(
+                md.contains(&format!("`{p}`")),
+                "{agent}: AGENTS.md names {p}"
+            );
+        }
+    }
+    let mc = dir.join("mission-control");
+    assert!(mc.join("PROGRESS.md").is_file());
+    assert!(mc.join("memory").is_dir());
+    let toml: toml::Table = std::fs::read_to_string(mc.join("agent.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let standup = toml["standing_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"].as_str() == Some("nightly-standup"))
+        .unwrap();
+    let message = standup["message"].as_str().unwrap();
+    assert!(message.contains("memory/YYYY-MM-DD.md"), "{message}");
+    assert!(message.contains("PROGRESS.md"), "{message}");
+    assert_eq!(standup["cron"].as_str(), Some("30 23 * * *"));
+}
