@@ -373,3 +373,66 @@ fn a_fleet_cannot_make_wake_settings_or_gates_requestable() {
         out.stderr
     );
 }
+
+#[test]
+fn with_the_guardrails_on_the_asking_agent_cannot_apply_and_an_operator_login_can() {
+    let mut g = crate::support::logins::Guarded::new();
+    let f = assistant(&g.db);
+    let agent = g.grant("andy", "agent", &["assistant"], Some("personal"));
+    let other = g.grant("intruder", "agent", &["assistant"], Some("personal"));
+    let operator = g.grant("ops", "operator", &["assistant"], None);
+    let db = &g.db;
+    // The bound login files the request as itself, whatever it claims to be.
+    let req = db
+        .cli_as(
+            &agent,
+            &[
+                "request-config-change",
+                "--fleet",
+                f.path(),
+                "--agent",
+                "personal",
+                "--set",
+                "standing_orders.evening-review.cron=0 22 * * *",
+            ],
+            &[],
+        )
+        .ok();
+    assert_eq!(req["source_agent"], "personal");
+    let id = s(&req, "id");
+    // Neither it nor another agent login can approve; PostgreSQL refuses the approval.
+    db.cli_as(
+        &other,
+        &[
+            "--actor",
+            "operator:x",
+            "approve-request",
+            &id,
+            "--fleet",
+            f.path(),
+        ],
+        &[],
+    )
+    .fails(77, "");
+    let cron: String = db.one(
+        "select cron from standing_orders where namespace = 'assistant' and order_name = 'evening-review'",
+    );
+    assert_eq!(cron, "0 21 * * *", "nothing applied");
+    let toml = std::fs::read_to_string(f.0.join("personal/agent.toml")).unwrap();
+    assert!(
+        toml.contains("cron = \"0 21 * * *\""),
+        "the file was put back"
+    );
+    let applied = db
+        .cli_as(
+            &operator,
+            &["approve-request", &id, "--fleet", f.path()],
+            &[],
+        )
+        .ok();
+    assert_eq!(applied["applied"], true);
+    let cron: String = db.one(
+        "select cron from standing_orders where namespace = 'assistant' and order_name = 'evening-review'",
+    );
+    assert_eq!(cron, "0 22 * * *");
+}
