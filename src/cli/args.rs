@@ -118,3 +118,23 @@ pub fn read_token_file(flag: &str, path: &std::path::Path) -> Result<String> {
     }
     Ok(token.to_string())
 }
+
+/// The job named on the command line, else (inside a run) the job being run:
+/// `$AGENTBUS_JOB_ID`. `what` names the role of the job in the error.
+pub fn job_or_running(
+    ctx: &mut super::Ctx,
+    job: Option<&JobRef>,
+    what: &str,
+) -> Result<Option<uuid::Uuid>> {
+    match job {
+        Some(job) => Ok(Some(ctx.job_id(job)?)),
+        None => match ctx.env("AGENTBUS_JOB_ID") {
+            Some(raw) => Ok(Some(uuid::Uuid::parse_str(raw.trim()).map_err(|_| {
+                crate::error::Error::usage(format!(
+                    "AGENTBUS_JOB_ID is not a valid uuid (it names the {what})"
+                ))
+            })?)),
+            None => Ok(None),
+        },
+    }
+}

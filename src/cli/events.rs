@@ -29,7 +29,8 @@ pub struct EmitEventArgs {
     #[arg(long, env = "AGENTBUS_AGENT", value_name = "AGENT")]
     source_agent: Option<String>,
 
-    /// Job the fact came from: its id or its first 8 or more characters
+    /// Job the fact came from: its id or its first 8 or more characters (default inside a
+    /// run: $AGENTBUS_JOB_ID, the job being run)
     #[arg(long, value_name = "UUID")]
     source_job_id: Option<JobRef>,
 
@@ -53,10 +54,9 @@ pub fn emit(ctx: &mut Ctx, a: EmitEventArgs, stdin: &mut dyn Read) -> Result<Str
     let mut stdin_used = false;
     let payload = json_object("--payload", Some(&a.payload), stdin, &mut stdin_used)?
         .unwrap_or_else(|| serde_json::json!({}));
-    let source_job_id = match &a.source_job_id {
-        Some(job) => Some(ctx.job_id(job)?),
-        None => None,
-    };
+    // Inside a run the job being run is the source: a reaction to this event is one
+    // level deeper than that job, which is how reaction loops are stopped.
+    let source_job_id = super::args::job_or_running(ctx, a.source_job_id.as_ref(), "source job")?;
     let params = events::EmitParams {
         namespace: a.ns.namespace,
         topic: a.topic,

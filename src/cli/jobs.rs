@@ -106,15 +106,7 @@ pub fn enqueue(ctx: &mut Ctx, a: EnqueueJobArgs, stdin: &mut dyn Read) -> Result
     let payload = json_object("--payload", Some(&a.payload), stdin, &mut stdin_used)?;
     let state = json_object("--state", Some(&a.state), stdin, &mut stdin_used)?;
     // Inside a run the job being run is the parent, so follow-ups join its flow.
-    let parent_job_id = match &a.parent_job_id {
-        Some(job) => Some(ctx.job_id(job)?),
-        None => match ctx.env("AGENTBUS_JOB_ID") {
-            Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| {
-                Error::usage("AGENTBUS_JOB_ID is not a valid uuid (it names the parent job)")
-            })?),
-            None => None,
-        },
-    };
+    let parent_job_id = super::args::job_or_running(ctx, a.parent_job_id.as_ref(), "parent job")?;
     let params = jobs::EnqueueParams {
         id: a.id,
         namespace: a.namespace,

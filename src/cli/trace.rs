@@ -132,6 +132,16 @@ fn node_lines(node: &Node, prefix: &str, last: bool, full: bool, out: &mut Strin
             run.status.as_str()
         ));
     }
+    if let Some(e) = &node.origin_event {
+        detail(format!(
+            "reaction {} to event {} {} (from {}), depth {}",
+            node.job.payload["reaction"].as_str().unwrap_or("?"),
+            e.id,
+            e.topic,
+            e.source_agent.as_deref().unwrap_or("-"),
+            node.job.reaction_depth
+        ));
+    }
     if let Some(o) = &node.opportunity {
         detail(format!(
             "from opportunity {} \"{}\" (score {}, proposed by {})",

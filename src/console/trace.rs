@@ -47,6 +47,8 @@ pub struct Node {
     pub standing_order_run: Option<Run>,
     /// The opportunity it was converted from.
     pub opportunity: Option<crate::lanes::proactive::Opportunity>,
+    /// The event a reaction made it for.
+    pub origin_event: Option<Event>,
     /// Follow-ups it enqueued (jobs whose parent it is), oldest first.
     pub children: Vec<Node>,
 }
@@ -200,6 +202,17 @@ pub fn trace(
     }
 
     let opportunities = crate::lanes::proactive::converted_from(client, &ids)?;
+    let origin_ids: Vec<i64> = jobs.iter().filter_map(|j| j.origin_event_id).collect();
+    let origins: BTreeMap<i64, Event> = decode_all::<Event>(
+        &client.query(
+            "select to_jsonb(e.*) as row from events e where id = any($1)",
+            &[&origin_ids],
+        )?,
+        "row",
+    )?
+    .into_iter()
+    .map(|e| (e.id, e))
+    .collect();
 
     let in_trace: BTreeSet<Uuid> = jobs.iter().map(|j| j.id).collect();
     let mut children_of: BTreeMap<Option<Uuid>, Vec<Job>> = BTreeMap::new();
@@ -215,6 +228,7 @@ pub fn trace(
         deps,
         runs,
         opportunities,
+        origins,
         focus,
     };
     let roots = parts.build(None, 0);
@@ -234,6 +248,7 @@ struct Parts {
     deps: BTreeMap<Uuid, Vec<JobLink>>,
     runs: BTreeMap<Uuid, Run>,
     opportunities: BTreeMap<Uuid, crate::lanes::proactive::Opportunity>,
+    origins: BTreeMap<i64, Event>,
     focus: Option<Uuid>,
 }
 
@@ -258,6 +273,9 @@ impl Parts {
                     events: self.events.remove(&id).unwrap_or_default(),
                     standing_order_run: self.runs.remove(&id),
                     opportunity: self.opportunities.remove(&id),
+                    origin_event: job
+                        .origin_event_id
+                        .and_then(|e| self.origins.get(&e).cloned()),
                     children,
                     job,
                 }

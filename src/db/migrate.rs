@@ -109,6 +109,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "proactive_lane_pause",
         sql: include_str!("../../sql/0015_proactive_lane_pause.sql"),
     },
+    Migration {
+        version: 16,
+        name: "reactions",
+        sql: include_str!("../../sql/0016_reactions.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

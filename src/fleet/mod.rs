@@ -10,6 +10,7 @@ pub mod audit;
 pub mod import;
 mod load;
 pub mod openclaw;
+pub mod reactions;
 mod request_keys;
 pub mod requests;
 pub mod scaffold;

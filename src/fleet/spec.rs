@@ -151,6 +151,8 @@ pub struct AgentSpec {
     pub outbound: Vec<String>,
     /// Its `[[approval_gates]]`.
     pub approval_gates: Vec<GateSpec>,
+    /// Its `[[reactions]]`.
+    pub reactions: Vec<super::reactions::ReactionSpec>,
     /// Its agent.toml.
     pub file: PathBuf,
     /// Lines of `id` and `handoffs` in it, for diagnostics found across agents.

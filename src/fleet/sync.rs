@@ -145,6 +145,13 @@ pub fn sync(
                     .collect(),
             });
         }
+        if super::reactions::sync_reactions(tx, ns, agent)? && !is_new {
+            report.changed.push(Change {
+                object: "reactions",
+                id: agent.id.clone(),
+                fields: agent.reactions.iter().map(|r| r.name.clone()).collect(),
+            });
+        }
         // Pauses declared in files.
         let paused_by_file = tx.execute(
             "update agents

@@ -52,6 +52,7 @@ const AGENT_KEYS: &[&str] = &[
     "tier",
     "outbound",
     "approval_gates",
+    "reactions",
 ];
 const GATE_KEYS: &[&str] = &["name", "subject", "payload_field", "at_least", "approvals"];
 const TOOLS_KEYS: &[&str] = &["allow", "deny"];
@@ -448,7 +449,9 @@ impl Walker<'_> {
         }
         let outbound = self.strings(t, "", "outbound").unwrap_or_default();
         let approval_gates = self.gates(t);
+        let reactions = self.reactions(t);
         AgentSpec {
+            reactions,
             tier,
             outbound,
             approval_gates,

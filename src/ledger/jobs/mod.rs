@@ -220,6 +220,12 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The event a reaction made this job for (`[[reactions]]`), if any.
+    #[serde(default)]
+    pub origin_event_id: Option<i64>,
+    /// How many reactions deep this job is (0: not made by a reaction).
+    #[serde(default)]
+    pub reaction_depth: i32,
 }
 
 /// A row of `job_attempts`.

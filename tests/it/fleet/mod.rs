@@ -4,6 +4,7 @@
 mod enterprise;
 mod files;
 mod openclaw;
+mod reactions;
 mod requests;
 mod shipped;
 
