@@ -192,6 +192,32 @@ fn the_operations_fleet_has_the_seed_roles_its_standing_orders_and_budgets() {
         assert_eq!(a["c"], 1, "{a}");
         assert_eq!(a["w"], "hook", "{a}");
     }
+    // The seed's reactions: a security alert to security, an anomaly to devops.
+    let reactions: String = db.one(
+        "select string_agg(agent_id || ':' || topic_like, ',' order by agent_id, reaction_name)
+           from reactions where namespace = 'ops'",
+    );
+    assert!(
+        reactions.contains("security:security.alert.%"),
+        "{reactions}"
+    );
+    assert!(reactions.contains("devops:ops.anomaly"), "{reactions}");
+    db.cli(&[
+        "emit-event",
+        "--namespace",
+        "ops",
+        "--topic",
+        "ops.anomaly",
+        "--source-agent",
+        "auditor",
+        "--payload",
+        r#"{"kind":"retry_storm","agent":"research"}"#,
+    ])
+    .ok();
+    let subject: String = db.one(
+        "select subject from jobs where namespace = 'ops' and target_agent = 'devops' and job_type = 'reaction'",
+    );
+    assert_eq!(subject, "service.diagnose: retry_storm (research)");
     // The seed's schedules, a few by name.
     for (order, cron) in [
         ("audit-lease-reaper", "*/5 * * * *"),
