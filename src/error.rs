@@ -184,6 +184,9 @@ impl From<postgres::Error> for Error {
             "AB002" => Error::conflict(message),
             // A guardrail of the fleet (0010_handoffs.sql) or of the login (0012_guardrails.sql).
             "AB003" => Error::not_permitted(message),
+            // A row a security-definer function looked for and the login may not see, or
+            // that does not exist (0017_blocked_routing.sql).
+            "AB004" => Error::not_found(message),
             // insufficient_privilege: the login's group has no grant for this table, or a
             // row-security policy refused a row outside the login's namespaces.
             "42501" => Error::not_permitted(format!("not permitted: {message}")).with_hint(

@@ -174,6 +174,11 @@ pub struct BlockJobArgs {
     #[arg(long, value_name = "TEXT")]
     blocked_reason: String,
 
+    /// The job it waits for: when that job succeeds (or, held for approval, is approved)
+    /// this one is queued again by itself
+    #[arg(long, value_name = "JOB")]
+    blocked_on: Option<JobRef>,
+
     /// One-line summary
     #[arg(long)]
     summary: Option<String>,
@@ -191,12 +196,18 @@ pub struct BlockJobArgs {
 
 const BLOCK_EXAMPLES: &str = "\
 Examples:
-  agentbus block-job \"$AGENTBUS_JOB_ID\" --blocked-reason 'needs the staging DB password from an operator'";
+  agentbus block-job \"$AGENTBUS_JOB_ID\" --blocked-reason 'needs the staging DB password from an operator'
+  agentbus block-job --blocked-reason 'waiting for the security review' --blocked-on 7b1d2e3f";
 
 pub fn block(ctx: &mut Ctx, a: BlockJobArgs, stdin: &mut dyn Read) -> Result<String> {
     let mut stdin_used = false;
+    let blocked_on = match &a.blocked_on {
+        Some(j) => Some(ctx.job_id(j)?),
+        None => None,
+    };
     let params = jobs::BlockParams {
         blocked_reason: a.blocked_reason,
+        blocked_on,
         summary: a.summary,
         result: json_object("--result", a.result.as_deref(), stdin, &mut stdin_used)?,
         openclaw_task_ref: a.openclaw.openclaw_task_ref,

@@ -4,6 +4,7 @@
 //! the command to run next.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 
 use crate::error::Error;
 
@@ -100,6 +101,87 @@ pub fn rendered(err: &Error, flags: &BTreeSet<String>) -> (String, Option<String
         .map(|h| fields_as_flags(h, flags))
         .or_else(|| next_step(err));
     (message, hint)
+}
+
+/// Prints the one-line error (and the hint, and a JSON object with `--format json`).
+pub(super) fn report(stderr: &mut dyn Write, command: &str, err: &Error, json: bool) {
+    let flags = flags_of(&<super::Cli as clap::CommandFactory>::command(), command);
+    let (message, hint) = rendered(err, &flags);
+    // One line each, terminal-safe: messages quote values from rows and from the caller.
+    let one_line = |s: &str| super::output::terminal_safe(&s.replace('\n', " ")).into_owned();
+    let _ = writeln!(stderr, "agentbus: error: {command}: {}", one_line(&message));
+    if let Some(hint) = &hint {
+        let _ = writeln!(stderr, "agentbus: hint: {}", one_line(hint));
+    }
+    if json {
+        let doc = serde_json::json!({
+            "error": {
+                "command": command,
+                "kind": err.kind,
+                "code": err.code,
+                "exit_code": err.kind.exit_code(),
+                "message": message,
+                "hint": hint,
+            }
+        });
+        let _ = writeln!(stderr, "{doc}");
+    }
+}
+
+/// Help and version go to stdout with exit 0; parse errors become one error line, exit 2.
+pub(super) fn clap_error(
+    err: clap::Error,
+    argv: &[String],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
+    use clap::error::ErrorKind as K;
+    match err.kind() {
+        K::DisplayHelp | K::DisplayVersion => {
+            let _ = write!(stdout, "{}", err.render());
+            0
+        }
+        K::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = write!(stderr, "{}", err.render());
+            crate::error::ErrorKind::Usage.exit_code()
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            // One line: clap's message without its usage block.
+            let first = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ");
+            let root = <super::Cli as clap::CommandFactory>::command();
+            let sub = argv
+                .iter()
+                .skip(1)
+                .find(|a| root.find_subcommand(a.as_str()).is_some())
+                .map(String::as_str)
+                .unwrap_or("");
+            // The documented shape: `agentbus: error: <command>: <message>`, terminal-safe.
+            let first = super::output::terminal_safe(first);
+            if sub.is_empty() {
+                let _ = writeln!(stderr, "agentbus: error: {first}");
+            } else {
+                let _ = writeln!(stderr, "agentbus: error: {sub}: {first}");
+            }
+            let _ = writeln!(
+                stderr,
+                "agentbus: hint: see `agentbus {}--help`",
+                if sub.is_empty() {
+                    String::new()
+                } else {
+                    format!("{sub} ")
+                }
+            );
+            crate::error::ErrorKind::Usage.exit_code()
+        }
+    }
 }
 
 #[cfg(test)]

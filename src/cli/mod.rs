@@ -9,6 +9,7 @@ mod agents;
 mod args;
 mod argv;
 mod audit;
+mod blocked;
 mod close;
 mod completions;
 mod controls;
@@ -154,6 +155,8 @@ enum Command {
     RequestAgent(requests::RequestAgentArgs),
     RequestConfigChange(requests::RequestConfigChangeArgs),
     ApproveRequest(requests::ApproveRequestArgs),
+    RouteBlocked(blocked::RouteBlockedArgs),
+    RerouteJob(blocked::RerouteJobArgs),
     Status(status::StatusArgs),
     Health(status::HealthArgs),
     Metrics(status::MetricsArgs),
@@ -329,7 +332,7 @@ pub fn run(
         });
     let (cli, command, subject) = match parsed {
         Ok(parsed) => parsed,
-        Err(err) => return clap_error(err, &argv, stdout, stderr),
+        Err(err) => return errors::clap_error(err, &argv, stdout, stderr),
     };
     let format = if cli.get.is_some() {
         Format::Json
@@ -382,7 +385,7 @@ pub fn run(
                 let job = subject.and_then(|(_, job)| job);
                 record_refusal(&mut ctx, job.as_deref(), &err);
             }
-            report(stderr, &command, &err, json_errors);
+            errors::report(stderr, &command, &err, json_errors);
             err.kind.exit_code()
         }
     }
@@ -477,6 +480,8 @@ fn dispatch(
         Command::RequestAgent(a) => requests::request_agent(ctx, a),
         Command::RequestConfigChange(a) => requests::request_config_change(ctx, a),
         Command::ApproveRequest(a) => requests::approve_request(ctx, a),
+        Command::RouteBlocked(a) => blocked::route_blocked(ctx, a),
+        Command::RerouteJob(a) => blocked::reroute(ctx, a, stdin),
         Command::RejectJob(a) => controls::reject(ctx, a),
         Command::DrainAgent(a) => controls::drain(ctx, a),
         Command::ListApprovals(a) => controls::list_approvals(ctx, a),
@@ -513,86 +518,5 @@ fn dispatch(
         Command::RetrieveMemories(a) => memory::retrieve(ctx, a),
         Command::PauseLane(a) => memory::pause_lane(ctx, a),
         Command::ResumeLane(a) => memory::resume_lane(ctx, a),
-    }
-}
-
-/// Prints the one-line error (and the hint, and a JSON object with `--format json`).
-fn report(stderr: &mut dyn Write, command: &str, err: &Error, json: bool) {
-    let flags = errors::flags_of(&<Cli as CommandFactory>::command(), command);
-    let (message, hint) = errors::rendered(err, &flags);
-    // One line each, terminal-safe: messages quote values from rows and from the caller.
-    let one_line = |s: &str| output::terminal_safe(&s.replace('\n', " ")).into_owned();
-    let _ = writeln!(stderr, "agentbus: error: {command}: {}", one_line(&message));
-    if let Some(hint) = &hint {
-        let _ = writeln!(stderr, "agentbus: hint: {}", one_line(hint));
-    }
-    if json {
-        let doc = serde_json::json!({
-            "error": {
-                "command": command,
-                "kind": err.kind,
-                "code": err.code,
-                "exit_code": err.kind.exit_code(),
-                "message": message,
-                "hint": hint,
-            }
-        });
-        let _ = writeln!(stderr, "{doc}");
-    }
-}
-
-/// Help and version go to stdout with exit 0; parse errors become one error line, exit 2.
-fn clap_error(
-    err: clap::Error,
-    argv: &[String],
-    stdout: &mut dyn Write,
-    stderr: &mut dyn Write,
-) -> u8 {
-    use clap::error::ErrorKind as K;
-    match err.kind() {
-        K::DisplayHelp | K::DisplayVersion => {
-            let _ = write!(stdout, "{}", err.render());
-            0
-        }
-        K::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = write!(stderr, "{}", err.render());
-            ErrorKind::Usage.exit_code()
-        }
-        _ => {
-            let rendered = err.render().to_string();
-            // One line: clap's message without its usage block.
-            let first = rendered
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let first = first.trim_start_matches("error: ");
-            let root = <Cli as clap::CommandFactory>::command();
-            let sub = argv
-                .iter()
-                .skip(1)
-                .find(|a| root.find_subcommand(a.as_str()).is_some())
-                .map(String::as_str)
-                .unwrap_or("");
-            // The documented shape: `agentbus: error: <command>: <message>`, terminal-safe.
-            let first = output::terminal_safe(first);
-            if sub.is_empty() {
-                let _ = writeln!(stderr, "agentbus: error: {first}");
-            } else {
-                let _ = writeln!(stderr, "agentbus: error: {sub}: {first}");
-            }
-            let _ = writeln!(
-                stderr,
-                "agentbus: hint: see `agentbus {}--help`",
-                if sub.is_empty() {
-                    String::new()
-                } else {
-                    format!("{sub} ")
-                }
-            );
-            ErrorKind::Usage.exit_code()
-        }
     }
 }

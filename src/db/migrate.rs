@@ -114,6 +114,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "reactions",
         sql: include_str!("../../sql/0016_reactions.sql"),
     },
+    Migration {
+        version: 17,
+        name: "blocked_routing",
+        sql: include_str!("../../sql/0017_blocked_routing.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

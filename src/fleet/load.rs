@@ -2,7 +2,9 @@
 //! file and line.
 
 use super::request_keys::check_requestable;
-use super::walk::{Walker, DEFAULTS_KEYS, FLEET_KEYS, MEMORY_KEYS, OPENCLAW_KEYS, REQUESTS_KEYS};
+use super::walk::{
+    Walker, BLOCKED_KEYS, DEFAULTS_KEYS, FLEET_KEYS, MEMORY_KEYS, OPENCLAW_KEYS, REQUESTS_KEYS,
+};
 use super::{Diagnostic, Fleet};
 use crate::ledger::schedule::parse_zone;
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,6 +90,48 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
             }
         }
     }
+
+    let blocked = w.table(&fleet_table, "", "blocked").and_then(|t| {
+        w.unknown_keys(t, "blocked", BLOCKED_KEYS);
+        let source = format!("{}:{}", fleet_file.display(), w.line_of("blocked"));
+        let route_to = w.string(t, "blocked", "route_to");
+        let seconds = |w: &mut Walker<'_>, key: &str| -> Option<i64> {
+            let text = w.string(t, "blocked", key)?;
+            match crate::ledger::time::parse_duration(&text) {
+                Some(d) if d.num_seconds() > 0 => Some(d.num_seconds()),
+                _ => {
+                    w.error_at(
+                        &format!("blocked.{key}"),
+                        format!("{key} {text:?} is not a duration such as 90s, 30m, 4h or 1d"),
+                    );
+                    None
+                }
+            }
+        };
+        let route_after = seconds(&mut w, "route_after");
+        let escalate_after = seconds(&mut w, "escalate_after");
+        if let (Some(r), Some(e)) = (route_after, escalate_after) {
+            if e <= r {
+                w.error_at(
+                    "blocked.escalate_after",
+                    "escalate_after must be longer than route_after",
+                );
+            }
+        }
+        match (route_to, route_after) {
+            (Some(route_to), Some(route_after)) => Some(super::BlockedPolicy {
+                route_to,
+                route_after_seconds: route_after,
+                escalate_after_seconds: escalate_after,
+                source,
+            }),
+            _ => {
+                w.error_at("blocked", "[blocked] needs route_to and route_after");
+                None
+            }
+        }
+    });
+    let blocked_line = w.line_of("blocked.route_to");
 
     let memory = w.table(&fleet_table, "", "memory");
     let (curators, memory_inject, curators_line) = match memory {
@@ -175,6 +219,18 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         None if ids.contains("knowledge") => vec!["knowledge".to_string()],
         None => Vec::new(),
     };
+    if let Some(b) = &blocked {
+        if !ids.contains(b.route_to.as_str()) {
+            diags.push(Diagnostic {
+                file: fleet_file.clone(),
+                line: blocked_line,
+                message: format!(
+                    "blocked.route_to {:?} is not an agent of this fleet",
+                    b.route_to
+                ),
+            });
+        }
+    }
     if agents.is_empty() && diags.is_empty() {
         diags.push(Diagnostic {
             file: dir.to_path_buf(),
@@ -196,6 +252,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         memory_curators,
         memory_inject,
         request_config_keys,
+        blocked,
     })
 }
 

@@ -1,6 +1,7 @@
-//! `[[reactions]]` of an agent file: the event topics an agent reacts to, and the job each
-//! event gives it. Read and checked here; the jobs are made by the database when the event
-//! is inserted (sql/0016_reactions.sql), so an event and its reactions commit together.
+//! What a fleet does without being told: `[[reactions]]` of an agent file (the event topics
+//! an agent reacts to, and the job each event gives it; the database makes the jobs when the
+//! event is inserted, sql/0016_reactions.sql, so an event and its reactions commit together)
+//! and the `[blocked]` policy of fleet.toml (sql/0017_blocked_routing.sql).
 
 use std::collections::BTreeSet;
 
@@ -264,4 +265,62 @@ pub(super) fn sync_reactions(
         )?;
     }
     Ok(true)
+}
+
+/// Makes the namespace's `[blocked]` policy that of the fleet (none: deleted); returns the
+/// change, if any.
+pub(super) fn sync_blocked_policy(
+    tx: &mut postgres::Transaction<'_>,
+    ns: &str,
+    policy: Option<&super::BlockedPolicy>,
+) -> crate::Result<Option<super::Change>> {
+    let current: Option<(String, i64, Option<i64>)> = tx
+        .query_opt(
+            "select route_to, extract(epoch from route_after)::int8,
+                    extract(epoch from escalate_after)::int8
+               from blocked_policies where namespace = $1 for update",
+            &[&ns],
+        )?
+        .map(|r| -> std::result::Result<_, postgres::Error> {
+            Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+        })
+        .transpose()?;
+    let wanted = policy.map(|p| {
+        (
+            p.route_to.clone(),
+            p.route_after_seconds,
+            p.escalate_after_seconds,
+        )
+    });
+    if current == wanted {
+        return Ok(None);
+    }
+    match policy {
+        None => {
+            tx.execute("delete from blocked_policies where namespace = $1", &[&ns])?;
+        }
+        Some(p) => {
+            tx.execute(
+                "insert into blocked_policies (namespace, route_to, route_after, escalate_after, source)
+                 values ($1, $2, make_interval(secs => $3::float8),
+                         case when $4::float8 is null then null else make_interval(secs => $4::float8) end, $5)
+                 on conflict (namespace) do update
+                   set route_to = excluded.route_to, route_after = excluded.route_after,
+                       escalate_after = excluded.escalate_after, source = excluded.source,
+                       updated_at = now()",
+                &[
+                    &ns,
+                    &p.route_to,
+                    &(p.route_after_seconds as f64),
+                    &p.escalate_after_seconds.map(|s| s as f64),
+                    &p.source,
+                ],
+            )?;
+        }
+    }
+    Ok(Some(super::Change {
+        object: "blocked",
+        id: ns.to_string(),
+        fields: policy.map(|p| vec![p.route_to.clone()]).unwrap_or_default(),
+    }))
 }

@@ -242,6 +242,21 @@ pub struct Fleet {
     /// Keys of its own agent.toml an agent may ask to change (`[requests] config_keys`;
     /// `agentbus request-config-change`, applied only after an operator approves).
     pub request_config_keys: Vec<String>,
+    /// Who picks up work blocked too long (`[blocked]`).
+    pub blocked: Option<BlockedPolicy>,
+}
+
+/// `[blocked]` of fleet.toml: blocked work goes to a routing agent, then to a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockedPolicy {
+    /// The routing agent (the coordinator in the ops fleet).
+    pub route_to: String,
+    /// How long a job stays blocked before it gets a triage job.
+    pub route_after_seconds: i64,
+    /// How long before an escalation waits for a human, if at all.
+    pub escalate_after_seconds: Option<i64>,
+    /// FILE:LINE of the declaration.
+    pub source: String,
 }
 
 /// The documentation of every key, rendered as agentbus-fleet(5).

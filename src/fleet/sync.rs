@@ -330,6 +330,9 @@ pub fn sync(
             });
         }
     }
+    if let Some(change) = super::reactions::sync_blocked_policy(tx, ns, fleet.blocked.as_ref())? {
+        report.changed.push(change);
+    }
 
     Ok(report)
 }

@@ -20,7 +20,9 @@ pub(super) const FLEET_KEYS: &[&str] = &[
     "openclaw",
     "memory",
     "requests",
+    "blocked",
 ];
+pub(super) const BLOCKED_KEYS: &[&str] = &["route_to", "route_after", "escalate_after"];
 pub(super) const REQUESTS_KEYS: &[&str] = &["config_keys"];
 pub(super) const MEMORY_KEYS: &[&str] = &["curators", "inject"];
 pub(super) const DEFAULTS_KEYS: &[&str] = &[

@@ -31,3 +31,22 @@ impl Since {
         }
     }
 }
+
+/// Parses `90s`, `15m`, `2h`, `1d`, `1w` (one number, one unit); `None` if it is not one.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num.parse().ok()?;
+    let unit_secs = match unit {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 604_800,
+        _ => return None,
+    };
+    let secs = n.checked_mul(unit_secs)?;
+    // Ten years is far beyond any sensible window and keeps intervals in range.
+    (secs <= 10 * 366 * 86_400).then(|| Duration::seconds(secs))
+}

@@ -170,6 +170,10 @@ impl<'a> Loop<'a> {
                 if let Err(e) = tasks::audit_standing_orders(self.shared) {
                     self.db_failed("auditing standing orders", &e);
                 }
+                match tasks::route_blocked(self.shared) {
+                    Ok(made) => self.claim_wanted |= made > 0,
+                    Err(e) => self.db_failed("routing blocked work", &e),
+                }
             }
             Task::Poll => self.claim_wanted = true,
         }

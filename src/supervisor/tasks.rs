@@ -143,6 +143,27 @@ pub(super) fn audit_standing_orders(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
+/// Routes the namespace's work blocked too long (its `[blocked]` policy); returns how many
+/// jobs it made.
+pub(super) fn route_blocked(shared: &Shared) -> Result<usize> {
+    let mut client = shared.pool.get()?;
+    let routed = crate::db::transaction(&mut client, |tx| {
+        jobs::route_blocked(tx, Some(&shared.cfg.namespace))
+    })?;
+    for r in &routed {
+        shared.log(
+            Level::Info,
+            "blocked job routed",
+            &[
+                ("job", &r.job_id),
+                ("action", &r.action),
+                ("new_job", &r.new_job_id),
+            ],
+        );
+    }
+    Ok(routed.len())
+}
+
 pub(super) fn claim(shared: &Arc<Shared>, limit: i32) -> Result<usize> {
     let jobs = {
         let mut client = shared.pool.get()?;

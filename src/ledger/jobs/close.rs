@@ -50,6 +50,9 @@ pub struct CompleteParams {
 pub struct BlockParams {
     /// Why the job cannot proceed (required, non-empty).
     pub blocked_reason: String,
+    /// The job it waits for: when that one succeeds (or, waiting for an approval, gets
+    /// it), this one is queued again by itself.
+    pub blocked_on: Option<Uuid>,
     /// One-line summary.
     pub summary: Option<String>,
     /// Result document so far (an object).
@@ -215,6 +218,28 @@ pub fn block(
 ) -> Result<Job> {
     check_required_text("`blocked_reason`", &p.blocked_reason)?;
     check_optional_text("`summary`", p.summary.as_deref())?;
+    if let Some(on) = p.blocked_on {
+        if on == job_id {
+            return Err(Error::usage("a job cannot be blocked on itself"));
+        }
+        let row = tx
+            .query_opt(
+                "select w.status::text from jobs w join jobs j on j.id = $2
+                  where w.id = $1 and w.namespace = j.namespace",
+                &[&on, &job_id],
+            )?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "job {on} (--blocked-on) not found in this job's namespace"
+                ))
+            })?;
+        let status: String = row.try_get(0)?;
+        if matches!(status.as_str(), "succeeded" | "cancelled" | "dead") {
+            return Err(Error::conflict(format!(
+                "job {on} is already {status}: nothing to wait for"
+            )));
+        }
+    }
     check_openclaw_refs(
         p.openclaw_task_ref.as_deref(),
         p.openclaw_session_key.as_deref(),
@@ -237,7 +262,8 @@ pub fn block(
                      lease_owner = null,
                      leased_until = null,
                      openclaw_task_ref = coalesce($5, openclaw_task_ref),
-                     openclaw_session_key = coalesce($6, openclaw_session_key)
+                     openclaw_session_key = coalesce($6, openclaw_session_key),
+                     blocked_on_job_id = $7
                  where id = $1 and job_in_flight(status)
                  returning to_jsonb(jobs.*) as row",
                 &[
@@ -247,6 +273,7 @@ pub fn block(
                     &p.summary,
                     &p.openclaw_task_ref,
                     &p.openclaw_session_key,
+                    &p.blocked_on,
                 ],
             )?;
             close_attempt(

@@ -26,12 +26,14 @@
 //! is left untouched, and the stale call is appended to the presenting attempt's
 //! `stale_calls`. Repeating a successful close with the same token (for example after a
 //! timeout hid the first answer) returns the job unchanged instead of failing.
+mod blocked;
 mod close;
 mod enqueue;
 mod lease;
 mod read;
 mod wake;
 
+pub use blocked::*;
 pub use close::*;
 pub use enqueue::*;
 pub use lease::*;
@@ -226,6 +228,10 @@ pub struct Job {
     /// How many reactions deep this job is (0: not made by a reaction).
     #[serde(default)]
     pub reaction_depth: i32,
+    /// The job it waits for (`block-job --blocked-on`): when that one succeeds, this one
+    /// is queued again.
+    #[serde(default)]
+    pub blocked_on_job_id: Option<Uuid>,
 }
 
 /// A row of `job_attempts`.

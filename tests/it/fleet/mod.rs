@@ -1,6 +1,7 @@
 //! Fleet folders: validate, sync, agent new, the shipped fleets, and the OpenClaw
 //! configuration and cron script.
 
+mod blocked;
 mod enterprise;
 mod files;
 mod openclaw;

@@ -155,6 +155,24 @@ fn an_event_and_its_reactions_commit_together_once_per_event() {
 }
 
 #[test]
+fn an_event_from_a_run_reaches_an_agent_its_emitter_may_not_hand_work_to() {
+    let db = TestDb::new();
+    let _f = fleet(&db);
+    // scout hands work only to writer; its run's event still reaches security.
+    let job = db.enqueue("scout", "scan", &[]);
+    let event = emit(
+        &db,
+        "security.alert.leak",
+        r#"{"severity":"high","component":"crm"}"#,
+        &[("AGENTBUS_JOB_ID", job.as_str())],
+    );
+    assert_eq!(event["source_job_id"], job.as_str());
+    let jobs = reaction_jobs(&db);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["parent_job_id"], job.as_str());
+}
+
+#[test]
 fn a_reaction_to_its_own_events_stops_at_max_depth() {
     let db = TestDb::new();
     let _f = fleet(&db);
