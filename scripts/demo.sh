@@ -4,8 +4,10 @@
 #
 #   scout researches 4 prospects -> writer drafts (one draft fails once and is retried)
 #   -> rep sends (one prospect is blocked: no email) -> closer, behind a human approval
-#   that this script grants; scout's idea is promoted to an opportunity and converted to a
-#   job; Mission Control's nightly standup writes a digest.
+#   that this script grants; each proposal sent makes a job for Mission Control (a
+#   reaction to proposal.sent); the blocked prospect is routed to Mission Control, which
+#   finds the email and unblocks it; scout's idea is promoted to an opportunity and
+#   converted to a job; Mission Control's nightly standup writes a digest.
 #
 # Then it prints the pipeline, the trace of one prospect, and the standing-order audit.
 # It leaves everything in namespace gtm-demo for you to explore; running it again starts
@@ -77,7 +79,11 @@ if [ -f "$out/supervisor.pid" ] && kill -0 "$(cat "$out/supervisor.pid")" 2>/dev
 fi
 rm -f "$out/outbox.txt" "$out/standup.md" "$out/supervisor.pid"
 agentbus purge-namespace "$ns" --confirm "$ns" > /dev/null
-agentbus fleet sync "$fleet" --namespace "$ns" --format table
+# The fleet routes work blocked for 30 minutes; the demo's copy waits 5 seconds.
+rm -rf "$out/fleet"
+cp -r "$fleet" "$out/fleet"
+sed -i 's/^route_after = .*/route_after = "5s"/' "$out/fleet/fleet.toml"
+agentbus fleet sync "$out/fleet" --namespace "$ns" --format table
 # The fleet's files wake OpenClaw agents over HTTP; the demo wakes the stand-ins instead.
 if [ "$wake" = exec ]; then
   for agent in mission-control scout writer rep closer; do
@@ -128,6 +134,19 @@ for id in $(agentbus list-approvals --get '[].id'); do
 done
 settle "$patience"
 
+step "blocked work picked up: the blocked prospect goes to Mission Control"
+# Every supervisor runs this pass once a minute; the demo runs it now.
+deadline=$(( $(date +%s) + 30 ))
+while :; do
+  as_operator route-blocked > /dev/null
+  routed=$(agentbus list-jobs --type blocked.triage --limit 1 --get '[].parent_job_id')
+  [ -n "$routed" ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || die "nothing was routed: see $out/supervisor.log"
+  sleep 1
+done
+settle "$patience"
+agentbus trace "$routed" --format table
+
 step "proactive lane: scout's idea, promoted to an opportunity, converted to a job"
 idea=$(agentbus list-ideas --agent scout --get '0.id')
 opportunity=$(as_operator --actor coordinator promote-idea-to-opportunity --idea-id "$idea" \
@@ -158,7 +177,7 @@ step "pipeline summary"
 printf '%-10s %-17s %-9s %-10s %s\n' PROSPECT COMPANY STAGE STATUS NOTE
 while IFS='|' read -r id company _; do
   case "$id" in ''|'#'*) continue ;; esac
-  newest() { agentbus list-jobs --flow "prospect:$id" --limit 1 --get "0.$1"; }
+  newest() { agentbus list-jobs --flow "prospect:$id" --type reactive --limit 1 --get "0.$1"; }
   note=$(newest blocked_reason)
   [ -n "$note" ] || note=$(newest summary)
   printf '%-10s %-17s %-9s %-10s %s\n' "$id" "$company" "$(newest target_agent)" "$(newest status)" "$note"

@@ -207,7 +207,7 @@ demo_seconds=$(( $(date +%s) - demo_started ))
 say "checks"
 expected="acme       Acme Logistics    closer    succeeded  proposal sent
 globex     Globex Foods      rep       succeeded  sent; not qualified yet
-initech    Initech Payroll   rep       blocked    no email address for Lee Park at Initech Payroll
+initech    Initech Payroll   rep       succeeded  sent; not qualified yet
 umbrella   Umbrella Health   closer    succeeded  proposal sent"
 got=$(grep -A4 '^PROSPECT' "$state/demo.txt" | tail -n 4)
 [ "$got" = "$expected" ] || fail "the pipeline ended differently:
@@ -217,8 +217,8 @@ echo "ok  every prospect ends as in the exec-mode demo"
 q() { psql "$db_url" -XAtqc "$1"; }
 jobs=$(q "select count(*) from jobs where namespace = '$ns'")
 attempts=$(q "select count(*) from job_attempts a join jobs j on j.id = a.job_id where j.namespace = '$ns'")
-[ "$attempts" -eq $(( jobs + 1 )) ] || fail "$attempts attempts for $jobs jobs (expected jobs + 1: the globex retry)"
-echo "ok  $attempts attempts for $jobs jobs: one each, plus the planned retry"
+[ "$attempts" -eq $(( jobs + 2 )) ] || fail "$attempts attempts for $jobs jobs (expected jobs + 2: the globex retry and initech's run after it was unblocked)"
+echo "ok  $attempts attempts for $jobs jobs: one each, plus the planned retry and the unblocked run"
 not_hook=$(q "select count(*) from job_attempts a join jobs j on j.id = a.job_id
                where j.namespace = '$ns' and (a.wake_mode <> 'hook' or a.run_id is null)")
 [ "$not_hook" -eq 0 ] || fail "$not_hook attempts were not OpenClaw runs (no runId)"

@@ -12,7 +12,10 @@
 #   rep       "sends" (to $AGENTBUS_DEMO_OUT/outbox.txt); blocks a prospect without an
 #             email; hands qualified prospects to closer behind human approval
 #   closer    "sends" the proposal once approved
-#   mission-control  writes the nightly standup digest ($AGENTBUS_DEMO_OUT/standup.md)
+#   mission-control  writes the nightly standup digest ($AGENTBUS_DEMO_OUT/standup.md);
+#             logs each sent proposal (a reaction to proposal.sent); answers a blocked job
+#             it was routed (blocked.replan) by finding the missing email in the CRM
+#             export (scripts/demo/crm-export.txt) and unblocking the job with it
 #
 # Any other standing order that comes due during the demo is closed as no_work.
 set -euo pipefail
@@ -46,6 +49,30 @@ if [ "$job_type" = scheduled ]; then
   else
     agentbus complete-job "$job" --no-work \
       --summary "demo stand-in: nothing to do for $subject" > /dev/null
+  fi
+  exit 0
+fi
+
+if [ "$job_type" = reaction ]; then
+  # Made by the database for an event this agent reacts to ([[reactions]]).
+  printf 'LOGGED\t%s\t%s\n' "$(get payload.event.topic)" "$(get payload.event.payload.prospect)" \
+    >> "$out/outbox.txt"
+  agentbus complete-job "$job" --summary "logged $(get payload.event.topic) for the standup" > /dev/null
+  exit 0
+fi
+
+if [ "$job_type" = blocked.triage ]; then
+  # A job blocked too long, routed here by the fleet's [blocked] policy.
+  blocked=$(get payload.blocked_job.id)
+  prospect=$(agentbus show-job "$blocked" --get payload.prospect)
+  email=$(awk -F'|' -v p="$prospect" '$1 == p { print $2 }' "$(dirname "$0")/crm-export.txt")
+  if [ -n "$email" ]; then
+    payload=$(agentbus show-job "$blocked" --get payload)
+    agentbus reroute-job "$blocked" --payload "${payload%\}},\"email\":\"$email\"}" \
+      --reason "found $email in the CRM export" > /dev/null
+    agentbus complete-job "$job" --summary "unblocked $prospect: email found in the CRM export" > /dev/null
+  else
+    agentbus complete-job "$job" --summary "no email for $prospect anywhere: left for a human" > /dev/null
   fi
   exit 0
 fi

@@ -43,13 +43,19 @@ fn the_demo_runs_the_pipeline_end_to_end_and_can_run_again() {
         check_end_state(&db, round);
     }
     let outbox = std::fs::read_to_string(out_dir.join("outbox.txt")).unwrap();
-    assert_eq!(outbox.lines().filter(|l| l.starts_with("EMAIL")).count(), 3);
+    // Four emails: initech's went out once Mission Control found the address.
+    assert_eq!(outbox.lines().filter(|l| l.starts_with("EMAIL")).count(), 4);
+    // Each proposal sent made a job for Mission Control (a reaction to proposal.sent).
+    assert_eq!(
+        outbox.lines().filter(|l| l.starts_with("LOGGED")).count(),
+        2
+    );
     assert_eq!(
         outbox.lines().filter(|l| l.starts_with("PROPOSAL")).count(),
         2
     );
     let digest = std::fs::read_to_string(out_dir.join("standup.md")).unwrap();
-    assert!(digest.contains("no email address for Lee Park"), "{digest}");
+    assert!(digest.contains("- outreach sent: 4"), "{digest}");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
@@ -64,14 +70,14 @@ fn check_end_state(db: &TestDb, round: i32) {
     for (prospect, agent, status) in [
         ("acme", "closer", "succeeded"),
         ("globex", "rep", "succeeded"),
-        ("initech", "rep", "blocked"),
+        ("initech", "rep", "succeeded"),
         ("umbrella", "closer", "succeeded"),
     ] {
         let got: String = one(
             db,
             &format!(
                 "select target_agent || ' ' || status from jobs
-                  where {ns} and flow_key = 'prospect:{prospect}'
+                  where {ns} and flow_key = 'prospect:{prospect}' and job_type = 'reactive'
                   order by created_at desc, id limit 1"
             ),
         );
@@ -81,12 +87,30 @@ fn check_end_state(db: &TestDb, round: i32) {
             "round {round}: {prospect}"
         );
     }
-    // The blocked one says why.
-    let reason: String = one(
+    // The blocked one was routed to Mission Control, which unblocked it with the email.
+    let path: String = one(
         db,
-        &format!("select blocked_reason from jobs where {ns} and status = 'blocked'"),
+        &format!(
+            "select string_agg(coalesce(h.reason, ''), ' | ' order by h.id) from job_history h
+               join jobs j on j.id = h.job_id
+              where j.{ns} and j.flow_key = 'prospect:initech' and j.target_agent = 'rep'"
+        ),
     );
-    assert_eq!(reason, "no email address for Lee Park at Initech Payroll");
+    assert!(
+        path.contains("no email address for Lee Park at Initech Payroll"),
+        "{path}"
+    );
+    assert!(
+        path.contains("reroute-job: unblocked with a new payload: found lee.park@initech.example"),
+        "{path}"
+    );
+    let triage: String = one(
+        db,
+        &format!(
+            "select target_agent || ' ' || status from jobs where {ns} and job_type = 'blocked.triage'"
+        ),
+    );
+    assert_eq!(triage, "mission-control succeeded", "round {round}");
     // The retried step has two attempts, the first failed.
     let attempts: String = one(
         db,
