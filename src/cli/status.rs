@@ -132,6 +132,19 @@ pub fn status_text(s: &Snapshot, full_ids: bool) -> String {
         age_opt(s.oldest_blocked_seconds),
         age_opt(s.oldest_approval_seconds)
     );
+    if let Some(b) = &s.blocked_routing {
+        out += &format!(
+            "blocked   {} blocked · {} routed to {} (after {}) · {} escalated{}\n",
+            b.blocked,
+            b.routed,
+            b.route_to,
+            age_opt(Some(b.route_after_seconds)),
+            b.escalated,
+            b.escalate_after_seconds
+                .map(|e| format!(" (after {})", age_opt(Some(e))))
+                .unwrap_or_else(|| " (never)".into())
+        );
+    }
     out += &format!(
         "trouble   expired leases {} · retry hotspots {} · dead in 24h {} · awaiting approval {}\n",
         s.expired_leases.count,

@@ -52,6 +52,25 @@ pub struct Snapshot {
     pub wake_problems: Vec<WakeProblem>,
     /// Whether PostgreSQL enforces the guardrails here, and who is looking.
     pub guardrails: crate::ledger::roles::Guardrails,
+    /// The namespace's `[blocked]` policy and where its blocked work stands, if it has one.
+    pub blocked_routing: Option<BlockedRouting>,
+}
+
+/// Blocked work and its routing (`[blocked]` in fleet.toml).
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockedRouting {
+    /// The routing agent.
+    pub route_to: String,
+    /// After how long a blocked job is routed.
+    pub route_after_seconds: f64,
+    /// After how long it is escalated to a human, if ever.
+    pub escalate_after_seconds: Option<f64>,
+    /// Jobs blocked now.
+    pub blocked: i64,
+    /// Of those, routed to the routing agent in their current block.
+    pub routed: i64,
+    /// Of those, escalated to a human in their current block.
+    pub escalated: i64,
 }
 
 /// One agent's unfinished work.
@@ -353,5 +372,40 @@ pub fn snapshot(
         stale_after_seconds,
         wake_problems,
         guardrails: crate::ledger::roles::state(client)?,
+        blocked_routing: blocked_routing(client, namespace)?,
     })
+}
+
+fn blocked_routing(
+    client: &mut impl postgres::GenericClient,
+    namespace: &str,
+) -> Result<Option<BlockedRouting>> {
+    let Some(r) = client.query_opt(
+        "select p.route_to, extract(epoch from p.route_after)::float8,
+                extract(epoch from p.escalate_after)::float8,
+                count(j.id),
+                count(j.id) filter (where exists (
+                  select 1 from jobs t where t.namespace = p.namespace
+                     and t.dedupe_key = format('blocked-route:%s:%s', j.id, k.block_no))),
+                count(j.id) filter (where exists (
+                  select 1 from jobs t where t.namespace = p.namespace
+                     and t.dedupe_key = format('blocked-escalate:%s:%s', j.id, k.block_no)))
+           from blocked_policies p
+           left join jobs j on j.namespace = p.namespace and j.status = 'blocked'
+           left join lateral job_block(j.id) k on true
+          where p.namespace = $1
+          group by p.namespace, p.route_to, p.route_after, p.escalate_after",
+        &[&namespace],
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(BlockedRouting {
+        route_to: r.try_get(0)?,
+        route_after_seconds: r.try_get(1)?,
+        escalate_after_seconds: r.try_get(2)?,
+        blocked: r.try_get(3)?,
+        routed: r.try_get(4)?,
+        escalated: r.try_get(5)?,
+    }))
 }

@@ -118,6 +118,20 @@ fn blocked_work_is_routed_once_per_block_then_escalated_to_a_human() {
         "the vendor portal needs a login nobody gave us"
     );
     assert!(route(&db).is_empty(), "routed once per block");
+    let status = db
+        .cli(&["status", "--namespace", "ops", "--format", "json"])
+        .ok();
+    assert_eq!(status["blocked_routing"]["route_to"], "coordinator");
+    assert_eq!(status["blocked_routing"]["blocked"], 1);
+    assert_eq!(status["blocked_routing"]["routed"], 1);
+    assert_eq!(status["blocked_routing"]["escalated"], 0);
+    let table = db
+        .cli(&["status", "--namespace", "ops", "--format", "table"])
+        .ok_text();
+    assert!(
+        table.contains("1 blocked · 1 routed to coordinator"),
+        "{table}"
+    );
 
     blocked_for(&db, &id, "5 hours");
     let escalated = route(&db);
