@@ -13,7 +13,8 @@ use clap::{Args, Subcommand};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  agentbus digest opportunities --since 24h\n  \
-agentbus digest opportunities --weekly-bets 5\n  agentbus digest ideas --since 24h --format json"
+agentbus digest opportunities --weekly-bets 5\n  agentbus digest ideas --since 24h --format json\n  \
+agentbus digest thinking --since 7d"
 )]
 pub struct DigestArgs {
     #[command(subcommand)]
@@ -28,6 +29,9 @@ enum DigestWhat {
     Opportunities(DigestOpportunitiesArgs),
     /// Ideas filed in the window, newest first
     Ideas(DigestIdeasArgs),
+    /// What the idle thinking windows produced per agent, what was promoted or dropped,
+    /// and why windows did not open (busy, urgent work, hours, the day's windows used)
+    Thinking(DigestIdeasArgs),
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +130,21 @@ pub fn digest(ctx: &mut Ctx, a: DigestArgs) -> Result<String> {
                     since,
                     now,
                     &list,
+                )),
+            }
+        }
+        DigestWhat::Thinking(d) => {
+            let since = d.since.resolve(now);
+            let agents = crate::lanes::idle::digest(client, &d.ns.namespace, since)?;
+            match format {
+                Format::Json => output::json(&serde_json::json!({
+                    "namespace": d.ns.namespace, "since": since, "until": now, "agents": agents,
+                })),
+                Format::Table => Ok(crate::lanes::idle::markdown(
+                    &d.ns.namespace,
+                    since,
+                    now,
+                    &agents,
                 )),
             }
         }

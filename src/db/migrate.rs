@@ -119,6 +119,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "blocked_routing",
         sql: include_str!("../../sql/0017_blocked_routing.sql"),
     },
+    Migration {
+        version: 18,
+        name: "idle_thinking",
+        sql: include_str!("../../sql/0018_idle_thinking.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

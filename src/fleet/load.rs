@@ -54,6 +54,9 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         w.table(t, "defaults", "wake")
             .map(|wt| w.wake(wt, "defaults.wake", None))
     });
+    let default_idle = defaults
+        .and_then(|t| w.table(t, "defaults", "idle"))
+        .cloned();
     let default_budgets = defaults
         .and_then(|t| w.table(t, "defaults", "budgets"))
         .map(|bt| w.budgets(bt, "defaults.budgets"))
@@ -169,7 +172,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
             lines: &lines,
             diags: &mut diags,
         };
-        agents.push(w.agent(
+        let mut agent = w.agent(
             &table,
             &folder,
             default_concurrency,
@@ -177,7 +180,9 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
             default_zone.as_deref(),
             default_grace,
             default_budgets,
-        ));
+        );
+        agent.idle = w.idle(&table, default_idle.as_ref(), default_zone.as_deref());
+        agents.push(agent);
     }
 
     // Across agents: unique ids, existing hand-off targets.

@@ -7,6 +7,7 @@
 //! operator fixes a fleet in one pass. Syncing makes the database match the files.
 
 pub mod audit;
+pub mod idle;
 pub mod import;
 mod load;
 pub mod openclaw;

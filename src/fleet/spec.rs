@@ -99,6 +99,8 @@ pub struct Budgets {
     pub max_urgent_per_day: Option<i32>,
     /// Ideas per UTC day.
     pub max_ideas_per_day: Option<i32>,
+    /// Memory candidates per UTC day.
+    pub max_memory_candidates_per_day: Option<i32>,
 }
 
 impl Budgets {
@@ -109,6 +111,9 @@ impl Budgets {
                 .or(base.max_opportunities_per_day),
             max_urgent_per_day: self.max_urgent_per_day.or(base.max_urgent_per_day),
             max_ideas_per_day: self.max_ideas_per_day.or(base.max_ideas_per_day),
+            max_memory_candidates_per_day: self
+                .max_memory_candidates_per_day
+                .or(base.max_memory_candidates_per_day),
         }
     }
 
@@ -153,6 +158,8 @@ pub struct AgentSpec {
     pub approval_gates: Vec<GateSpec>,
     /// Its `[[reactions]]`.
     pub reactions: Vec<super::reactions::ReactionSpec>,
+    /// Its `[idle]` thinking windows (over `[defaults.idle]`).
+    pub idle: Option<super::idle::IdleSpec>,
     /// Its agent.toml.
     pub file: PathBuf,
     /// Lines of `id` and `handoffs` in it, for diagnostics found across agents.

@@ -145,6 +145,13 @@ pub fn sync(
                     .collect(),
             });
         }
+        if super::idle::sync_idle(tx, ns, agent)? && !is_new {
+            report.changed.push(Change {
+                object: "idle",
+                id: agent.id.clone(),
+                fields: vec![],
+            });
+        }
         if super::reactions::sync_reactions(tx, ns, agent)? && !is_new {
             report.changed.push(Change {
                 object: "reactions",
@@ -185,6 +192,7 @@ pub fn sync(
                 "max_opportunities_per_day": agent.budgets.max_opportunities_per_day,
                 "max_urgent_per_day": agent.budgets.max_urgent_per_day,
                 "max_ideas_per_day": agent.budgets.max_ideas_per_day,
+                "max_memory_candidates_per_day": agent.budgets.max_memory_candidates_per_day,
             });
             let keys = ["namespace", "agent_id"];
             let values: [&(dyn postgres::types::ToSql + Sync); 2] = [ns, &agent.id];

@@ -31,11 +31,13 @@ pub(super) const DEFAULTS_KEYS: &[&str] = &[
     "grace_seconds",
     "wake",
     "budgets",
+    "idle",
 ];
 const BUDGET_KEYS: &[&str] = &[
     "max_opportunities_per_day",
     "max_urgent_per_day",
     "max_ideas_per_day",
+    "max_memory_candidates_per_day",
 ];
 pub(super) const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env", "heartbeat"];
 const AGENT_KEYS: &[&str] = &[
@@ -55,6 +57,7 @@ const AGENT_KEYS: &[&str] = &[
     "outbound",
     "approval_gates",
     "reactions",
+    "idle",
 ];
 const GATE_KEYS: &[&str] = &["name", "subject", "payload_field", "at_least", "approvals"];
 const TOOLS_KEYS: &[&str] = &["allow", "deny"];
@@ -291,6 +294,11 @@ impl Walker<'_> {
             max_opportunities_per_day: self.non_negative(t, prefix, "max_opportunities_per_day"),
             max_urgent_per_day: self.non_negative(t, prefix, "max_urgent_per_day"),
             max_ideas_per_day: self.non_negative(t, prefix, "max_ideas_per_day"),
+            max_memory_candidates_per_day: self.non_negative(
+                t,
+                prefix,
+                "max_memory_candidates_per_day",
+            ),
         }
     }
 
@@ -454,6 +462,7 @@ impl Walker<'_> {
         let reactions = self.reactions(t);
         AgentSpec {
             reactions,
+            idle: None,
             tier,
             outbound,
             approval_gates,

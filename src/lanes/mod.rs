@@ -2,5 +2,6 @@
 //! curated memory, and digests.
 
 pub mod digest;
+pub mod idle;
 pub mod memory;
 pub mod proactive;

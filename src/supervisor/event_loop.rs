@@ -174,6 +174,10 @@ impl<'a> Loop<'a> {
                     Ok(made) => self.claim_wanted |= made > 0,
                     Err(e) => self.db_failed("routing blocked work", &e),
                 }
+                match tasks::think(self.shared) {
+                    Ok(opened) => self.claim_wanted |= opened > 0,
+                    Err(e) => self.db_failed("opening thinking windows", &e),
+                }
             }
             Task::Poll => self.claim_wanted = true,
         }

@@ -164,6 +164,22 @@ pub(super) fn route_blocked(shared: &Shared) -> Result<usize> {
     Ok(routed.len())
 }
 
+/// Opens the namespace's due thinking windows (`[idle]`); returns how many.
+pub(super) fn think(shared: &Shared) -> Result<usize> {
+    let mut client = shared.pool.get()?;
+    let fired = crate::db::transaction(&mut client, |tx| {
+        crate::lanes::idle::fire(tx, &shared.cfg.namespace)
+    })?;
+    for f in &fired {
+        shared.log(
+            Level::Info,
+            "thinking window opened",
+            &[("agent", &f.agent_id), ("job", &f.job_id)],
+        );
+    }
+    Ok(fired.len())
+}
+
 pub(super) fn claim(shared: &Arc<Shared>, limit: i32) -> Result<usize> {
     let jobs = {
         let mut client = shared.pool.get()?;
