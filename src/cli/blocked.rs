@@ -1,4 +1,5 @@
-//! route-blocked, reroute-job.
+//! route-blocked, reroute-job, idle-windows: the passes supervisors run every minute, by
+//! hand, and the routing agent's answer.
 
 use std::io::Read;
 
@@ -65,4 +66,23 @@ pub fn reroute(ctx: &mut Ctx, a: RerouteJobArgs, stdin: &mut dyn Read) -> Result
     let job =
         ctx.tx(|tx| jobs::reroute(tx, id, a.to.as_deref(), payload.as_ref(), &a.reason, &actor))?;
     output::json(&job)
+}
+
+/// Open the thinking windows that are due: the idle pass supervisors run every minute
+///
+/// For each agent with an [idle] table: a window (an idle.think job) opens when the agent
+/// is quiet for quiet_for, inside its hours, under its windows for the day, and nothing
+/// urgent (priority 900 or more) is queued in the namespace. Prints the windows opened.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  agentbus idle-windows --namespace ops\n  agentbus digest thinking --namespace ops --since 7d"
+)]
+pub struct IdleWindowsArgs {
+    #[command(flatten)]
+    ns: super::args::NamespaceArg,
+}
+
+pub fn idle_windows(ctx: &mut Ctx, a: IdleWindowsArgs) -> Result<String> {
+    let fired = ctx.tx(|tx| crate::lanes::idle::fire(tx, &a.ns.namespace))?;
+    output::json(&fired)
 }

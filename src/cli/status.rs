@@ -145,6 +145,26 @@ pub fn status_text(s: &Snapshot, full_ids: bool) -> String {
                 .unwrap_or_else(|| " (never)".into())
         );
     }
+    if !s.idle.is_empty() {
+        let parts: Vec<String> = s
+            .idle
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}/{}{}",
+                    i.agent,
+                    i.windows_today,
+                    i.allowed_today,
+                    if i.halved_since.is_some() {
+                        " (halved)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        out += &format!("thinking  today: {}\n", parts.join(" · "));
+    }
     out += &format!(
         "trouble   expired leases {} · retry hotspots {} · dead in 24h {} · awaiting approval {}\n",
         s.expired_leases.count,

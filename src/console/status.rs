@@ -54,6 +54,21 @@ pub struct Snapshot {
     pub guardrails: crate::ledger::roles::Guardrails,
     /// The namespace's `[blocked]` policy and where its blocked work stands, if it has one.
     pub blocked_routing: Option<BlockedRouting>,
+    /// Agents with thinking windows (`[idle]`): today's windows, and whether halved.
+    pub idle: Vec<IdleState>,
+}
+
+/// One agent's thinking windows today.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleState {
+    /// The agent.
+    pub agent: String,
+    /// Windows opened today (the agent's local day).
+    pub windows_today: i64,
+    /// Windows allowed today (max_per_day, halved while nothing of its is promoted).
+    pub allowed_today: i32,
+    /// Thinking half as often since.
+    pub halved_since: Option<DateTime<Utc>>,
 }
 
 /// Blocked work and its routing (`[blocked]` in fleet.toml).
@@ -373,6 +388,7 @@ pub fn snapshot(
         wake_problems,
         guardrails: crate::ledger::roles::state(client)?,
         blocked_routing: blocked_routing(client, namespace)?,
+        idle: idle_states(client, namespace)?,
     })
 }
 
@@ -408,4 +424,34 @@ fn blocked_routing(
         routed: r.try_get(4)?,
         escalated: r.try_get(5)?,
     }))
+}
+
+fn idle_states(
+    client: &mut impl postgres::GenericClient,
+    namespace: &str,
+) -> Result<Vec<IdleState>> {
+    client
+        .query(
+            "select s.agent_id,
+                    (select count(*) from jobs j
+                      where j.namespace = s.namespace and j.target_agent = s.agent_id
+                        and j.job_type = 'idle.think'
+                        and j.created_at >= date_trunc('day', now() at time zone s.timezone) at time zone s.timezone),
+                    case when s.halved_since is null then s.max_per_day else greatest(1, s.max_per_day / 2) end,
+                    s.halved_since
+               from idle_settings s
+              where s.namespace = $1 and s.enabled
+              order by s.agent_id",
+            &[&namespace],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(IdleState {
+                agent: r.try_get(0)?,
+                windows_today: r.try_get(1)?,
+                allowed_today: r.try_get(2)?,
+                halved_since: r.try_get(3)?,
+            })
+        })
+        .collect()
 }

@@ -247,6 +247,18 @@ fn an_agent_whose_thinking_is_never_promoted_thinks_half_as_often_until_it_is() 
         .unwrap();
     // Max 2 a day, halved to 1: one window, then the day's budget.
     assert_eq!(fire(&db).len(), 1);
+    let status = db.cli(&["status", "--format", "json"]).ok();
+    let research = status["idle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["agent"] == "research")
+        .cloned()
+        .unwrap();
+    assert_eq!(research["allowed_today"], 1, "{research}");
+    assert!(research["halved_since"].is_string());
+    let table = db.cli(&["status", "--format", "table"]).ok_text();
+    assert!(table.contains("research 1/1 (halved)"), "{table}");
     let halved: String = db.one(
         "select payload::text from events where topic = 'idle.halved' and source_agent = 'research'",
     );
