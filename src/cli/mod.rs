@@ -33,6 +33,7 @@ mod status;
 pub mod supervisor;
 mod time;
 mod trace;
+mod vault;
 
 use std::io::Write;
 
@@ -158,6 +159,7 @@ enum Command {
     RouteBlocked(blocked::RouteBlockedArgs),
     RerouteJob(blocked::RerouteJobArgs),
     IdleWindows(blocked::IdleWindowsArgs),
+    Vault(vault::VaultArgs),
     Status(status::StatusArgs),
     Health(status::HealthArgs),
     Metrics(status::MetricsArgs),
@@ -484,6 +486,7 @@ fn dispatch(
         Command::RouteBlocked(a) => blocked::route_blocked(ctx, a),
         Command::RerouteJob(a) => blocked::reroute(ctx, a, stdin),
         Command::IdleWindows(a) => blocked::idle_windows(ctx, a),
+        Command::Vault(a) => vault::run(ctx, a),
         Command::RejectJob(a) => controls::reject(ctx, a),
         Command::DrainAgent(a) => controls::drain(ctx, a),
         Command::ListApprovals(a) => controls::list_approvals(ctx, a),

@@ -9,3 +9,4 @@ pub mod namespaces;
 pub mod prometheus;
 pub mod status;
 pub mod trace;
+pub mod vault;

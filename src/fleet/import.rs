@@ -52,7 +52,7 @@ fn yaml(text: &str, what: &str) -> Result<Yaml> {
 }
 
 /// agent.md: its front matter (YAML between `---` lines) and its body.
-fn split_front_matter(text: &str) -> Result<(Yaml, String)> {
+pub(crate) fn split_front_matter(text: &str) -> Result<(Yaml, String)> {
     let Some(rest) = text.strip_prefix("---\n") else {
         return Ok((Yaml::Null, text.to_string()));
     };

@@ -7,4 +7,5 @@ mod findings;
 mod namespaces;
 mod status;
 mod trace;
+mod vault;
 mod views;

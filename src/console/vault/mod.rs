@@ -1,0 +1,108 @@
+//! The Obsidian vault: a one-way Markdown projection of the ledger people read, and an
+//! inbox they write to on purpose. PostgreSQL stays the source of truth: exported notes
+//! are rewritten on every export and never read back; only notes dropped in `00 Inbox/`
+//! come in, through the same calls and budgets as an agent's.
+//!
+//! ```text
+//! 00 Inbox/            notes to file (README.md explains); Processed/ after filing
+//! 01 Daily/            one note per UTC day: work, standing orders, dead letters, approvals
+//! 02 Ideas/            2026-04-15-idea-<slug>-<id8>.md
+//! 03 Opportunities/    with reviews, the job it became and its outcome
+//! 04 Memories/<Kind>/  active memories by kind; Superseded/ linked from their successors
+//! 05 Reports/          weekly bets and thinking, per ISO week
+//! 06 Agents/           one page per agent
+//! 07 Snapshots/        health
+//! 08 Jobs/             the jobs other notes link to
+//! ```
+
+mod daily;
+pub mod files;
+pub mod ingest;
+mod notes;
+mod text;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::fallible_iterator::FallibleIterator;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::ledger::validate::check_name;
+
+/// What one export did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The vault folder.
+    pub dir: String,
+    /// Namespace exported.
+    pub namespace: String,
+    /// Inbox notes filed (or not) before the export.
+    pub ingested: Vec<ingest::Ingested>,
+    /// Files written (new or changed).
+    pub written: usize,
+    /// Files already as they should be.
+    pub unchanged: usize,
+    /// Owned files removed because their rows are gone.
+    pub removed: usize,
+    /// The files written and removed, by name.
+    pub changes: files::Written,
+}
+
+/// Files the inbox, then makes the vault in `dir` match the ledger of `namespace`
+/// (`since`: daily notes and reports from then on). The reads are one repeatable-read
+/// transaction in UTC, so the notes are one consistent, reproducible picture.
+pub fn export(
+    client: &mut postgres::Client,
+    dir: &Path,
+    namespace: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<Report> {
+    check_name("`namespace`", namespace)?;
+    let ingested = ingest::ingest(client, dir, namespace)?;
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    tx.batch_execute("set local time zone 'UTC'")?;
+    let notes = notes::render(&mut tx, namespace, since)?;
+    tx.commit()?;
+    let changes = files::sync(dir, &notes.files)?;
+    Ok(Report {
+        dir: dir.display().to_string(),
+        namespace: namespace.to_string(),
+        ingested,
+        written: changes.written.len(),
+        unchanged: changes.unchanged,
+        removed: changes.removed.len(),
+        changes,
+    })
+}
+
+/// Exports, then again after every change (events and job changes are announced by
+/// NOTIFY; a change is waited out for `debounce` so a burst makes one export), and at
+/// least every `every`. Calls `on_export` with each report; runs until it returns false.
+pub fn watch(
+    client: &mut postgres::Client,
+    dir: &Path,
+    namespace: &str,
+    debounce: Duration,
+    every: Duration,
+    mut on_export: impl FnMut(&Report) -> bool,
+) -> Result<()> {
+    client.batch_execute("listen events_inserted; listen jobs_ready")?;
+    loop {
+        let report = export(client, dir, namespace, None)?;
+        if !on_export(&report) {
+            return Ok(());
+        }
+        let mut notes = client.notifications();
+        let first = notes.timeout_iter(every).next()?;
+        if first.is_some() {
+            // Let the burst finish.
+            while notes.timeout_iter(debounce).next()?.is_some() {}
+        }
+    }
+}
