@@ -9,7 +9,8 @@
 #   finds the email and unblocks it; scout's idea is promoted to an opportunity and
 #   converted to a job; Mission Control's nightly standup writes a digest.
 #
-# Then it prints the pipeline, the trace of one prospect, and the standing-order audit.
+# Then it prints the pipeline, the trace of one prospect, and the standing-order audit, and
+# writes the run as an Obsidian vault ($AGENTBUS_DEMO_OUT/vault).
 # It leaves everything in namespace gtm-demo for you to explore; running it again starts
 # that namespace afresh. Nothing here needs the network or a model.
 #
@@ -191,6 +192,10 @@ agentbus audit standing-orders --format table
 
 step "standup digest ($out/standup.md)"
 cat "$out/standup.md"
+
+step "the run as an Obsidian vault ($out/vault)"
+agentbus vault export "$out/vault" --format table
+echo "Open $out/vault in Obsidian (Open folder as vault); 01 Daily/ is the morning read."
 
 cat <<MSG
 

@@ -19,49 +19,53 @@ pub fn add(
     opportunities: &[Value],
 ) -> Result<()> {
     let from = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    let days = client.query(
-        "with days as (
-           select distinct (created_at at time zone 'UTC')::date as d from jobs
-            where namespace = $1 and created_at >= $2
-           union
-           select distinct (completed_at at time zone 'UTC')::date from jobs
-            where namespace = $1 and completed_at >= $2
-           union
-           select distinct (scheduled_for at time zone 'UTC')::date from standing_order_runs
-            where namespace = $1 and scheduled_for >= $2)
-         select d::text, jsonb_build_object(
-           'finished', coalesce((select jsonb_object_agg(status, n) from (
-               select status::text, count(*) n from jobs
-                where namespace = $1 and (completed_at at time zone 'UTC')::date = d group by status) x), '{}'),
-           'created', (select count(*) from jobs where namespace = $1 and (created_at at time zone 'UTC')::date = d),
-           'failed_attempts', (select count(*) from job_attempts a join jobs j on j.id = a.job_id
-                                where j.namespace = $1 and a.status = 'failed'
-                                  and (a.started_at at time zone 'UTC')::date = d),
-           'dead', coalesce((select jsonb_agg(jsonb_build_object('id', id, 'agent', target_agent,
-                      'subject', subject, 'error', last_error) order by completed_at, id)
-                    from (select * from jobs where namespace = $1 and status = 'dead'
-                            and (completed_at at time zone 'UTC')::date = d
-                          order by completed_at, id limit 20) x), '[]'),
-           'orders', coalesce((select jsonb_object_agg(status, n) from (
-               select status::text, count(*) n from standing_order_runs
-                where namespace = $1 and (scheduled_for at time zone 'UTC')::date = d group by status) x), '{}'),
-           'missed', coalesce((select jsonb_agg(jsonb_build_object('agent', agent_id, 'order', order_name,
-                      'scheduled_for', scheduled_for) order by scheduled_for, agent_id, order_name)
-                    from (select * from standing_order_runs where namespace = $1 and status = 'missed'
-                            and (scheduled_for at time zone 'UTC')::date = d
-                          order by scheduled_for limit 20) x), '[]'),
-           'waiting', coalesce((select jsonb_agg(jsonb_build_object('id', id, 'agent', target_agent,
-                      'subject', subject, 'gate', approval_gate) order by created_at, id)
-                    from (select * from jobs where namespace = $1 and status = 'awaiting_approval'
-                            and (created_at at time zone 'UTC')::date = d
-                          order by created_at, id limit 20) x), '[]'))
-           from days order by d",
-        &[&namespace, &from],
-    )?;
-    for r in days {
-        let day: String = r.try_get(0)?;
-        let v: Value = r.try_get(1)?;
-        files.insert(format!("01 Daily/{day}.md"), daily(namespace, &day, &v));
+    // One pass per fact, grouped by UTC day (never a query per day).
+    let mut days: BTreeMap<String, Value> = BTreeMap::new();
+    let facts: [(&str, &str); 7] = [
+        ("created", "select (created_at at time zone 'UTC')::date::text, to_jsonb(count(*)) from jobs
+                      where namespace = $1 and created_at >= $2 group by 1"),
+        ("finished", "select d, jsonb_object_agg(status, n) from (
+                        select (completed_at at time zone 'UTC')::date::text d, status::text, count(*) n
+                          from jobs where namespace = $1 and completed_at >= $2 group by 1, 2) x group by d"),
+        ("failed_attempts", "select (a.started_at at time zone 'UTC')::date::text, to_jsonb(count(*))
+                               from job_attempts a join jobs j on j.id = a.job_id
+                              where j.namespace = $1 and a.status = 'failed' and a.started_at >= $2 group by 1"),
+        ("dead", "select d, jsonb_agg(x.doc order by x.completed_at, x.id) from (
+                    select (completed_at at time zone 'UTC')::date::text d, completed_at, id,
+                           jsonb_build_object('id', id, 'agent', target_agent, 'subject', subject, 'error', last_error) doc,
+                           row_number() over (partition by (completed_at at time zone 'UTC')::date order by completed_at, id) r
+                      from jobs where namespace = $1 and status = 'dead' and completed_at >= $2) x
+                  where r <= 20 group by d"),
+        ("orders", "select d, jsonb_object_agg(status, n) from (
+                      select (scheduled_for at time zone 'UTC')::date::text d, status::text, count(*) n
+                        from standing_order_runs where namespace = $1 and scheduled_for >= $2 group by 1, 2) x group by d"),
+        ("missed", "select d, jsonb_agg(x.doc order by x.scheduled_for, x.agent_id, x.order_name) from (
+                      select (scheduled_for at time zone 'UTC')::date::text d, scheduled_for, agent_id, order_name,
+                             jsonb_build_object('agent', agent_id, 'order', order_name, 'scheduled_for', scheduled_for) doc,
+                             row_number() over (partition by (scheduled_for at time zone 'UTC')::date
+                                                order by scheduled_for, agent_id, order_name) r
+                        from standing_order_runs where namespace = $1 and status = 'missed' and scheduled_for >= $2) x
+                    where r <= 20 group by d"),
+        ("waiting", "select d, jsonb_agg(x.doc order by x.created_at, x.id) from (
+                       select (created_at at time zone 'UTC')::date::text d, created_at, id,
+                              jsonb_build_object('id', id, 'agent', target_agent, 'subject', subject, 'gate', approval_gate) doc,
+                              row_number() over (partition by (created_at at time zone 'UTC')::date order by created_at, id) r
+                         from jobs where namespace = $1 and status = 'awaiting_approval' and created_at >= $2) x
+                     where r <= 20 group by d"),
+    ];
+    for (key, sql) in facts {
+        for r in client.query(sql, &[&namespace, &from])? {
+            let day: String = r.try_get(0)?;
+            let v: Value = r.try_get(1)?;
+            let doc = days.entry(day).or_insert_with(|| {
+                json!({"created": 0, "finished": {}, "failed_attempts": 0, "dead": [], "orders": {},
+                       "missed": [], "waiting": []})
+            });
+            doc[key] = v;
+        }
+    }
+    for (day, v) in &days {
+        files.insert(format!("01 Daily/{day}.md"), daily(namespace, day, v));
     }
 
     // Weekly bets: the accepted and converted opportunities of each ISO week, best first.

@@ -1,7 +1,7 @@
 //! The vault on disk: the manifest of the files agentbus owns, atomic writes, and removal
 //! of owned files whose rows are gone. A file agentbus did not write is never touched.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -13,27 +13,31 @@ fn io(path: &Path, e: std::io::Error) -> Error {
     Error::failure(format!("{}: {e}", path.display()))
 }
 
-/// The relative paths agentbus owns in `dir` (empty for a new vault).
-pub fn owned(dir: &Path) -> Result<BTreeSet<String>> {
+/// What the manifest knows of an owned file: its SHA-256 and size when agentbus last wrote
+/// or checked it (unknown while an export that was about to write it has not finished).
+pub type Known = Option<(String, u64)>;
+
+/// The files agentbus owns in `dir` (none for a new vault).
+pub fn owned(dir: &Path) -> Result<BTreeMap<String, Known>> {
     let path = dir.join(MANIFEST);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(io(&path, e)),
     };
     let doc: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::config(format!("{}: not a vault manifest: {e}", path.display())))?;
-    Ok(doc["files"]
-        .as_array()
-        .map(|files| {
-            files
-                .iter()
-                .filter_map(|f| f.as_str())
-                .filter(|f| safe(f))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default())
+    let mut out = BTreeMap::new();
+    for (rel, v) in doc["files"].as_object().into_iter().flatten() {
+        if safe(rel) {
+            let known = match (v["sha256"].as_str(), v["bytes"].as_u64()) {
+                (Some(h), Some(n)) => Some((h.to_string(), n)),
+                _ => None,
+            };
+            out.insert(rel.clone(), known);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether a manifest entry stays inside the vault (a hand-edited manifest cannot make
@@ -44,14 +48,32 @@ fn safe(rel: &str) -> bool {
 }
 
 /// Writes the manifest (atomically).
-pub fn write_manifest(dir: &Path, files: &BTreeSet<String>) -> Result<()> {
+pub fn write_manifest(dir: &Path, files: &BTreeMap<String, Known>) -> Result<()> {
+    let entries: serde_json::Map<String, serde_json::Value> = files
+        .iter()
+        .map(|(rel, known)| {
+            let v = match known {
+                Some((h, n)) => serde_json::json!({"sha256": h, "bytes": n}),
+                None => serde_json::json!({}),
+            };
+            (rel.clone(), v)
+        })
+        .collect();
     let doc = serde_json::json!({
         "generated_by": "agentbus vault export",
         "note": "the files agentbus owns in this vault; it rewrites and removes only these",
-        "files": files,
+        "files": entries,
     });
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     write_atomically(&dir.join(MANIFEST), text.as_bytes())
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename, so a reader (or an
@@ -84,28 +106,39 @@ pub struct Written {
 }
 
 /// Makes the owned files of `dir` exactly `files`: writes what differs, removes what
-/// agentbus owned and no longer produces. The manifest is widened before any write and
-/// narrowed after the removals, so an interrupted export leaves every file it wrote owned.
+/// agentbus owned and no longer produces. A file whose content hash and size match the
+/// manifest is not read again. The manifest is widened before any write (new files with
+/// no hash yet) and narrowed after the removals, so an interrupted export leaves every file
+/// it wrote owned, and the next export checks them again.
 pub fn sync(dir: &Path, files: &BTreeMap<String, String>) -> Result<Written> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let before = owned(dir)?;
-    let wanted: BTreeSet<String> = files.keys().cloned().collect();
-    let union: BTreeSet<String> = before.union(&wanted).cloned().collect();
-    if union != before {
-        write_manifest(dir, &union)?;
+    let mut widened = before.clone();
+    for rel in files.keys() {
+        widened.entry(rel.clone()).or_insert(None);
+    }
+    if widened.len() != before.len() {
+        write_manifest(dir, &widened)?;
     }
     let mut out = Written::default();
+    let mut after: BTreeMap<String, Known> = BTreeMap::new();
     for (rel, text) in files {
         let path = dir.join(rel);
-        match std::fs::read(&path) {
-            Ok(existing) if existing == text.as_bytes() => out.unchanged += 1,
-            _ => {
-                write_atomically(&path, text.as_bytes())?;
-                out.written.push(rel.clone());
-            }
+        let hash = sha256(text.as_bytes());
+        let len = text.len() as u64;
+        let same_as_recorded = before.get(rel).cloned().flatten() == Some((hash.clone(), len))
+            && std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == len);
+        let unchanged = same_as_recorded
+            || std::fs::read(&path).is_ok_and(|existing| existing == text.as_bytes());
+        if unchanged {
+            out.unchanged += 1;
+        } else {
+            write_atomically(&path, text.as_bytes())?;
+            out.written.push(rel.clone());
         }
+        after.insert(rel.clone(), Some((hash, len)));
     }
-    for rel in before.difference(&wanted) {
+    for rel in before.keys().filter(|rel| !files.contains_key(*rel)) {
         let path = dir.join(rel);
         match std::fs::remove_file(&path) {
             Ok(()) => out.removed.push(rel.clone()),
@@ -113,8 +146,8 @@ pub fn sync(dir: &Path, files: &BTreeMap<String, String>) -> Result<Written> {
             Err(e) => return Err(io(&path, e)),
         }
     }
-    if union != wanted {
-        write_manifest(dir, &wanted)?;
+    if after != before {
+        write_manifest(dir, &after)?;
     }
     Ok(out)
 }

@@ -223,8 +223,13 @@ pub fn render(
             text,
         );
     }
+    // Successors by the memory they supersede (one pass, not a search per memory).
+    let successors: BTreeMap<&str, &Value> = memories
+        .iter()
+        .filter_map(|m| m["supersedes_memory_id"].as_str().map(|old| (old, m)))
+        .collect();
     for m in &memories {
-        let text = memory(&notes, namespace, m, &memories);
+        let text = memory(&notes, namespace, m, &successors);
         notes.files.insert(
             notes.names[&("memory".into(), s(m, "id").into())].clone(),
             text,
@@ -359,7 +364,7 @@ fn opportunity(notes: &Notes, ns: &str, o: &Value, jobs: &[Value]) -> String {
     out
 }
 
-fn memory(notes: &Notes, ns: &str, m: &Value, all: &[Value]) -> String {
+fn memory(notes: &Notes, ns: &str, m: &Value, successors: &BTreeMap<&str, &Value>) -> String {
     let mut out = front_matter(&[
         ("id", m["id"].clone()),
         ("kind", json!("memory")),
@@ -386,10 +391,7 @@ fn memory(notes: &Notes, ns: &str, m: &Value, all: &[Value]) -> String {
             notes.link("memory", old, "an earlier memory")
         ));
     }
-    if let Some(new) = all
-        .iter()
-        .find(|n| n["supersedes_memory_id"].as_str() == m["id"].as_str())
-    {
+    if let Some(new) = successors.get(s(m, "id")) {
         out.push_str(&format!(
             "Superseded by {}.\n\n",
             notes.link("memory", s(new, "id"), s(new, "title"))

@@ -37,6 +37,7 @@ fn the_demo_runs_the_pipeline_end_to_end_and_can_run_again() {
             "pipeline summary",
             "trace of one prospect",
             "standing-order audit",
+            "the run as an Obsidian vault",
         ] {
             assert!(stdout.contains(section), "round {round}: no {section:?}");
         }
@@ -54,6 +55,15 @@ fn the_demo_runs_the_pipeline_end_to_end_and_can_run_again() {
         outbox.lines().filter(|l| l.starts_with("PROPOSAL")).count(),
         2
     );
+    // The run as a vault: the morning read and the converted opportunity are there.
+    let daily = std::fs::read_dir(out_dir.join("vault/01 Daily"))
+        .unwrap()
+        .count();
+    assert!(daily >= 1);
+    let opportunities = std::fs::read_dir(out_dir.join("vault/03 Opportunities"))
+        .unwrap()
+        .count();
+    assert_eq!(opportunities, 1);
     let digest = std::fs::read_to_string(out_dir.join("standup.md")).unwrap();
     assert!(digest.contains("- outreach sent: 4"), "{digest}");
     let _ = std::fs::remove_dir_all(&out_dir);

@@ -187,7 +187,7 @@ fn an_export_stopped_half_way_leaves_a_valid_vault_and_the_next_one_completes_it
         serde_json::from_str(&std::fs::read_to_string(dir.0.join(".agentbus-vault.json")).unwrap())
             .unwrap();
     assert!(
-        manifest["files"].as_array().unwrap().len() >= partial.len(),
+        manifest["files"].as_object().unwrap().len() >= partial.len(),
         "every written file is owned"
     );
     std::fs::remove_dir_all(&blocker).unwrap();
