@@ -52,7 +52,7 @@ struct ExportArgs {
     /// Daily notes and reports from then on (default: all): 30d, or an RFC 3339 time
     #[arg(long, value_name = "WINDOW", value_parser = parse_since)]
     since: Option<Since>,
-    /// Export again after every change (2 s debounce, at least every minute) until stopped
+    /// Export again after every change (checked every 2 s; a burst makes one export) until stopped
     #[arg(long)]
     watch: bool,
 }
@@ -86,7 +86,6 @@ pub fn run(ctx: &mut Ctx, a: VaultArgs) -> Result<String> {
                     &e.dir,
                     &e.ns.namespace,
                     Duration::from_secs(2),
-                    Duration::from_secs(60),
                     |r| {
                         let line = match format {
                             Format::Json => serde_json::to_string(r).unwrap_or_default() + "\n",

@@ -25,7 +25,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use postgres::fallible_iterator::FallibleIterator;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -81,28 +80,65 @@ pub fn export(
     })
 }
 
-/// Exports, then again after every change (events and job changes are announced by
-/// NOTIFY; a change is waited out for `debounce` so a burst makes one export), and at
-/// least every `every`. Calls `on_export` with each report; runs until it returns false.
+/// What the vault depends on, in one cheap row: per table, how many rows and the latest
+/// change. Any insert, update or delete moves it.
+fn fingerprint(client: &mut postgres::Client, namespace: &str) -> Result<String> {
+    let row = client.query_one(
+        "select concat_ws(' ',
+           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from ideas where namespace = $1),
+           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from opportunities where namespace = $1),
+           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from memories where namespace = $1),
+           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from jobs where namespace = $1),
+           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from standing_order_runs where namespace = $1),
+           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from agents where namespace = $1),
+           (select count(*) from standing_orders where namespace = $1))",
+        &[&namespace],
+    )?;
+    Ok(row.try_get(0)?)
+}
+
+/// Exports, then again whenever the ledger changed (checked every `debounce`; a burst of
+/// changes makes one export once it settles), and whenever notes arrive in the inbox.
+/// Calls `on_export` with each report; runs until it returns false.
 pub fn watch(
     client: &mut postgres::Client,
     dir: &Path,
     namespace: &str,
     debounce: Duration,
-    every: Duration,
     mut on_export: impl FnMut(&Report) -> bool,
 ) -> Result<()> {
-    client.batch_execute("listen events_inserted; listen jobs_ready")?;
+    let inbox_notes = |dir: &Path| {
+        std::fs::read_dir(dir.join(ingest::INBOX))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
     loop {
         let report = export(client, dir, namespace, None)?;
         if !on_export(&report) {
             return Ok(());
         }
-        let mut notes = client.notifications();
-        let first = notes.timeout_iter(every).next()?;
-        if first.is_some() {
-            // Let the burst finish.
-            while notes.timeout_iter(debounce).next()?.is_some() {}
+        let mut seen = (fingerprint(client, namespace)?, inbox_notes(dir));
+        // Wait for a change, then until it settles.
+        loop {
+            std::thread::sleep(debounce);
+            let now = (fingerprint(client, namespace)?, inbox_notes(dir));
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            loop {
+                std::thread::sleep(debounce);
+                let again = (fingerprint(client, namespace)?, inbox_notes(dir));
+                if again == seen {
+                    break;
+                }
+                seen = again;
+            }
+            break;
         }
     }
 }

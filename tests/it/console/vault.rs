@@ -283,3 +283,63 @@ fn notes_dropped_in_the_inbox_become_candidates_through_the_same_rules() {
         .unwrap()
         .contains("budget"));
 }
+
+#[test]
+fn watch_exports_again_after_a_change() {
+    use std::io::BufRead;
+    let db = TestDb::new();
+    db.client().batch_execute(LEDGER).unwrap();
+    let dir = Scratch::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args([
+            "vault",
+            "export",
+            dir.0.to_str().unwrap(),
+            "--watch",
+            "--format",
+            "json",
+        ])
+        .env("AGENTBUS_DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let wait = std::time::Duration::from_secs(30);
+    let first = rx.recv_timeout(wait).expect("a first export");
+    assert!(first["written"].as_u64().unwrap() > 0);
+    db.cli(&[
+        "create-idea",
+        "--source-agent",
+        "research",
+        "--theme",
+        "t",
+        "--title",
+        "Watched idea",
+        "--body",
+        "b",
+    ])
+    .ok();
+    let second = rx.recv_timeout(wait).expect("an export after the change");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        written(&second)
+            .iter()
+            .any(|w| w.contains("idea-watched-idea")),
+        "{second}"
+    );
+}
