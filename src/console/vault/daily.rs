@@ -16,7 +16,6 @@ pub fn add(
     files: &mut BTreeMap<String, String>,
     namespace: &str,
     since: Option<DateTime<Utc>>,
-    opportunities: &[Value],
 ) -> Result<()> {
     let from = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     // One pass per fact, grouped by UTC day (never a query per day).
@@ -69,8 +68,20 @@ pub fn add(
     }
 
     // Weekly bets: the accepted and converted opportunities of each ISO week, best first.
+    let opportunities: Vec<Value> = client
+        .query(
+            "select to_jsonb(o) || jsonb_build_object('score',
+                      opportunity_score(o.impact_score, o.confidence_score, o.urgency_score, o.reversibility))
+               from opportunities o
+              where namespace = $1 and status in ('accepted', 'converted_to_job') and created_at >= $2
+              order by created_at, id",
+            &[&namespace, &from],
+        )?
+        .iter()
+        .map(|r| r.try_get::<_, Value>(0))
+        .collect::<std::result::Result<_, _>>()?;
     let mut weeks: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-    for o in opportunities {
+    for o in &opportunities {
         if !matches!(s(o, "status"), "accepted" | "converted_to_job") {
             continue;
         }

@@ -14,8 +14,30 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 }
 
 /// What the manifest knows of an owned file: its SHA-256 and size when agentbus last wrote
-/// or checked it (unknown while an export that was about to write it has not finished).
-pub type Known = Option<(String, u64)>;
+/// or checked it, and the key of the rows it was rendered from (unknown while an export
+/// that was about to write it has not finished).
+pub type Known = Option<(String, u64, Option<String>)>;
+
+/// A file an export wants: its content, or `None` when its input key matches the
+/// manifest's and the file is still as written (it was not rendered again).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The content, when rendered.
+    pub text: Option<String>,
+    /// The key of the rows it comes from (a note without one is always rendered).
+    pub input: Option<String>,
+}
+
+/// Whether `rel` can be kept without rendering: the manifest recorded `input` for it and
+/// the file on disk still has the recorded size.
+pub fn keeps(dir: &Path, before: &BTreeMap<String, Known>, rel: &str, input: &str) -> bool {
+    match before.get(rel) {
+        Some(Some((_, len, Some(recorded)))) if recorded == input => {
+            std::fs::metadata(dir.join(rel)).is_ok_and(|m| m.is_file() && m.len() == *len)
+        }
+        _ => false,
+    }
+}
 
 /// The files agentbus owns in `dir` (none for a new vault).
 pub fn owned(dir: &Path) -> Result<BTreeMap<String, Known>> {
@@ -31,7 +53,9 @@ pub fn owned(dir: &Path) -> Result<BTreeMap<String, Known>> {
     for (rel, v) in doc["files"].as_object().into_iter().flatten() {
         if safe(rel) {
             let known = match (v["sha256"].as_str(), v["bytes"].as_u64()) {
-                (Some(h), Some(n)) => Some((h.to_string(), n)),
+                (Some(h), Some(n)) => {
+                    Some((h.to_string(), n, v["input"].as_str().map(str::to_string)))
+                }
                 _ => None,
             };
             out.insert(rel.clone(), known);
@@ -53,7 +77,10 @@ pub fn write_manifest(dir: &Path, files: &BTreeMap<String, Known>) -> Result<()>
         .iter()
         .map(|(rel, known)| {
             let v = match known {
-                Some((h, n)) => serde_json::json!({"sha256": h, "bytes": n}),
+                Some((h, n, Some(input))) => {
+                    serde_json::json!({"sha256": h, "bytes": n, "input": input})
+                }
+                Some((h, n, None)) => serde_json::json!({"sha256": h, "bytes": n}),
                 None => serde_json::json!({}),
             };
             (rel.clone(), v)
@@ -68,7 +95,8 @@ pub fn write_manifest(dir: &Path, files: &BTreeMap<String, Known>) -> Result<()>
     write_atomically(&dir.join(MANIFEST), text.as_bytes())
 }
 
-fn sha256(bytes: &[u8]) -> String {
+/// The SHA-256 of `bytes`, in hex.
+pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
         .iter()
@@ -110,9 +138,12 @@ pub struct Written {
 /// manifest is not read again. The manifest is widened before any write (new files with
 /// no hash yet) and narrowed after the removals, so an interrupted export leaves every file
 /// it wrote owned, and the next export checks them again.
-pub fn sync(dir: &Path, files: &BTreeMap<String, String>) -> Result<Written> {
+pub fn sync(
+    dir: &Path,
+    before: &BTreeMap<String, Known>,
+    files: &BTreeMap<String, Planned>,
+) -> Result<Written> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let before = owned(dir)?;
     let mut widened = before.clone();
     for rel in files.keys() {
         widened.entry(rel.clone()).or_insert(None);
@@ -122,11 +153,21 @@ pub fn sync(dir: &Path, files: &BTreeMap<String, String>) -> Result<Written> {
     }
     let mut out = Written::default();
     let mut after: BTreeMap<String, Known> = BTreeMap::new();
-    for (rel, text) in files {
+    for (rel, planned) in files {
+        let Some(text) = &planned.text else {
+            // Kept: same rows, same file.
+            out.unchanged += 1;
+            after.insert(rel.clone(), before.get(rel).cloned().flatten());
+            continue;
+        };
         let path = dir.join(rel);
         let hash = sha256(text.as_bytes());
         let len = text.len() as u64;
-        let same_as_recorded = before.get(rel).cloned().flatten() == Some((hash.clone(), len))
+        let same_as_recorded = before
+            .get(rel)
+            .cloned()
+            .flatten()
+            .is_some_and(|(h, n, _)| h == hash && n == len)
             && std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == len);
         let unchanged = same_as_recorded
             || std::fs::read(&path).is_ok_and(|existing| existing == text.as_bytes());
@@ -136,7 +177,7 @@ pub fn sync(dir: &Path, files: &BTreeMap<String, String>) -> Result<Written> {
             write_atomically(&path, text.as_bytes())?;
             out.written.push(rel.clone());
         }
-        after.insert(rel.clone(), Some((hash, len)));
+        after.insert(rel.clone(), Some((hash, len, planned.input.clone())));
     }
     for rel in before.keys().filter(|rel| !files.contains_key(*rel)) {
         let path = dir.join(rel);
@@ -146,7 +187,7 @@ pub fn sync(dir: &Path, files: &BTreeMap<String, String>) -> Result<Written> {
             Err(e) => return Err(io(&path, e)),
         }
     }
-    if after != before {
+    if &after != before {
         write_manifest(dir, &after)?;
     }
     Ok(out)

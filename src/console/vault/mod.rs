@@ -19,6 +19,7 @@ mod daily;
 pub mod files;
 pub mod ingest;
 mod notes;
+mod pages;
 mod text;
 
 use std::path::Path;
@@ -66,9 +67,10 @@ pub fn export(
         .read_only(true)
         .start()?;
     tx.batch_execute("set local time zone 'UTC'")?;
-    let notes = notes::render(&mut tx, namespace, since)?;
+    let before = files::owned(dir)?;
+    let notes = notes::render(&mut tx, namespace, since, dir, &before)?;
     tx.commit()?;
-    let changes = files::sync(dir, &notes.files)?;
+    let changes = files::sync(dir, &before, &notes.files)?;
     Ok(Report {
         dir: dir.display().to_string(),
         namespace: namespace.to_string(),

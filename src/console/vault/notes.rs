@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::{json, Value};
 
-use super::text::{bullets, date, front_matter, line, s, safe, slug, when};
+use super::pages::{agent, idea, job, memory, opportunity, Notes};
+use super::text::{date, s, slug};
 use crate::error::Result;
 
 /// Rows of a query, each the first column (a JSON document).
@@ -36,35 +37,6 @@ const MEMORY_FOLDERS: [(&str, &str); 9] = [
     ("context", "Context"),
 ];
 
-/// The vault's notes: relative path -> content.
-pub struct Notes {
-    /// The files.
-    pub files: BTreeMap<String, String>,
-    names: BTreeMap<(String, String), String>,
-}
-
-impl Notes {
-    fn name(&mut self, kind: &str, id: &str, rel: String) {
-        self.names.insert((kind.into(), id.into()), rel);
-    }
-
-    /// `[[stem|label]]` when the note exists, else the label as text.
-    fn link(&self, kind: &str, id: &str, label: &str) -> String {
-        match self.names.get(&(kind.into(), id.into())) {
-            Some(rel) => format!(
-                "[[{}|{}]]",
-                super::files::stem(rel),
-                line(label).replace('|', "/")
-            ),
-            None => line(label),
-        }
-    }
-
-    fn agent(&self, id: &str) -> String {
-        self.link("agent", id, id)
-    }
-}
-
 fn note_name(folder: &str, kind: &str, created: &str, title: &str, id: &str) -> String {
     format!(
         "{folder}/{}-{kind}-{}-{}.md",
@@ -74,132 +46,170 @@ fn note_name(folder: &str, kind: &str, created: &str, title: &str, id: &str) -> 
     )
 }
 
-/// Reads the ledger of `namespace` and renders every note (`since`: daily notes and
-/// reports from then on; ideas, opportunities, memories and agents are always whole).
+/// A row's UTC day, as the light queries select it.
+const DAY: &str = "to_char(x.created_at at time zone 'UTC', 'YYYY-MM-DD')";
+
+/// The rendering's own version: a change to how notes are written must change every key.
+const RENDER: &str = concat!("agentbus ", env!("CARGO_PKG_VERSION"), " vault 1");
+
+/// Light rows: what names a note and decides whether it must be rendered again
+/// (`md5` of the whole row), without decoding the row.
+struct Light {
+    id: String,
+    date: String,
+    title: String,
+    agent: String,
+    links: Vec<Option<String>>,
+    md5: String,
+}
+
+fn light(
+    client: &mut impl postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    links: usize,
+) -> Result<Vec<Light>> {
+    let mut out = Vec::new();
+    for r in client.query(sql, params)? {
+        let mut l = Light {
+            id: r.try_get(0)?,
+            date: r.try_get(1)?,
+            title: r.try_get(2)?,
+            agent: r.try_get(3)?,
+            links: Vec::new(),
+            md5: r.try_get(4)?,
+        };
+        for i in 0..links {
+            l.links.push(r.try_get(5 + i)?);
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+fn key(parts: &[&str]) -> String {
+    super::files::sha256(parts.join("\u{1f}").as_bytes())
+}
+
+/// Reads the ledger of `namespace` and plans every note: rendered again when its rows or
+/// the notes it links to changed since the manifest (`before`) recorded it, kept
+/// otherwise (`since`: daily notes and reports from then on).
 pub fn render(
     client: &mut impl postgres::GenericClient,
     namespace: &str,
     since: Option<DateTime<Utc>>,
+    dir: &std::path::Path,
+    before: &BTreeMap<String, super::files::Known>,
 ) -> Result<Notes> {
+    use super::files::{keeps, Planned};
     let ns = &namespace;
-    let ideas = rows(
+    let ideas = light(
         client,
-        "select to_jsonb(i) from ideas i where namespace = $1 order by created_at, id",
+        &format!(
+            "select x.id::text, {DAY}, x.title, x.source_agent, md5(to_jsonb(x)::text),
+                         x.promoted_opportunity_id::text
+                    from ideas x where namespace = $1 order by created_at, id"
+        ),
         &[ns],
+        1,
     )?;
-    let opps = rows(
+    let opps = light(
         client,
-        "select to_jsonb(o) || jsonb_build_object(
-                  'score', opportunity_score(o.impact_score, o.confidence_score, o.urgency_score, o.reversibility),
-                  'reviews', coalesce((select jsonb_agg(to_jsonb(r) order by r.id) from opportunity_reviews r
-                                        where r.opportunity_id = o.id), '[]'))
-           from opportunities o where namespace = $1 order by created_at, id",
+        &format!("select x.id::text, {DAY}, x.title, x.source_agent,
+                         md5(to_jsonb(x)::text || coalesce((select jsonb_agg(to_jsonb(r) order by r.id)::text
+                                                               from opportunity_reviews r where r.opportunity_id = x.id), '')),
+                         x.idea_id::text, x.converted_job_id::text
+                    from opportunities x where namespace = $1 order by created_at, id"),
         &[ns],
+        2,
     )?;
-    let memories = rows(
+    // links: supersedes, kind, status, owner, scope, subject
+    let memories = light(
         client,
-        "select to_jsonb(m) from memories m where namespace = $1 and status in ('active', 'superseded')
-          order by created_at, id",
+        &format!("select x.id::text, {DAY}, x.title, coalesce(x.owner_agent, ''), md5(to_jsonb(x)::text),
+                         x.supersedes_memory_id::text, x.kind::text, x.status::text, x.scope::text, x.subject_key,
+                         (select string_agg(j, ' ') from jsonb_array_elements_text(
+                            case when jsonb_typeof(x.source_refs -> 'jobs') = 'array'
+                                 then x.source_refs -> 'jobs' else '[]'::jsonb end) j)
+                    from memories x where namespace = $1 and status in ('active', 'superseded')
+                   order by created_at, id"),
         &[ns],
+        6,
     )?;
-    let agents = rows(
-        client,
-        "select to_jsonb(a) || jsonb_build_object(
-                  'orders', coalesce((select jsonb_agg(jsonb_build_object(
-                      'name', o.order_name, 'cron', o.cron, 'timezone', o.timezone, 'enabled', o.enabled,
-                      'last', (select jsonb_build_object('status', r.status, 'scheduled_for', r.scheduled_for)
-                                 from standing_order_runs r
-                                where r.namespace = o.namespace and r.agent_id = o.agent_id
-                                  and r.order_name = o.order_name
-                                order by r.scheduled_for desc limit 1)) order by o.order_name)
-                    from standing_orders o where o.namespace = a.namespace and o.agent_id = a.agent_id), '[]'),
-                  'open', coalesce((select jsonb_agg(jsonb_build_object('id', j.id, 'status', j.status,
-                      'subject', j.subject, 'created_at', j.created_at) order by j.created_at, j.id)
-                    from (select * from jobs j where j.namespace = a.namespace and j.target_agent = a.agent_id
-                            and j.status not in ('succeeded', 'dead', 'cancelled')
-                          order by j.created_at, j.id limit 20) j), '[]'),
-                  'recent', coalesce((select jsonb_agg(jsonb_build_object('id', j.id, 'status', j.status,
-                      'subject', j.subject, 'completed_at', j.completed_at, 'summary', j.summary)
-                      order by j.completed_at desc, j.id)
-                    from (select * from jobs j where j.namespace = a.namespace and j.target_agent = a.agent_id
-                            and j.completed_at is not null
-                          order by j.completed_at desc, j.id limit 10) j), '[]'))
-           from agents a where namespace = $1 order by agent_id",
-        &[ns],
-    )?;
-    // The jobs notes link to: conversions of opportunities, and memories' sources.
+    let mem_sources = |m: &Light| -> Vec<String> {
+        m.links[5]
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
     let job_ids: Vec<uuid::Uuid> = opps
         .iter()
-        .filter_map(|o| o["converted_job_id"].as_str())
-        .chain(memories.iter().flat_map(|m| {
-            m["source_refs"]["jobs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-        }))
-        .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+        .filter_map(|o| o.links[1].clone())
+        .chain(memories.iter().flat_map(mem_sources))
+        .filter_map(|id| uuid::Uuid::parse_str(&id).ok())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let jobs = rows(
+    let jobs = light(
         client,
-        "select to_jsonb(j) from jobs j where namespace = $1 and id = any($2) order by created_at, id",
+        &format!(
+            "select x.id::text, {DAY}, x.subject, x.target_agent, md5(to_jsonb(x)::text)
+                    from jobs x where namespace = $1 and id = any($2) order by created_at, id"
+        ),
         &[ns, &job_ids],
+        0,
     )?;
+    let agents = rows(client, AGENTS_SQL, &[ns])?;
 
     let mut notes = Notes {
         files: BTreeMap::new(),
         names: BTreeMap::new(),
     };
     for i in &ideas {
-        let rel = note_name(
-            "02 Ideas",
+        notes.name(
             "idea",
-            s(i, "created_at"),
-            s(i, "title"),
-            s(i, "id"),
+            &i.id,
+            note_name("02 Ideas", "idea", &i.date, &i.title, &i.id),
         );
-        notes.name("idea", s(i, "id"), rel);
     }
     for o in &opps {
-        let rel = note_name(
-            "03 Opportunities",
+        notes.name(
             "opportunity",
-            s(o, "created_at"),
-            s(o, "title"),
-            s(o, "id"),
+            &o.id,
+            note_name("03 Opportunities", "opportunity", &o.date, &o.title, &o.id),
         );
-        notes.name("opportunity", s(o, "id"), rel);
     }
     for m in &memories {
-        let folder = if s(m, "status") == "superseded" {
+        let folder = if m.links[2].as_deref() == Some("superseded") {
             "Superseded"
         } else {
             MEMORY_FOLDERS
                 .iter()
-                .find(|(k, _)| *k == s(m, "kind"))
+                .find(|(k, _)| Some(*k) == m.links[1].as_deref())
                 .map(|(_, f)| *f)
                 .unwrap_or("Other")
         };
-        let rel = note_name(
-            &format!("04 Memories/{folder}"),
+        notes.name(
             "memory",
-            s(m, "created_at"),
-            s(m, "title"),
-            s(m, "id"),
+            &m.id,
+            note_name(
+                &format!("04 Memories/{folder}"),
+                "memory",
+                &m.date,
+                &m.title,
+                &m.id,
+            ),
         );
-        notes.name("memory", s(m, "id"), rel);
     }
     for j in &jobs {
-        let rel = note_name(
-            "08 Jobs",
+        notes.name(
             "job",
-            s(j, "created_at"),
-            s(j, "subject"),
-            s(j, "id"),
+            &j.id,
+            note_name("08 Jobs", "job", &j.date, &j.title, &j.id),
         );
-        notes.name("job", s(j, "id"), rel);
     }
     for a in &agents {
         notes.name(
@@ -208,320 +218,218 @@ pub fn render(
             format!("06 Agents/{}.md", slug(s(a, "agent_id"))),
         );
     }
+    let job_md5: BTreeMap<&str, &str> = jobs
+        .iter()
+        .map(|j| (j.id.as_str(), j.md5.as_str()))
+        .collect();
+    let successors: BTreeMap<&str, &Light> = memories
+        .iter()
+        .filter_map(|m| m.links[0].as_deref().map(|old| (old, m)))
+        .collect();
 
+    // Which notes must be rendered again: their key (rows, and the notes they link to)
+    // differs from the one the manifest recorded.
+    let mut stale: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    let mut plan = |notes: &mut Notes, kind: &'static str, id: &str, k: String| {
+        let rel = notes.rel(kind, id).cloned().unwrap_or_default();
+        if keeps(dir, before, &rel, &k) {
+            notes.files.insert(
+                rel,
+                Planned {
+                    text: None,
+                    input: Some(k),
+                },
+            );
+        } else {
+            stale.entry(kind).or_default().push((id.to_string(), k));
+        }
+    };
     for i in &ideas {
-        let text = idea(&notes, namespace, i);
-        notes.files.insert(
-            notes.names[&("idea".into(), s(i, "id").into())].clone(),
-            text,
-        );
+        let k = key(&[
+            RENDER,
+            &i.md5,
+            &notes.stem_or_dash("agent", &i.agent),
+            &notes.stem_or_dash("opportunity", i.links[0].as_deref().unwrap_or("")),
+        ]);
+        plan(&mut notes, "idea", &i.id, k);
     }
     for o in &opps {
-        let text = opportunity(&notes, namespace, o, &jobs);
-        notes.files.insert(
-            notes.names[&("opportunity".into(), s(o, "id").into())].clone(),
-            text,
-        );
+        let job = o.links[1].as_deref().unwrap_or("");
+        let k = key(&[
+            RENDER,
+            &o.md5,
+            &notes.stem_or_dash("agent", &o.agent),
+            &notes.stem_or_dash("idea", o.links[0].as_deref().unwrap_or("")),
+            &notes.stem_or_dash("job", job),
+            job_md5.get(job).copied().unwrap_or("-"),
+        ]);
+        plan(&mut notes, "opportunity", &o.id, k);
     }
-    // Successors by the memory they supersede (one pass, not a search per memory).
-    let successors: BTreeMap<&str, &Value> = memories
-        .iter()
-        .filter_map(|m| m["supersedes_memory_id"].as_str().map(|old| (old, m)))
-        .collect();
     for m in &memories {
-        let text = memory(&notes, namespace, m, &successors);
-        notes.files.insert(
-            notes.names[&("memory".into(), s(m, "id").into())].clone(),
-            text,
-        );
+        let mut parts = vec![
+            RENDER.to_string(),
+            m.md5.clone(),
+            notes.stem_or_dash("memory", m.links[0].as_deref().unwrap_or("")),
+        ];
+        if let Some(next) = successors.get(m.id.as_str()) {
+            parts.push(notes.stem_or_dash("memory", &next.id));
+            parts.push(next.md5.clone());
+        }
+        for j in mem_sources(m) {
+            parts.push(notes.stem_or_dash("job", &j));
+        }
+        let k = key(&parts.iter().map(String::as_str).collect::<Vec<_>>());
+        plan(&mut notes, "memory", &m.id, k);
     }
     for j in &jobs {
-        let text = job(&notes, namespace, j);
-        notes.files.insert(
-            notes.names[&("job".into(), s(j, "id").into())].clone(),
-            text,
-        );
+        let k = key(&[RENDER, &j.md5, &notes.stem_or_dash("agent", &j.agent)]);
+        plan(&mut notes, "job", &j.id, k);
     }
+
+    // Render what is stale, from whole rows fetched for it alone.
+    let ids = |kind: &str| -> Vec<uuid::Uuid> {
+        stale
+            .get(kind)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, _)| uuid::Uuid::parse_str(id).ok())
+            .collect()
+    };
+    let keys: BTreeMap<(String, String), String> = stale
+        .iter()
+        .flat_map(|(kind, list)| {
+            list.iter()
+                .map(move |(id, k)| ((kind.to_string(), id.clone()), k.clone()))
+        })
+        .collect();
+    let rendered = |notes: &mut Notes, kind: &str, id: &str, text: String| {
+        let rel = notes.rel(kind, id).cloned().unwrap_or_default();
+        let input = keys.get(&(kind.to_string(), id.to_string())).cloned();
+        notes.files.insert(
+            rel,
+            Planned {
+                text: Some(text),
+                input,
+            },
+        );
+    };
+    for i in rows(
+        client,
+        "select to_jsonb(i) from ideas i where id = any($1)",
+        &[&ids("idea")],
+    )? {
+        let text = idea(&notes, namespace, &i);
+        rendered(&mut notes, "idea", s(&i, "id"), text);
+    }
+    let stale_opps = rows(
+        client,
+        "select to_jsonb(o) || jsonb_build_object(
+                  'score', opportunity_score(o.impact_score, o.confidence_score, o.urgency_score, o.reversibility),
+                  'reviews', coalesce((select jsonb_agg(to_jsonb(r) order by r.id) from opportunity_reviews r
+                                        where r.opportunity_id = o.id), '[]'))
+           from opportunities o where id = any($1)",
+        &[&ids("opportunity")],
+    )?;
+    let outcome_ids: Vec<uuid::Uuid> = stale_opps
+        .iter()
+        .filter_map(|o| o["converted_job_id"].as_str())
+        .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+        .collect();
+    let outcomes = rows(
+        client,
+        "select to_jsonb(j) from jobs j where id = any($1)",
+        &[&outcome_ids],
+    )?;
+    for o in &stale_opps {
+        let text = opportunity(&notes, namespace, o, &outcomes);
+        rendered(&mut notes, "opportunity", s(o, "id"), text);
+    }
+    let successor_docs: BTreeMap<&str, Value> = successors
+        .iter()
+        .map(|(old, m)| (*old, json!({"id": m.id, "title": m.title})))
+        .collect();
+    let successor_refs: BTreeMap<&str, &Value> =
+        successor_docs.iter().map(|(k, v)| (*k, v)).collect();
+    for m in rows(
+        client,
+        "select to_jsonb(m) from memories m where id = any($1)",
+        &[&ids("memory")],
+    )? {
+        let text = memory(&notes, namespace, &m, &successor_refs);
+        rendered(&mut notes, "memory", s(&m, "id"), text);
+    }
+    for j in rows(
+        client,
+        "select to_jsonb(j) from jobs j where id = any($1)",
+        &[&ids("job")],
+    )? {
+        let text = job(&notes, namespace, &j);
+        rendered(&mut notes, "job", s(&j, "id"), text);
+    }
+    // Agents, daily notes, reports and the snapshot are few: always rendered.
+    let memory_docs: Vec<Value> = memories
+        .iter()
+        .map(|m| {
+            json!({"id": m.id, "title": m.title, "owner_agent": m.agent, "status": m.links[2],
+                   "scope": m.links[3], "subject_key": m.links[4]})
+        })
+        .collect();
     for a in &agents {
-        let text = agent(&notes, namespace, a, &memories);
+        let text = agent(&notes, namespace, a, &memory_docs);
+        let rel = notes
+            .rel("agent", s(a, "agent_id"))
+            .cloned()
+            .unwrap_or_default();
         notes.files.insert(
-            notes.names[&("agent".into(), s(a, "agent_id").into())].clone(),
-            text,
+            rel,
+            Planned {
+                text: Some(text),
+                input: None,
+            },
         );
     }
-    super::daily::add(client, &mut notes.files, namespace, since, &opps)?;
-    notes
-        .files
-        .insert("00 Inbox/README.md".into(), INBOX_README.to_string());
+    let mut more = BTreeMap::new();
+    super::daily::add(client, &mut more, namespace, since)?;
+    more.insert("00 Inbox/README.md".to_string(), INBOX_README.to_string());
+    for (rel, text) in more {
+        notes.files.insert(
+            rel,
+            Planned {
+                text: Some(text),
+                input: None,
+            },
+        );
+    }
     Ok(notes)
 }
 
+const AGENTS_SQL: &str = "with open as (
+       select target_agent, jsonb_agg(jsonb_build_object('id', id, 'status', status, 'subject', subject,
+                                                         'created_at', created_at) order by created_at, id) doc
+         from (select j.*, row_number() over (partition by target_agent order by created_at, id) r
+                 from jobs j where namespace = $1 and status not in ('succeeded', 'dead', 'cancelled')) x
+        where r <= 20 group by target_agent),
+     recent as (
+       select target_agent, jsonb_agg(jsonb_build_object('id', id, 'status', status, 'subject', subject,
+                                                         'completed_at', completed_at, 'summary', summary)
+                                      order by completed_at desc, id) doc
+         from (select j.*, row_number() over (partition by target_agent order by completed_at desc, id) r
+                 from jobs j where namespace = $1 and completed_at is not null) x
+        where r <= 10 group by target_agent)
+   select to_jsonb(a) || jsonb_build_object(
+          'orders', coalesce((select jsonb_agg(jsonb_build_object(
+              'name', o.order_name, 'cron', o.cron, 'timezone', o.timezone, 'enabled', o.enabled,
+              'last', (select jsonb_build_object('status', r.status, 'scheduled_for', r.scheduled_for)
+                         from standing_order_runs r
+                        where r.namespace = o.namespace and r.agent_id = o.agent_id
+                          and r.order_name = o.order_name
+                        order by r.scheduled_for desc limit 1)) order by o.order_name)
+            from standing_orders o where o.namespace = a.namespace and o.agent_id = a.agent_id), '[]'),
+          'open', coalesce((select doc from open where open.target_agent = a.agent_id), '[]'),
+          'recent', coalesce((select doc from recent where recent.target_agent = a.agent_id), '[]'))
+   from agents a where namespace = $1 order by agent_id";
+
 const INBOX_README: &str = "---\ngenerated: true\n---\n# Inbox\n\nDrop a note here to propose something. It becomes a candidate the next time the vault is\nexported (or on `agentbus vault ingest`), through the same rules and budgets as an agent's,\nand moves to `Processed/` with a link to what it became. A note that cannot be read stays\nhere with `<name>.error.md` beside it saying why.\n\n```\n---\ntype: idea            # idea | opportunity | memory\nauthor: ann\ntheme: onboarding\n---\n# The title\n\nThe body.\n```\n\nAn opportunity also needs `why_now`, `impact`, `confidence`, `urgency` (1-5),\n`reversibility` (high, medium, low) and `next_step`; a memory needs `kind`, `scope`,\n`subject_key` and `confidence` (it becomes a memory candidate for the curators, never a\nmemory directly). Everything else in this vault is written by agentbus and rewritten on\nevery export: edit it and the edit is lost.\n";
-
-fn idea(notes: &Notes, ns: &str, i: &Value) -> String {
-    let mut out = front_matter(&[
-        ("id", i["id"].clone()),
-        ("kind", json!("idea")),
-        ("status", i["status"].clone()),
-        ("source_agent", i["source_agent"].clone()),
-        ("theme", i["theme"].clone()),
-        ("tags", i["tags"].clone()),
-        ("created_at", i["created_at"].clone()),
-        ("updated_at", i["updated_at"].clone()),
-        ("namespace", json!(ns)),
-    ]);
-    out.push_str(&format!("# {}\n\n", line(s(i, "title"))));
-    out.push_str(&format!(
-        "Idea from {}, {}.\n\n",
-        notes.agent(s(i, "source_agent")),
-        when(s(i, "created_at"))
-    ));
-    out.push_str(&format!(
-        "## Summary\n\n{}\n\n## Evidence\n\n{}",
-        safe(s(i, "body")),
-        bullets(&i["evidence"])
-    ));
-    if let Some(o) = i["promoted_opportunity_id"].as_str() {
-        out.push_str(&format!(
-            "\n## Became\n\n{}\n",
-            notes.link("opportunity", o, "the opportunity")
-        ));
-    }
-    out
-}
-
-fn opportunity(notes: &Notes, ns: &str, o: &Value, jobs: &[Value]) -> String {
-    let mut out = front_matter(&[
-        ("id", o["id"].clone()),
-        ("kind", json!("opportunity")),
-        ("status", o["status"].clone()),
-        ("source_agent", o["source_agent"].clone()),
-        ("theme", o["theme"].clone()),
-        ("score", o["score"].clone()),
-        ("owner", o["owner_candidate"].clone()),
-        ("created_at", o["created_at"].clone()),
-        ("updated_at", o["updated_at"].clone()),
-        ("namespace", json!(ns)),
-        ("idea_id", o["idea_id"].clone()),
-        ("job_id", o["converted_job_id"].clone()),
-    ]);
-    out.push_str(&format!("# {}\n\n## Summary\n\n", line(s(o, "title"))));
-    out.push_str(&format!(
-        "Opportunity from {}, {}; score {} (impact {}, confidence {}, urgency {}, reversibility {}).\n\n",
-        notes.agent(s(o, "source_agent")),
-        when(s(o, "created_at")),
-        o["score"],
-        o["impact_score"],
-        o["confidence_score"],
-        o["urgency_score"],
-        s(o, "reversibility")
-    ));
-    out.push_str(&format!(
-        "## Evidence\n\n{}\n## Why it matters\n\n{}\n\n## Next step\n\n{}\n",
-        bullets(&o["evidence"]),
-        safe(s(o, "why_now")),
-        safe(s(o, "suggested_next_step"))
-    ));
-    if let Some(idea) = o["idea_id"].as_str() {
-        out.push_str(&format!(
-            "\nFrom {}.\n",
-            notes.link("idea", idea, "the idea")
-        ));
-    }
-    let reviews = o["reviews"].as_array().cloned().unwrap_or_default();
-    if !reviews.is_empty() {
-        out.push_str("\n## Reviews\n\n");
-        for r in &reviews {
-            out.push_str(&format!(
-                "- {} {} by {}: {}\n",
-                when(s(r, "created_at")),
-                s(r, "decision"),
-                line(s(r, "reviewer")),
-                line(s(r, "notes"))
-            ));
-        }
-    }
-    if let Some(job) = o["converted_job_id"].as_str() {
-        let outcome = jobs
-            .iter()
-            .find(|j| s(j, "id") == job)
-            .map(|j| {
-                format!(
-                    "{}{}",
-                    s(j, "status"),
-                    j["summary"]
-                        .as_str()
-                        .map(|t| format!(": {}", line(t)))
-                        .unwrap_or_default()
-                )
-            })
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "\n## Became\n\n{} ({outcome})\n",
-            notes.link("job", job, "the job")
-        ));
-    }
-    out
-}
-
-fn memory(notes: &Notes, ns: &str, m: &Value, successors: &BTreeMap<&str, &Value>) -> String {
-    let mut out = front_matter(&[
-        ("id", m["id"].clone()),
-        ("kind", json!("memory")),
-        ("memory_kind", m["kind"].clone()),
-        ("status", m["status"].clone()),
-        ("scope", m["scope"].clone()),
-        ("subject_key", m["subject_key"].clone()),
-        ("confidence", m["confidence_score"].clone()),
-        ("visibility", m["visibility"].clone()),
-        ("owner", m["owner_agent"].clone()),
-        ("created_at", m["created_at"].clone()),
-        ("updated_at", m["updated_at"].clone()),
-        ("namespace", json!(ns)),
-        ("source_refs", m["source_refs"].clone()),
-    ]);
-    out.push_str(&format!(
-        "# {}\n\n{}\n\n",
-        line(s(m, "title")),
-        safe(s(m, "body"))
-    ));
-    if let Some(old) = m["supersedes_memory_id"].as_str() {
-        out.push_str(&format!(
-            "Supersedes {}.\n\n",
-            notes.link("memory", old, "an earlier memory")
-        ));
-    }
-    if let Some(new) = successors.get(s(m, "id")) {
-        out.push_str(&format!(
-            "Superseded by {}.\n\n",
-            notes.link("memory", s(new, "id"), s(new, "title"))
-        ));
-    }
-    let sources: Vec<String> = m["source_refs"]["jobs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(|j| notes.link("job", j, &format!("job {}", j.get(..8).unwrap_or(j))))
-        .collect();
-    if !sources.is_empty() {
-        out.push_str(&format!(
-            "## Sources\n\n{}\n",
-            sources
-                .iter()
-                .map(|x| format!("- {x}\n"))
-                .collect::<String>()
-        ));
-    }
-    out
-}
-
-fn job(notes: &Notes, ns: &str, j: &Value) -> String {
-    let mut out = front_matter(&[
-        ("id", j["id"].clone()),
-        ("kind", json!("job")),
-        ("status", j["status"].clone()),
-        ("target_agent", j["target_agent"].clone()),
-        ("job_type", j["job_type"].clone()),
-        ("created_at", j["created_at"].clone()),
-        ("completed_at", j["completed_at"].clone()),
-        ("namespace", json!(ns)),
-    ]);
-    out.push_str(&format!(
-        "# {}\n\nFor {}, {}; {}.\n",
-        line(s(j, "subject")),
-        notes.agent(s(j, "target_agent")),
-        when(s(j, "created_at")),
-        s(j, "status")
-    ));
-    if let Some(summary) = j["summary"].as_str() {
-        out.push_str(&format!("\n{}\n", safe(summary)));
-    }
-    out.push_str(&format!(
-        "\n`agentbus trace {}` tells its whole story.\n",
-        s(j, "id")
-    ));
-    out
-}
-
-fn agent(notes: &Notes, ns: &str, a: &Value, memories: &[Value]) -> String {
-    let id = s(a, "agent_id");
-    let mut out = front_matter(&[
-        ("id", json!(id)),
-        ("kind", json!("agent")),
-        ("role", a["role"].clone()),
-        ("max_concurrency", a["max_concurrency"].clone()),
-        ("wake_mode", a["wake_mode"].clone()),
-        ("paused", a["paused"].clone()),
-        ("fleet", a["fleet"].clone()),
-        ("namespace", json!(ns)),
-    ]);
-    out.push_str(&format!("# {}\n\n{}\n\n", line(id), line(s(a, "role"))));
-    out.push_str("## Standing orders\n\n");
-    let orders = a["orders"].as_array().cloned().unwrap_or_default();
-    if orders.is_empty() {
-        out.push_str("- (none)\n");
-    }
-    for o in &orders {
-        let last = match o["last"].as_object() {
-            Some(_) => format!(
-                "last {} for {}",
-                s(&o["last"], "status"),
-                when(s(&o["last"], "scheduled_for"))
-            ),
-            None => "never ran".into(),
-        };
-        out.push_str(&format!(
-            "- {} `{}` ({}){}: {last}\n",
-            line(s(o, "name")),
-            line(s(o, "cron")),
-            s(o, "timezone"),
-            if o["enabled"] == json!(false) {
-                ", disabled"
-            } else {
-                ""
-            }
-        ));
-    }
-    for (title, key, at) in [
-        ("Open work", "open", "created_at"),
-        ("Recent work", "recent", "completed_at"),
-    ] {
-        out.push_str(&format!("\n## {title}\n\n"));
-        let list = a[key].as_array().cloned().unwrap_or_default();
-        if list.is_empty() {
-            out.push_str("- (none)\n");
-        }
-        for j in &list {
-            out.push_str(&format!(
-                "- {} {} {} ({})\n",
-                when(s(j, at)),
-                s(j, "status"),
-                notes.link("job", s(j, "id"), s(j, "subject")),
-                s(j, "id").get(..8).unwrap_or("")
-            ));
-        }
-    }
-    let mine: Vec<&Value> = memories
-        .iter()
-        .filter(|m| {
-            s(m, "status") == "active"
-                && (s(m, "owner_agent") == id
-                    || (s(m, "scope") == "agent" && s(m, "subject_key") == id))
-        })
-        .collect();
-    out.push_str("\n## Memories\n\n");
-    if mine.is_empty() {
-        out.push_str("- (none)\n");
-    }
-    for m in mine {
-        out.push_str(&format!(
-            "- {}\n",
-            notes.link("memory", s(m, "id"), s(m, "title"))
-        ));
-    }
-    out
-}
 
 /// ISO week label of a timestamp (`2026-W16`).
 pub fn week(ts: &DateTime<Utc>) -> String {
