@@ -53,6 +53,18 @@ as $$
   select coalesce((select namespaces from agentbus_logins where login = p_login), '{}')
 $$;
 
+-- agentbus_unrestricted() for the session's login: inside a security-definer function
+-- current_user is the owner, so these functions ask about session_user instead.
+create function agentbus_session_unrestricted()
+returns boolean
+language sql
+stable
+set search_path from current
+as $$
+  select coalesce((select rolsuper from pg_roles where rolname = session_user), false)
+      or pg_has_role(session_user, (select relowner from pg_class where oid = 'jobs'::regclass), 'MEMBER')
+$$;
+
 create function route_blocked_jobs(p_namespace text default null)
 returns table (job_id uuid, action text, new_job_id uuid)
 language plpgsql
@@ -75,8 +87,7 @@ begin
        and j.job_type not in ('blocked.triage', 'blocked.escalation')
        and (p_namespace is null or j.namespace = p_namespace)
        -- Runs as the owner: a login routes only its own namespaces.
-       and (coalesce((select rolsuper from pg_roles where rolname = session_user), false)
-            or pg_has_role(session_user, (select relowner from pg_class where oid = 'jobs'::regclass), 'MEMBER')
+       and (agentbus_session_unrestricted()
             or j.namespace = any (agentbus_login_namespaces_of(session_user)))
        and k.blocked_at is not null
        and k.blocked_at <= now() - p.route_after
@@ -164,8 +175,7 @@ declare
 begin
   select * into j from jobs where id = p_job for update;
   -- Runs as the owner: who may is decided from the session's login.
-  if not (coalesce((select rolsuper from pg_roles where rolname = session_user), false)
-          or pg_has_role(session_user, (select relowner from pg_class where oid = 'jobs'::regclass), 'MEMBER')) then
+  if not agentbus_session_unrestricted() then
     select * into me from agentbus_logins where login = session_user;
     if not found then
       raise exception 'not permitted for login %: it is not an agentbus login', session_user
@@ -257,8 +267,7 @@ as $$
 declare
   why text;
 begin
-  if new.job_type in ('reaction', 'blocked.triage', 'blocked.escalation')
-     and pg_has_role(current_user, (select relowner from pg_class where oid = 'jobs'::regclass), 'MEMBER') then
+  if new.job_type in ('reaction', 'blocked.triage', 'blocked.escalation') and agentbus_unrestricted() then
     return new;
   end if;
   if new.parent_job_id is not null then

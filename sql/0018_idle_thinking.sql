@@ -148,8 +148,7 @@ declare
   prior_reason text := current_setting('agentbus.reason', true);
 begin
   -- A login fires only in its own namespaces.
-  if not (coalesce((select rolsuper from pg_roles where rolname = session_user), false)
-          or pg_has_role(session_user, (select relowner from pg_class where oid = 'jobs'::regclass), 'MEMBER')
+  if not (agentbus_session_unrestricted()
           or p_namespace = any (agentbus_login_namespaces_of(session_user))) then
     return;
   end if;

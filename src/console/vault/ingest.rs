@@ -236,16 +236,9 @@ pub fn ingest(client: &mut postgres::Client, dir: &Path, namespace: &str) -> Res
                 let link = if kind == "memory_candidate" {
                     format!("memory candidate {id} (for the curators: `agentbus show-memory` once promoted)")
                 } else {
-                    let folder = if kind == "idea" {
-                        "idea"
-                    } else {
-                        "opportunity"
-                    };
                     format!(
-                        "[[{}-{folder}-{}-{}]]",
-                        super::text::date(&created),
-                        super::text::slug(&title),
-                        id.get(..8).unwrap_or(&id)
+                        "[[{}]]",
+                        super::notes::note_stem(&kind, &created, &title, &id)
                     )
                 };
                 let moved = format!(

@@ -37,13 +37,18 @@ const MEMORY_FOLDERS: [(&str, &str); 9] = [
     ("context", "Context"),
 ];
 
-fn note_name(folder: &str, kind: &str, created: &str, title: &str, id: &str) -> String {
+/// A row's note stem, as `[[links]]` name it: `2026-04-15-idea-<slug>-<id8>`.
+pub(super) fn note_stem(kind: &str, created: &str, title: &str, id: &str) -> String {
     format!(
-        "{folder}/{}-{kind}-{}-{}.md",
+        "{}-{kind}-{}-{}",
         date(created),
         slug(title),
         id.get(..8).unwrap_or(id)
     )
+}
+
+fn note_name(folder: &str, kind: &str, created: &str, title: &str, id: &str) -> String {
+    format!("{folder}/{}.md", note_stem(kind, created, title, id))
 }
 
 /// A row's UTC day, as the light queries select it.
