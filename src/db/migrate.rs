@@ -124,6 +124,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "idle_thinking",
         sql: include_str!("../../sql/0018_idle_thinking.sql"),
     },
+    Migration {
+        version: 19,
+        name: "agent_work_indexes",
+        sql: include_str!("../../sql/0019_agent_work_indexes.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -16,16 +16,70 @@ pub fn add(
     files: &mut BTreeMap<String, String>,
     namespace: &str,
     since: Option<DateTime<Utc>>,
+    parts: Parts,
 ) -> Result<()> {
     let from = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    if parts.days {
+        add_days(client, files, namespace, from)?;
+    }
+    if parts.bets {
+        add_bets(client, files, namespace, from)?;
+    }
+    if parts.health {
+        add_health(client, files, namespace, from)?;
+    }
+    Ok(())
+}
+
+/// Which of the notes to render (the others are kept as they are).
+#[derive(Debug, Clone, Copy)]
+pub struct Parts {
+    /// `01 Daily/`: jobs and standing order runs.
+    pub days: bool,
+    /// `05 Reports/* weekly bets.md`: opportunities.
+    pub bets: bool,
+    /// `05 Reports/* thinking.md` and `07 Snapshots/`: jobs and agents.
+    pub health: bool,
+}
+
+/// The daily notes from `from` on.
+fn add_days(
+    client: &mut impl postgres::GenericClient,
+    files: &mut BTreeMap<String, String>,
+    namespace: &str,
+    from: DateTime<Utc>,
+) -> Result<()> {
     // One pass per fact, grouped by UTC day (never a query per day).
     let mut days: BTreeMap<String, Value> = BTreeMap::new();
-    let facts: [(&str, &str); 7] = [
-        ("created", "select (created_at at time zone 'UTC')::date::text, to_jsonb(count(*)) from jobs
-                      where namespace = $1 and created_at >= $2 group by 1"),
-        ("finished", "select d, jsonb_object_agg(status, n) from (
-                        select (completed_at at time zone 'UTC')::date::text d, status::text, count(*) n
-                          from jobs where namespace = $1 and completed_at >= $2 group by 1, 2) x group by d"),
+    let blank = || {
+        json!({"created": 0, "finished": {}, "failed_attempts": 0, "dead": [], "orders": {},
+               "missed": [], "waiting": []})
+    };
+    // Jobs created and finished per day: one scan, grouped by both days and the status.
+    for r in client.query(
+        "select c::text, c_in, f::text, f_in, status::text, n from (
+           select (created_at at time zone 'UTC')::date c, created_at >= $2 c_in,
+                  (completed_at at time zone 'UTC')::date f, completed_at >= $2 f_in, status, count(*) n
+             from jobs where namespace = $1 and (created_at >= $2 or completed_at >= $2)
+            group by 1, 2, 3, 4, 5) x",
+        &[&namespace, &from],
+    )? {
+        let n: i64 = r.try_get(5)?;
+        let status: String = r.try_get(4)?;
+        if r.try_get::<_, bool>(1)? {
+            let doc = days.entry(r.try_get(0)?).or_insert_with(blank);
+            doc["created"] = json!(doc["created"].as_i64().unwrap_or(0) + n);
+        }
+        if let (Some(day), Some(true)) = (
+            r.try_get::<_, Option<String>>(2)?,
+            r.try_get::<_, Option<bool>>(3)?,
+        ) {
+            let doc = days.entry(day).or_insert_with(blank);
+            let had = doc["finished"][&status].as_i64().unwrap_or(0);
+            doc["finished"][&status] = json!(had + n);
+        }
+    }
+    let facts: [(&str, &str); 5] = [
         ("failed_attempts", "select (a.started_at at time zone 'UTC')::date::text, to_jsonb(count(*))
                                from job_attempts a join jobs j on j.id = a.job_id
                               where j.namespace = $1 and a.status = 'failed' and a.started_at >= $2 group by 1"),
@@ -56,17 +110,22 @@ pub fn add(
         for r in client.query(sql, &[&namespace, &from])? {
             let day: String = r.try_get(0)?;
             let v: Value = r.try_get(1)?;
-            let doc = days.entry(day).or_insert_with(|| {
-                json!({"created": 0, "finished": {}, "failed_attempts": 0, "dead": [], "orders": {},
-                       "missed": [], "waiting": []})
-            });
-            doc[key] = v;
+            days.entry(day).or_insert_with(blank)[key] = v;
         }
     }
     for (day, v) in &days {
         files.insert(format!("01 Daily/{day}.md"), daily(namespace, day, v));
     }
+    Ok(())
+}
 
+/// The weekly bets from `from` on.
+fn add_bets(
+    client: &mut impl postgres::GenericClient,
+    files: &mut BTreeMap<String, String>,
+    namespace: &str,
+    from: DateTime<Utc>,
+) -> Result<()> {
     // Weekly bets: the accepted and converted opportunities of each ISO week, best first.
     let opportunities: Vec<Value> = client
         .query(
@@ -120,6 +179,16 @@ pub fn add(
         files.insert(format!("05 Reports/{week} weekly bets.md"), out);
     }
 
+    Ok(())
+}
+
+/// The weekly thinking reports from `from` on, and the health snapshot.
+fn add_health(
+    client: &mut impl postgres::GenericClient,
+    files: &mut BTreeMap<String, String>,
+    namespace: &str,
+    from: DateTime<Utc>,
+) -> Result<()> {
     // Thinking: the idle windows of each ISO week, per agent.
     let thinking = client.query(
         "select to_char(created_at at time zone 'UTC', 'IYYY-\"W\"IW'), target_agent, count(*),

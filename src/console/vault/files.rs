@@ -39,69 +39,97 @@ pub fn keeps(dir: &Path, before: &BTreeMap<String, Known>, rel: &str, input: &st
     }
 }
 
+/// One file of the manifest, as written to `.agentbus-vault.json`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Entry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    generated_by: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    files: BTreeMap<String, Entry>,
+}
+
 /// The files agentbus owns in `dir` (none for a new vault).
 pub fn owned(dir: &Path) -> Result<BTreeMap<String, Known>> {
     let path = dir.join(MANIFEST);
-    let text = match std::fs::read_to_string(&path) {
+    let bytes = match std::fs::read(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(io(&path, e)),
     };
-    let doc: serde_json::Value = serde_json::from_str(&text)
+    let doc: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::config(format!("{}: not a vault manifest: {e}", path.display())))?;
-    let mut out = BTreeMap::new();
-    for (rel, v) in doc["files"].as_object().into_iter().flatten() {
-        if safe(rel) {
-            let known = match (v["sha256"].as_str(), v["bytes"].as_u64()) {
-                (Some(h), Some(n)) => {
-                    Some((h.to_string(), n, v["input"].as_str().map(str::to_string)))
-                }
+    Ok(doc
+        .files
+        .into_iter()
+        .filter(|(rel, _)| safe(rel))
+        .map(|(rel, e)| {
+            let known = match (e.sha256, e.bytes) {
+                (Some(h), Some(n)) => Some((h, n, e.input)),
                 _ => None,
             };
-            out.insert(rel.clone(), known);
-        }
-    }
-    Ok(out)
+            (rel, known)
+        })
+        .collect())
 }
 
 /// Whether a manifest entry stays inside the vault (a hand-edited manifest cannot make
 /// agentbus delete `../../etc/passwd`).
 fn safe(rel: &str) -> bool {
     let p = Path::new(rel);
-    !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_))) && rel != MANIFEST
+    !rel.is_empty()
+        && p.components().all(|c| matches!(c, Component::Normal(_)))
+        && rel != MANIFEST
+        && rel != super::cache::CACHE
 }
 
 /// Writes the manifest (atomically).
 pub fn write_manifest(dir: &Path, files: &BTreeMap<String, Known>) -> Result<()> {
-    let entries: serde_json::Map<String, serde_json::Value> = files
-        .iter()
-        .map(|(rel, known)| {
-            let v = match known {
-                Some((h, n, Some(input))) => {
-                    serde_json::json!({"sha256": h, "bytes": n, "input": input})
-                }
-                Some((h, n, None)) => serde_json::json!({"sha256": h, "bytes": n}),
-                None => serde_json::json!({}),
-            };
-            (rel.clone(), v)
-        })
-        .collect();
-    let doc = serde_json::json!({
-        "generated_by": "agentbus vault export",
-        "note": "the files agentbus owns in this vault; it rewrites and removes only these",
-        "files": entries,
-    });
-    let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
-    write_atomically(&dir.join(MANIFEST), text.as_bytes())
+    let doc = Manifest {
+        generated_by: "agentbus vault export".into(),
+        note: "the files agentbus owns in this vault; it rewrites and removes only these".into(),
+        files: files
+            .iter()
+            .map(|(rel, known)| {
+                let e = match known {
+                    Some((h, n, input)) => Entry {
+                        sha256: Some(h.clone()),
+                        bytes: Some(*n),
+                        input: input.clone(),
+                    },
+                    None => Entry::default(),
+                };
+                (rel.clone(), e)
+            })
+            .collect(),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    bytes.push(b'\n');
+    write_atomically(&dir.join(MANIFEST), &bytes)
 }
 
 /// The SHA-256 of `bytes`, in hex.
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename, so a reader (or an

@@ -15,6 +15,7 @@
 //! 08 Jobs/             the jobs other notes link to
 //! ```
 
+mod cache;
 mod daily;
 pub mod files;
 pub mod ingest;
@@ -68,9 +69,12 @@ pub fn export(
         .start()?;
     tx.batch_execute("set local time zone 'UTC'")?;
     let before = files::owned(dir)?;
-    let notes = notes::render(&mut tx, namespace, since, dir, &before)?;
+    let (notes, cache) = notes::render(&mut tx, namespace, since, dir, &before)?;
     tx.commit()?;
     let changes = files::sync(dir, &before, &notes.files)?;
+    if let Some(cache) = cache {
+        cache::save(dir, &cache)?;
+    }
     Ok(Report {
         dir: dir.display().to_string(),
         namespace: namespace.to_string(),

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::{json, Value};
 
+use super::cache::{self, Cache, Light};
 use super::pages::{agent, idea, job, memory, opportunity, Notes};
 use super::text::{date, s, slug};
 use crate::error::Result;
@@ -57,17 +58,6 @@ const DAY: &str = "to_char(x.created_at at time zone 'UTC', 'YYYY-MM-DD')";
 /// The rendering's own version: a change to how notes are written must change every key.
 const RENDER: &str = concat!("agentbus ", env!("CARGO_PKG_VERSION"), " vault 1");
 
-/// Light rows: what names a note and decides whether it must be rendered again
-/// (`md5` of the whole row), without decoding the row.
-struct Light {
-    id: String,
-    date: String,
-    title: String,
-    agent: String,
-    links: Vec<Option<String>>,
-    md5: String,
-}
-
 fn light(
     client: &mut impl postgres::GenericClient,
     sql: &str,
@@ -105,33 +95,48 @@ pub fn render(
     since: Option<DateTime<Utc>>,
     dir: &std::path::Path,
     before: &BTreeMap<String, super::files::Known>,
-) -> Result<Notes> {
+) -> Result<(Notes, Option<Cache>)> {
     use super::files::{keeps, Planned};
     let ns = &namespace;
-    let ideas = light(
-        client,
-        &format!(
-            "select x.id::text, {DAY}, x.title, x.source_agent, md5(to_jsonb(x)::text),
+    let made_by = format!("{RENDER}\u{1f}{namespace}\u{1f}{since:?}");
+    let old = cache::load(dir, &made_by);
+    let now = cache::fingerprints(client, namespace)?;
+    let reuse = |tables: &[&str]| old.unchanged(&now, tables);
+    let ideas = if reuse(&["ideas"]) {
+        old.ideas.clone()
+    } else {
+        light(
+            client,
+            &format!(
+                "select x.id::text, {DAY}, x.title, x.source_agent, md5(x::text),
                          x.promoted_opportunity_id::text
                     from ideas x where namespace = $1 order by created_at, id"
-        ),
-        &[ns],
-        1,
-    )?;
-    let opps = light(
+            ),
+            &[ns],
+            1,
+        )?
+    };
+    let opps = if reuse(&["opportunities", "opportunity_reviews"]) {
+        old.opportunities.clone()
+    } else {
+        light(
         client,
         &format!("select x.id::text, {DAY}, x.title, x.source_agent,
-                         md5(to_jsonb(x)::text || coalesce((select jsonb_agg(to_jsonb(r) order by r.id)::text
-                                                               from opportunity_reviews r where r.opportunity_id = x.id), '')),
+                         md5(x::text || coalesce((select string_agg(r::text, ',' order by r.id)
+                                                 from opportunity_reviews r where r.opportunity_id = x.id), '')),
                          x.idea_id::text, x.converted_job_id::text
                     from opportunities x where namespace = $1 order by created_at, id"),
         &[ns],
         2,
-    )?;
-    // links: supersedes, kind, status, owner, scope, subject
-    let memories = light(
+    )?
+    };
+    // links: supersedes, kind, status, owner, scope, subject, source jobs
+    let memories = if reuse(&["memories"]) {
+        old.memories.clone()
+    } else {
+        light(
         client,
-        &format!("select x.id::text, {DAY}, x.title, coalesce(x.owner_agent, ''), md5(to_jsonb(x)::text),
+        &format!("select x.id::text, {DAY}, x.title, coalesce(x.owner_agent, ''), md5(x::text),
                          x.supersedes_memory_id::text, x.kind::text, x.status::text, x.scope::text, x.subject_key,
                          (select string_agg(j, ' ') from jsonb_array_elements_text(
                             case when jsonb_typeof(x.source_refs -> 'jobs') = 'array'
@@ -140,7 +145,8 @@ pub fn render(
                    order by created_at, id"),
         &[ns],
         6,
-    )?;
+    )?
+    };
     let mem_sources = |m: &Light| -> Vec<String> {
         m.links[5]
             .as_deref()
@@ -161,13 +167,20 @@ pub fn render(
     let jobs = light(
         client,
         &format!(
-            "select x.id::text, {DAY}, x.subject, x.target_agent, md5(to_jsonb(x)::text)
+            "select x.id::text, {DAY}, x.subject, x.target_agent, md5(x::text)
                     from jobs x where namespace = $1 and id = any($2) order by created_at, id"
         ),
         &[ns, &job_ids],
         0,
     )?;
-    let agents = rows(client, AGENTS_SQL, &[ns])?;
+    let agent_ids: Vec<String> = client
+        .query(
+            "select agent_id from agents where namespace = $1 order by agent_id",
+            &[ns],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
 
     let mut notes = Notes {
         files: BTreeMap::new(),
@@ -216,12 +229,8 @@ pub fn render(
             note_name("08 Jobs", "job", &j.date, &j.title, &j.id),
         );
     }
-    for a in &agents {
-        notes.name(
-            "agent",
-            s(a, "agent_id"),
-            format!("06 Agents/{}.md", slug(s(a, "agent_id"))),
-        );
+    for a in &agent_ids {
+        notes.name("agent", a, format!("06 Agents/{}.md", slug(a)));
     }
     let job_md5: BTreeMap<&str, &str> = jobs
         .iter()
@@ -290,7 +299,6 @@ pub fn render(
         let k = key(&[RENDER, &j.md5, &notes.stem_or_dash("agent", &j.agent)]);
         plan(&mut notes, "job", &j.id, k);
     }
-
     // Render what is stale, from whole rows fetched for it alone.
     let ids = |kind: &str| -> Vec<uuid::Uuid> {
         stale
@@ -371,30 +379,63 @@ pub fn render(
         let text = job(&notes, namespace, &j);
         rendered(&mut notes, "job", s(&j, "id"), text);
     }
-    // Agents, daily notes, reports and the snapshot are few: always rendered.
-    let memory_docs: Vec<Value> = memories
-        .iter()
-        .map(|m| {
-            json!({"id": m.id, "title": m.title, "owner_agent": m.agent, "status": m.links[2],
-                   "scope": m.links[3], "subject_key": m.links[4]})
-        })
-        .collect();
-    for a in &agents {
-        let text = agent(&notes, namespace, a, &memory_docs);
-        let rel = notes
-            .rel("agent", s(a, "agent_id"))
-            .cloned()
-            .unwrap_or_default();
-        notes.files.insert(
-            rel,
-            Planned {
-                text: Some(text),
-                input: None,
-            },
-        );
-    }
+    // Agents, daily notes, reports and the snapshot are few: rendered again whenever a
+    // table they read moved, kept whole otherwise.
     let mut more = BTreeMap::new();
-    super::daily::add(client, &mut more, namespace, since)?;
+    let keep = |notes: &mut Notes, tables: &[&str], part: &dyn Fn(&str) -> bool| -> bool {
+        let kept = reuse(tables)
+            .then(|| cache::intact(dir, before, part))
+            .flatten();
+        for rel in kept.iter().flatten() {
+            notes.files.insert(
+                rel.clone(),
+                Planned {
+                    text: None,
+                    input: None,
+                },
+            );
+        }
+        kept.is_some()
+    };
+    let agent_tables = [
+        "agents",
+        "standing_orders",
+        "standing_order_runs",
+        "jobs",
+        "memories",
+    ];
+    if !keep(&mut notes, &agent_tables, &|rel| {
+        rel.starts_with("06 Agents/")
+    }) {
+        let memory_docs: Vec<Value> = memories
+            .iter()
+            .map(|m| {
+                json!({"id": m.id, "title": m.title, "owner_agent": m.agent, "status": m.links[2],
+                       "scope": m.links[3], "subject_key": m.links[4]})
+            })
+            .collect();
+        for a in rows(client, AGENTS_SQL, &[ns])? {
+            let text = agent(&notes, namespace, &a, &memory_docs);
+            let rel = notes
+                .rel("agent", s(&a, "agent_id"))
+                .cloned()
+                .unwrap_or_default();
+            more.insert(rel, text);
+        }
+    }
+    let report = |rel: &str, suffix: &str| rel.starts_with("05 Reports/") && rel.ends_with(suffix);
+    let parts = super::daily::Parts {
+        days: !keep(&mut notes, &["jobs", "standing_order_runs"], &|rel| {
+            rel.starts_with("01 Daily/")
+        }),
+        bets: !keep(&mut notes, &["opportunities"], &|rel| {
+            report(rel, " weekly bets.md")
+        }),
+        health: !keep(&mut notes, &["jobs", "agents"], &|rel| {
+            report(rel, " thinking.md") || rel.starts_with("07 Snapshots/")
+        }),
+    };
+    super::daily::add(client, &mut more, namespace, since, parts)?;
     more.insert("00 Inbox/README.md".to_string(), INBOX_README.to_string());
     for (rel, text) in more {
         notes.files.insert(
@@ -405,23 +446,22 @@ pub fn render(
             },
         );
     }
-    Ok(notes)
+    // The cache changes only when a table moved (or it was made otherwise).
+    let moved = old.made_by != made_by || old.sources != now;
+    let cache = moved.then_some(Cache {
+        made_by,
+        sources: now,
+        ideas,
+        opportunities: opps,
+        memories,
+    });
+    Ok((notes, cache))
 }
 
-const AGENTS_SQL: &str = "with open as (
-       select target_agent, jsonb_agg(jsonb_build_object('id', id, 'status', status, 'subject', subject,
-                                                         'created_at', created_at) order by created_at, id) doc
-         from (select j.*, row_number() over (partition by target_agent order by created_at, id) r
-                 from jobs j where namespace = $1 and status not in ('succeeded', 'dead', 'cancelled')) x
-        where r <= 20 group by target_agent),
-     recent as (
-       select target_agent, jsonb_agg(jsonb_build_object('id', id, 'status', status, 'subject', subject,
-                                                         'completed_at', completed_at, 'summary', summary)
-                                      order by completed_at desc, id) doc
-         from (select j.*, row_number() over (partition by target_agent order by completed_at desc, id) r
-                 from jobs j where namespace = $1 and completed_at is not null) x
-        where r <= 10 group by target_agent)
-   select to_jsonb(a) || jsonb_build_object(
+/// Per agent: its settings, standing orders with their last run, its 20 oldest open jobs
+/// and 10 latest finished (index probes per agent: `jobs_open_by_agent_idx`,
+/// `jobs_finished_by_agent_idx`).
+const AGENTS_SQL: &str = "select to_jsonb(a) || jsonb_build_object(
           'orders', coalesce((select jsonb_agg(jsonb_build_object(
               'name', o.order_name, 'cron', o.cron, 'timezone', o.timezone, 'enabled', o.enabled,
               'last', (select jsonb_build_object('status', r.status, 'scheduled_for', r.scheduled_for)
@@ -430,8 +470,19 @@ const AGENTS_SQL: &str = "with open as (
                           and r.order_name = o.order_name
                         order by r.scheduled_for desc limit 1)) order by o.order_name)
             from standing_orders o where o.namespace = a.namespace and o.agent_id = a.agent_id), '[]'),
-          'open', coalesce((select doc from open where open.target_agent = a.agent_id), '[]'),
-          'recent', coalesce((select doc from recent where recent.target_agent = a.agent_id), '[]'))
+          'open', coalesce((select jsonb_agg(jsonb_build_object('id', x.id, 'status', x.status, 'subject', x.subject,
+                                                                'created_at', x.created_at) order by x.created_at, x.id)
+                              from (select id, status, subject, created_at from jobs j
+                                     where j.namespace = a.namespace and j.target_agent = a.agent_id
+                                       and j.status not in ('succeeded', 'dead', 'cancelled')
+                                     order by created_at, id limit 20) x), '[]'),
+          'recent', coalesce((select jsonb_agg(jsonb_build_object('id', x.id, 'status', x.status, 'subject', x.subject,
+                                                                  'completed_at', x.completed_at, 'summary', x.summary)
+                                               order by x.completed_at desc, x.id)
+                                from (select id, status, subject, completed_at, summary from jobs j
+                                       where j.namespace = a.namespace and j.target_agent = a.agent_id
+                                         and j.completed_at is not null
+                                       order by completed_at desc, id limit 10) x), '[]'))
    from agents a where namespace = $1 order by agent_id";
 
 const INBOX_README: &str = "---\ngenerated: true\n---\n# Inbox\n\nDrop a note here to propose something. It becomes a candidate the next time the vault is\nexported (or on `agentbus vault ingest`), through the same rules and budgets as an agent's,\nand moves to `Processed/` with a link to what it became. A note that cannot be read stays\nhere with `<name>.error.md` beside it saying why.\n\n```\n---\ntype: idea            # idea | opportunity | memory\nauthor: ann\ntheme: onboarding\n---\n# The title\n\nThe body.\n```\n\nAn opportunity also needs `why_now`, `impact`, `confidence`, `urgency` (1-5),\n`reversibility` (high, medium, low) and `next_step`; a memory needs `kind`, `scope`,\n`subject_key` and `confidence` (it becomes a memory candidate for the curators, never a\nmemory directly). Everything else in this vault is written by agentbus and rewritten on\nevery export: edit it and the edit is lost.\n";

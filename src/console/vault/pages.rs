@@ -10,16 +10,20 @@ use super::text::{bullets, front_matter, line, s, safe, when};
 pub struct Notes {
     /// The files: rendered, or kept as they are.
     pub files: BTreeMap<String, super::files::Planned>,
-    pub(super) names: BTreeMap<(String, String), String>,
+    /// Kind, then id, then the note's path.
+    pub(super) names: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Notes {
     pub(super) fn name(&mut self, kind: &str, id: &str, rel: String) {
-        self.names.insert((kind.into(), id.into()), rel);
+        self.names
+            .entry(kind.to_string())
+            .or_default()
+            .insert(id.to_string(), rel);
     }
 
     pub(super) fn rel(&self, kind: &str, id: &str) -> Option<&String> {
-        self.names.get(&(kind.into(), id.into()))
+        self.names.get(kind)?.get(id)
     }
 
     /// The stem of a note, or `-` when there is none: part of the key of notes linking it.

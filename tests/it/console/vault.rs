@@ -23,7 +23,7 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
                 walk(root, &p, out);
             } else {
                 let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                if rel != ".agentbus-vault.json" {
+                if !rel.starts_with(".agentbus-vault.") {
                     out.insert(rel, std::fs::read_to_string(&p).unwrap());
                 }
             }
@@ -162,6 +162,53 @@ fn a_change_rewrites_only_the_affected_notes_and_a_deleted_row_removes_its_note(
         "# mine\n",
         "a person's note is never touched"
     );
+}
+
+#[test]
+fn an_incremental_export_equals_a_fresh_one_and_a_damaged_cache_only_means_a_full_read() {
+    let db = TestDb::new();
+    db.client().batch_execute(LEDGER).unwrap();
+    let dir = Scratch::new();
+    export(&db, &dir.0);
+    let cache = dir.0.join(".agentbus-vault.cache.json");
+    assert!(cache.is_file(), "the export keeps what it read");
+
+    // A damaged cache: everything is read again, the vault is the same, nothing written.
+    std::fs::write(&cache, "{ not json").unwrap();
+    let r = export(&db, &dir.0);
+    assert_eq!(r["written"], 0, "{r}");
+    assert!(serde_json::from_slice::<Value>(&std::fs::read(&cache).unwrap()).is_ok());
+
+    // The job the opportunity became dies a day later: the parts that read jobs are
+    // rendered again (its note, the opportunity showing its outcome, the day, the agent,
+    // the snapshot); ideas and memories are kept from the cache.
+    db.client()
+        .batch_execute(
+            "update jobs set status = 'dead', last_error = 'vendor site down',
+                             completed_at = '2026-04-16T10:00:00Z'
+              where id = '00000000-0000-4000-8000-00000000000a'",
+        )
+        .unwrap();
+    let r = export(&db, &dir.0);
+    let w = written(&r);
+    for want in [
+        "01 Daily/2026-04-16.md",
+        "07 Snapshots/health.md",
+        "03 Opportunities/2026-04-15-opportunity-vendors-move-to-usage-pricing-not-a-link-00000000.md",
+    ] {
+        assert!(w.contains(want), "{want} not rewritten: {r}");
+    }
+    assert!(
+        w.iter()
+            .all(|f| !f.starts_with("02 Ideas/") && !f.starts_with("04 Memories/")),
+        "{r}"
+    );
+    // Byte for byte what a fresh export of the same ledger gives.
+    let fresh = Scratch::new();
+    export(&db, &fresh.0);
+    assert_eq!(tree(&dir.0), tree(&fresh.0));
+    assert!(tree(&dir.0)["01 Daily/2026-04-16.md"].contains("vendor site down"));
+    assert_eq!(export(&db, &dir.0)["written"], 0);
 }
 
 #[test]
