@@ -38,6 +38,17 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// `text` without secrets or credential-looking values, lines kept (a log file).
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), MASK);
+            }
+        }
+        credentials_masked(&out)
+    }
+
     /// `text` without secrets or credential-looking values, on one line, at most
     /// `max_chars` characters (an ellipsis marks a cut).
     pub fn clean(&self, text: &str, extra: &[&str], max_chars: usize) -> String {

@@ -11,6 +11,7 @@ mod argv;
 mod audit;
 mod blocked;
 mod close;
+mod code;
 mod completions;
 mod controls;
 mod digest;
@@ -160,6 +161,9 @@ enum Command {
     RerouteJob(blocked::RerouteJobArgs),
     IdleWindows(blocked::IdleWindowsArgs),
     Vault(vault::VaultArgs),
+    Code(code::CodeArgs),
+    ListCodingRuns(code::ListCodingRunsArgs),
+    ShowCodingRun(code::ShowCodingRunArgs),
     Status(status::StatusArgs),
     Health(status::HealthArgs),
     Metrics(status::MetricsArgs),
@@ -487,6 +491,9 @@ fn dispatch(
         Command::RerouteJob(a) => blocked::reroute(ctx, a, stdin),
         Command::IdleWindows(a) => blocked::idle_windows(ctx, a),
         Command::Vault(a) => vault::run(ctx, a),
+        Command::Code(a) => code::run(ctx, a),
+        Command::ListCodingRuns(a) => code::list(ctx, a),
+        Command::ShowCodingRun(a) => code::show(ctx, a),
         Command::RejectJob(a) => controls::reject(ctx, a),
         Command::DrainAgent(a) => controls::drain(ctx, a),
         Command::ListApprovals(a) => controls::list_approvals(ctx, a),

@@ -151,6 +151,23 @@ fn node_lines(node: &Node, prefix: &str, last: bool, full: bool, out: &mut Strin
             o.source_agent
         ));
     }
+    for r in &node.coding_runs {
+        let mut line = format!(
+            "coding run {} {} by {} ({}) on {}",
+            output::id(r.id, full),
+            r.status,
+            r.runner,
+            r.run_mode,
+            r.branch.as_deref().unwrap_or("-")
+        );
+        if let Some(s) = r.result_summary.as_deref().or(r.error.as_deref()) {
+            line += &format!(": {s}");
+        }
+        if let Some(m) = &r.merged_commit {
+            line += &format!(" · merged {}", m.get(..10).unwrap_or(m));
+        }
+        detail(line);
+    }
     for d in &node.depends_on {
         detail(format!(
             "waited for {} {} {} \"{}\"",

@@ -49,6 +49,8 @@ pub struct Node {
     pub opportunity: Option<crate::lanes::proactive::Opportunity>,
     /// The event a reaction made it for.
     pub origin_event: Option<Event>,
+    /// The coding runs that executed it (a `dev.code_change` job), oldest first.
+    pub coding_runs: Vec<crate::lanes::coding::record::CodingRun>,
     /// Follow-ups it enqueued (jobs whose parent it is), oldest first.
     pub children: Vec<Node>,
 }
@@ -214,6 +216,18 @@ pub fn trace(
     .map(|e| (e.id, e))
     .collect();
 
+    let mut coding_runs: BTreeMap<Uuid, Vec<crate::lanes::coding::record::CodingRun>> =
+        BTreeMap::new();
+    for run in decode_all::<crate::lanes::coding::record::CodingRun>(
+        &client.query(
+            "select to_jsonb(r.*) as row from coding_runs r where job_id = any($1) order by created_at",
+            &[&ids],
+        )?,
+        "row",
+    )? {
+        coding_runs.entry(run.job_id).or_default().push(run);
+    }
+
     let in_trace: BTreeSet<Uuid> = jobs.iter().map(|j| j.id).collect();
     let mut children_of: BTreeMap<Option<Uuid>, Vec<Job>> = BTreeMap::new();
     for job in jobs {
@@ -229,6 +243,7 @@ pub fn trace(
         runs,
         opportunities,
         origins,
+        coding_runs,
         focus,
     };
     let roots = parts.build(None, 0);
@@ -249,6 +264,7 @@ struct Parts {
     runs: BTreeMap<Uuid, Run>,
     opportunities: BTreeMap<Uuid, crate::lanes::proactive::Opportunity>,
     origins: BTreeMap<i64, Event>,
+    coding_runs: BTreeMap<Uuid, Vec<crate::lanes::coding::record::CodingRun>>,
     focus: Option<Uuid>,
 }
 
@@ -276,6 +292,7 @@ impl Parts {
                     origin_event: job
                         .origin_event_id
                         .and_then(|e| self.origins.get(&e).cloned()),
+                    coding_runs: self.coding_runs.remove(&id).unwrap_or_default(),
                     children,
                     job,
                 }

@@ -129,6 +129,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "agent_work_indexes",
         sql: include_str!("../../sql/0019_agent_work_indexes.sql"),
     },
+    Migration {
+        version: 20,
+        name: "coding_runs",
+        sql: include_str!("../../sql/0020_coding_runs.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).
