@@ -104,9 +104,12 @@ language plpgsql
 set search_path from current
 as $$
 declare
-  run uuid := case when tg_table_name = 'coding_runs' then new.id else new.run_id end;
-  job uuid := case when tg_table_name = 'coding_runs' then new.job_id
-                   else (select r.job_id from coding_runs r where r.id = new.run_id) end;
+  -- One function for both tables: their columns are read through jsonb (a run has id and
+  -- job_id, a pass run_id).
+  doc jsonb := to_jsonb(new);
+  run uuid := coalesce(doc ->> 'run_id', doc ->> 'id')::uuid;
+  job uuid := coalesce((doc ->> 'job_id')::uuid,
+                       (select r.job_id from coding_runs r where r.id = (doc ->> 'run_id')::uuid));
 begin
   if agentbus_unrestricted()
      or exists (select 1 from agentbus_logins where login = current_user and class = 'operator') then

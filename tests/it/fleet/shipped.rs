@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::TestDb;
 
@@ -140,6 +140,8 @@ fn the_operations_fleet_has_the_seed_roles_its_standing_orders_and_budgets() {
         "security",
         "research",
         "publisher",
+        // Not a seed role: the executor of coding runs (issue 20), an exec agent.
+        "dev-runner",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -174,8 +176,9 @@ fn the_operations_fleet_has_the_seed_roles_its_standing_orders_and_budgets() {
     let budgets: i64 = db.one(
         "select count(*) from proactive_budgets where namespace = 'ops' and max_opportunities_per_day = 3",
     );
-    assert_eq!(budgets, 10, "every agent gets the fleet's default budgets");
-    for agent in &ids {
+    assert_eq!(budgets, 11, "every agent gets the fleet's default budgets");
+    // The OpenClaw agents (all but the coding runs' executor) think and remember.
+    for agent in ids.iter().filter(|a| *a != "dev-runner") {
         let md = std::fs::read_to_string(dir.join(agent).join("AGENTS.md")).unwrap();
         assert!(md.contains("## Proactive work"), "{agent}");
         assert!(md.contains("## Memory"), "{agent}");
@@ -189,6 +192,15 @@ fn the_operations_fleet_has_the_seed_roles_its_standing_orders_and_budgets() {
          from agents where namespace = 'ops'",
     );
     for a in agents.as_array().unwrap() {
+        if a["id"] == "dev-runner" {
+            // Runs `agentbus code run` per job; two runs at once on its host.
+            assert_eq!(
+                (a["c"].clone(), a["w"].clone()),
+                (json!(2), json!("exec")),
+                "{a}"
+            );
+            continue;
+        }
         assert_eq!(a["c"], 1, "{a}");
         assert_eq!(a["w"], "hook", "{a}");
     }
@@ -382,8 +394,15 @@ fn the_operations_fleet_speaks_the_seed_vocabulary_hub_and_spoke() {
                 }
             }
             "project-tracker" => assert!(handoffs.contains("coordinator")),
+            // The seed's planner -> executor -> review loop: devops plans code changes for
+            // the runner and reviews what it returns; the runner is a tool, not a
+            // specialist, and answers only to devops.
+            "dev-runner" => assert_eq!(handoffs, BTreeSet::from(["devops"])),
             _ => {
-                for h in &handoffs {
+                for h in handoffs
+                    .iter()
+                    .filter(|h| !(agent == "devops" && **h == "dev-runner"))
+                {
                     assert!(
                         control.contains(h),
                         "{agent} hands work to {h}: specialists talk through the coordinator"
