@@ -9,6 +9,7 @@ mod agents;
 mod args;
 mod argv;
 mod audit;
+mod backup;
 mod blocked;
 mod close;
 mod code;
@@ -161,6 +162,8 @@ enum Command {
     RerouteJob(blocked::RerouteJobArgs),
     IdleWindows(blocked::IdleWindowsArgs),
     Vault(vault::VaultArgs),
+    Backup(backup::BackupArgs),
+    Restore(backup::RestoreArgs),
     Code(code::CodeArgs),
     ListCodingRuns(code::ListCodingRunsArgs),
     ShowCodingRun(code::ShowCodingRunArgs),
@@ -270,6 +273,11 @@ impl Ctx {
     /// The name of the command being run (`complete-job`), as clap parsed it.
     pub fn command(&self) -> &str {
         &self.command
+    }
+
+    /// The database settings the environment gives (for PostgreSQL's own programs).
+    pub fn db_config(&self) -> Result<DbConfig> {
+        DbConfig::from_lookup(|k| self.env(k))
     }
 
     /// The database connection with specific session settings, opened on first use.
@@ -491,6 +499,8 @@ fn dispatch(
         Command::RerouteJob(a) => blocked::reroute(ctx, a, stdin),
         Command::IdleWindows(a) => blocked::idle_windows(ctx, a),
         Command::Vault(a) => vault::run(ctx, a),
+        Command::Backup(a) => backup::backup(ctx, a),
+        Command::Restore(a) => backup::restore(ctx, a),
         Command::Code(a) => code::run(ctx, a),
         Command::ListCodingRuns(a) => code::list(ctx, a),
         Command::ShowCodingRun(a) => code::show(ctx, a),

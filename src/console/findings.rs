@@ -28,6 +28,7 @@ pub const CODES: &[&str] = &[
     "low_confidence_repeat",
     "budget_rejected",
     "guardrail_refused",
+    "restore_drill_overdue",
 ];
 
 /// The topic recorded findings are emitted on.
@@ -396,6 +397,7 @@ pub fn audit(
     )?;
 
     proactive_findings(tx, namespace, limits, &mut findings)?;
+    super::drills::findings(tx, namespace, &mut findings)?;
 
     let mut recorded = 0;
     if record && !findings.is_empty() {

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod doctor;
+mod drills;
 pub mod findings;
 pub mod health;
 pub mod namespaces;

@@ -134,6 +134,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "coding_runs",
         sql: include_str!("../../sql/0020_coding_runs.sql"),
     },
+    Migration {
+        version: 21,
+        name: "restorable_checks",
+        sql: include_str!("../../sql/0021_restorable_checks.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

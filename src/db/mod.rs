@@ -1,6 +1,7 @@
 //! Connecting to PostgreSQL: where the connection settings come from, the session settings
 //! every agentbus connection carries, and the helpers commands use to run one transaction.
 
+pub mod backup;
 pub mod migrate;
 pub mod tls;
 
@@ -117,6 +118,44 @@ impl DbConfig {
     /// The database name, for messages.
     pub fn dbname(&self) -> Option<&str> {
         self.config.get_dbname()
+    }
+
+    /// The same settings as libpq environment variables (`PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`), for PostgreSQL's own
+    /// programs (pg_dump, pg_restore): the password travels in the child's environment,
+    /// never on a command line another user could read.
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        if !hosts.is_empty() {
+            out.push(("PGHOST", hosts.join(",")));
+        }
+        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
+        if !ports.is_empty() {
+            out.push(("PGPORT", ports.join(",")));
+        }
+        if let Some(u) = self.config.get_user() {
+            out.push(("PGUSER", u.to_string()));
+        }
+        if let Some(d) = self.config.get_dbname() {
+            out.push(("PGDATABASE", d.to_string()));
+        }
+        if let Some(p) = self.password() {
+            out.push(("PGPASSWORD", p));
+        }
+        out.push(("PGSSLMODE", self.tls.mode.as_str().to_string()));
+        if let Some(root) = &self.tls.root_cert {
+            out.push(("PGSSLROOTCERT", root.clone()));
+        }
+        out
     }
 }
 

@@ -1,5 +1,6 @@
 //! The database layer: migrations, and every statement of the library against the schema.
 
+mod backup;
 mod connection;
 mod migrations;
 mod sql;

@@ -79,9 +79,10 @@ fn every_sql_statement_in_the_library_prepares_against_the_schema() {
         statements.len(),
         problems.join("\n")
     );
-    // The dynamic ones are few and known; a new one is a decision worth a look.
+    // The dynamic ones are few and known; a new one is a decision worth a look (the fourth:
+    // the backup's per-table count and sample, over the catalog's tables).
     assert!(
-        dynamic.len() <= 3,
+        dynamic.len() <= 4,
         "more dynamic statements than expected: {dynamic:?}"
     );
 }
