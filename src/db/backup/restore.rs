@@ -142,7 +142,11 @@ pub fn restore(dump: &Path, into: &DbConfig, into_label: &str, verify: bool) -> 
         );
         let ran = match claimed {
             Ok(_) => "runs".to_string(),
-            Err(e) => format!("fails: {e}"),
+            Err(e) => format!(
+                "fails: {}",
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
+            ),
         };
         tx.rollback()?;
         checks.push(check("claim_jobs", "runs", ran));
