@@ -7,8 +7,12 @@ use clap::Args;
 use super::output::{self, Format};
 use super::Ctx;
 use crate::db::migrate::{self, MigrationState};
+use crate::db::migrate_check;
 use crate::db::SessionSettings;
 use crate::error::Result;
+
+/// The last migration of the previous release, as built in.
+const RELEASED: &str = include_str!("../../sql/RELEASED");
 
 /// Apply the database migrations this agentbus carries
 ///
@@ -20,15 +24,36 @@ use crate::error::Result;
 #[command(after_help = MIGRATE_EXAMPLES)]
 pub struct MigrateArgs {
     /// List the migrations as applied or pending, and change nothing
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["check", "to"])]
     status: bool,
+    /// Apply the pending migrations up to this version only (a staged upgrade)
+    #[arg(long, value_name = "VERSION", conflicts_with = "check")]
+    to: Option<i32>,
+    /// Read the migrations after --since and exit 1 if one would break the previous
+    /// release during a rolling upgrade (drops, renames, type changes, NOT NULL, new
+    /// constraints not marked `-- contract:`); needs no database
+    #[arg(long)]
+    check: bool,
+    /// With --check: the last migration of the previous release (default: sql/RELEASED as
+    /// built in)
+    #[arg(long, value_name = "VERSION", requires = "check")]
+    since: Option<i32>,
 }
 
 const MIGRATE_EXAMPLES: &str = "\
 Examples:
   export DATABASE_URL=$(scripts/pg-local.sh)
   agentbus migrate
-  agentbus migrate --status";
+  agentbus migrate --status
+  agentbus migrate --to 19              # a staged upgrade
+  agentbus migrate --check              # in CI: only expand steps since the last release
+
+Rolling upgrades: migrations only expand (add tables, columns with defaults, functions,
+indexes), so the previous release keeps working while hosts are upgraded one by one:
+migrate first, then replace the binaries. A contract step (dropping what an older binary
+uses) ships a release after the last binary that used it, marked `-- contract:`. Going
+back: run the previous binaries against the newer schema (they work: it only expanded);
+to undo the schema itself, restore the backup taken before `migrate`.";
 
 pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
     let settings = SessionSettings {
@@ -39,6 +64,26 @@ pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
         lease_token: None,
     };
     let format = ctx.format();
+    if a.check {
+        let since = a
+            .since
+            .or_else(|| migrate_check::released(RELEASED))
+            .unwrap_or(0);
+        let found = migrate_check::contracts(migrate::MIGRATIONS, since);
+        if !found.is_empty() {
+            ctx.set_exit_code(1);
+        }
+        return match format {
+            Format::Json => output::json(&serde_json::json!({"since": since, "contracts": found})),
+            Format::Table if found.is_empty() => Ok(format!(
+                "migrations after {since:04}: expand only (the previous release keeps working)\n"
+            )),
+            Format::Table => Ok(found
+                .iter()
+                .map(|c| format!("{}:{}: {}: {}\n", c.file, c.line, c.why, c.text))
+                .collect()),
+        };
+    }
     let client = ctx.db_with(settings)?;
     if a.status {
         let lines = migrate::status(client)?;
@@ -61,7 +106,10 @@ pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
             )),
         };
     }
-    let report = migrate::migrate(client)?;
+    let report = match a.to {
+        Some(v) => migrate::migrate_to(client, v)?,
+        None => migrate::migrate(client)?,
+    };
     // New tables need the groups' grants too, where the guardrails are installed.
     let grants_refreshed = crate::db::transaction(client, crate::ledger::roles::refresh_grants)?;
     match format {

@@ -194,6 +194,31 @@ pub fn migrate(client: &mut postgres::Client) -> Result<MigrateReport> {
     apply(client, MIGRATIONS)
 }
 
+/// Applies the pending migrations up to `version` (inclusive): a staged upgrade. Refuses a
+/// version this binary does not carry, and one below what the database already has
+/// (migrations are forward-only: going back is restoring a backup taken before).
+pub fn migrate_to(client: &mut postgres::Client, version: i32) -> Result<MigrateReport> {
+    let Some(last) = MIGRATIONS.iter().position(|m| m.version == version) else {
+        return Err(Error::usage(format!(
+            "no migration {version}: this agentbus carries 1 to {}",
+            MIGRATIONS.last().map_or(0, |m| m.version)
+        )));
+    };
+    let applied = check(client, MIGRATIONS)?
+        .iter()
+        .filter(|l| l.state == MigrationState::Applied)
+        .map(|l| l.version)
+        .max()
+        .unwrap_or(0);
+    if applied > version {
+        return Err(Error::conflict(format!(
+            "the database is at migration {applied}, past {version}: migrations only go forward"
+        ))
+        .with_hint("to go back, restore a backup taken before the upgrade (agentbus restore)"));
+    }
+    apply(client, &MIGRATIONS[..=last])
+}
+
 /// Applies every pending migration of `migrations` (tests pass edited lists).
 pub fn apply(client: &mut postgres::Client, migrations: &[Migration]) -> Result<MigrateReport> {
     client.execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])?;

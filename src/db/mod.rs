@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod migrate;
+pub mod migrate_check;
 pub mod tls;
 
 use std::time::Duration;

@@ -112,9 +112,21 @@ pub fn install(tx: &mut postgres::Transaction<'_>) -> Result<InstallReport> {
 }
 
 /// Re-applies the groups' grants when they are installed in this database (after a
-/// migration added tables). Returns whether they were.
+/// migration added tables). Returns whether they were. A schema staged below the
+/// guardrails' migration (`migrate --to`) has none to refresh.
 pub fn refresh_grants(tx: &mut postgres::Transaction<'_>) -> Result<bool> {
-    let on: bool = tx.query_one("select agentbus_guardrails_on()", &[])?.get(0);
+    let known: bool = tx
+        .query_one(
+            "select to_regprocedure('agentbus_guardrails_on()') is not null",
+            &[],
+        )?
+        .try_get(0)?;
+    if !known {
+        return Ok(false);
+    }
+    let on: bool = tx
+        .query_one("select agentbus_guardrails_on()", &[])?
+        .try_get(0)?;
     if on {
         tx.execute("select agentbus_apply_grants()", &[])?;
     }

@@ -138,3 +138,39 @@ fn every_sql_file_is_embedded() {
         .collect();
     assert_eq!(files, embedded);
 }
+
+#[test]
+fn migrations_since_the_last_release_only_expand_and_migrate_to_stages_an_upgrade() {
+    // The CI gate: nothing after sql/RELEASED would break the previous release.
+    let db = crate::support::TestDb::empty();
+    let gate = db.cli(&["migrate", "--check", "--format", "json"]);
+    assert_eq!(gate.code, 0, "{}{}", gate.stdout, gate.stderr);
+    assert_eq!(gate.json()["contracts"], serde_json::json!([]));
+    // It does find contract steps: the whole history has some (each released long ago).
+    let all = db.cli(&["migrate", "--check", "--since", "0", "--format", "table"]);
+    assert_eq!(all.code, 1);
+    assert!(
+        all.stdout.contains("sql/0002_supervisor.sql:") && all.stdout.contains("drops a function"),
+        "{}",
+        all.stdout
+    );
+
+    // A staged upgrade: up to 5, then the rest.
+    let five = db.cli(&["migrate", "--to", "5", "--format", "json"]).ok();
+    assert_eq!(five["applied"].as_array().unwrap().len(), 5, "{five}");
+    let version: i32 = db.one("select max(version) from agentbus_migrations");
+    assert_eq!(version, 5);
+    let back = db.cli(&["migrate", "--to", "3"]);
+    assert_eq!(back.code, 4, "{}", back.stderr);
+    assert!(back.stderr.contains("only go forward"), "{}", back.stderr);
+    let unknown = db.cli(&["migrate", "--to", "999"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    let rest = db.cli(&["migrate", "--format", "json"]).ok();
+    assert!(rest["applied"].as_array().unwrap().len() >= 16, "{rest}");
+    let pending = db.cli(&["migrate", "--status", "--format", "json"]).ok();
+    assert!(pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["state"] == "applied"));
+}
