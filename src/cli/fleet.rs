@@ -197,7 +197,7 @@ pub fn run(ctx: &mut Ctx, a: FleetArgs) -> Result<String> {
     }
 }
 
-fn load(dir: &std::path::Path) -> Result<Fleet> {
+pub(super) fn load(dir: &std::path::Path) -> Result<Fleet> {
     if !dir.join("fleet.toml").is_file() {
         return Err(
             Error::not_found(format!("{} has no fleet.toml", dir.display())).with_hint(

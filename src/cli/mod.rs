@@ -30,6 +30,7 @@ mod output;
 mod purge;
 mod requests;
 mod roles;
+mod rollout;
 mod standing_orders;
 mod status;
 pub mod supervisor;
@@ -164,6 +165,7 @@ enum Command {
     Vault(vault::VaultArgs),
     Backup(backup::BackupArgs),
     Restore(backup::RestoreArgs),
+    Rollout(rollout::RolloutArgs),
     Code(code::CodeArgs),
     ListCodingRuns(code::ListCodingRunsArgs),
     ShowCodingRun(code::ShowCodingRunArgs),
@@ -501,6 +503,7 @@ fn dispatch(
         Command::Vault(a) => vault::run(ctx, a),
         Command::Backup(a) => backup::backup(ctx, a),
         Command::Restore(a) => backup::restore(ctx, a),
+        Command::Rollout(a) => rollout::run(ctx, a),
         Command::Code(a) => code::run(ctx, a),
         Command::ListCodingRuns(a) => code::list(ctx, a),
         Command::ShowCodingRun(a) => code::show(ctx, a),

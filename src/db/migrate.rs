@@ -139,6 +139,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "restorable_checks",
         sql: include_str!("../../sql/0021_restorable_checks.sql"),
     },
+    Migration {
+        version: 22,
+        name: "rollout",
+        sql: include_str!("../../sql/0022_rollout.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

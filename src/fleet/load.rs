@@ -4,8 +4,9 @@
 use super::request_keys::check_requestable;
 use super::walk::{
     Walker, BLOCKED_KEYS, DEFAULTS_KEYS, FLEET_KEYS, MEMORY_KEYS, OPENCLAW_KEYS, REQUESTS_KEYS,
+    ROLLOUT_KEYS,
 };
-use super::{Diagnostic, Fleet};
+use super::{Diagnostic, Fleet, RolloutSpec};
 use crate::ledger::schedule::parse_zone;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -94,6 +95,27 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         }
     }
 
+    let rollout = w
+        .table(&fleet_table, "", "rollout")
+        .map(|t| {
+            w.unknown_keys(t, "rollout", ROLLOUT_KEYS);
+            let d = RolloutSpec::default();
+            RolloutSpec {
+                proactive: w.phase(t, "rollout", "proactive").unwrap_or(d.proactive),
+                memory: w.phase(t, "rollout", "memory").unwrap_or(d.memory),
+                idle: w.phase(t, "rollout", "idle").unwrap_or(d.idle),
+                window_hours: w
+                    .positive(t, "rollout", "window_hours")
+                    .unwrap_or(d.window_hours),
+                max_expired_leases: w
+                    .positive(t, "rollout", "max_expired_leases")
+                    .unwrap_or(d.max_expired_leases),
+                max_handoff_p95_seconds: w
+                    .positive(t, "rollout", "max_handoff_p95_seconds")
+                    .unwrap_or(d.max_handoff_p95_seconds),
+            }
+        })
+        .unwrap_or_default();
     let blocked = w.table(&fleet_table, "", "blocked").and_then(|t| {
         w.unknown_keys(t, "blocked", BLOCKED_KEYS);
         let source = format!("{}:{}", fleet_file.display(), w.line_of("blocked"));
@@ -258,6 +280,7 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         memory_inject,
         request_config_keys,
         blocked,
+        rollout,
     })
 }
 

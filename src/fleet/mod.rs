@@ -9,11 +9,13 @@
 pub mod audit;
 pub mod idle;
 pub mod import;
+mod keys;
 mod load;
 pub mod openclaw;
 pub mod reactions;
 mod request_keys;
 pub mod requests;
+pub mod rollout;
 pub mod scaffold;
 mod spec;
 mod sync;

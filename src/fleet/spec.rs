@@ -85,6 +85,8 @@ pub struct OrderSpec {
     pub alert_after_no_work: Option<i32>,
     /// Emit an alert event after this many consecutive failed runs.
     pub alert_after_failures: Option<i32>,
+    /// The rollout phase that schedules it (`None`: its agent's; never earlier).
+    pub phase: Option<u8>,
     /// `file:line` of its entry.
     pub source: String,
 }
@@ -127,6 +129,8 @@ impl Budgets {
 pub struct AgentSpec {
     /// Agent id (the folder name).
     pub id: String,
+    /// The rollout phase that brings it in (`phase`, default 1; agentbus rollout).
+    pub phase: u8,
     /// Display name.
     pub name: Option<String>,
     /// Role, one line.
@@ -251,6 +255,39 @@ pub struct Fleet {
     pub request_config_keys: Vec<String>,
     /// Who picks up work blocked too long (`[blocked]`).
     pub blocked: Option<BlockedPolicy>,
+    /// The phases of its lanes and the exit criteria of its gates (`[rollout]`).
+    pub rollout: RolloutSpec,
+}
+
+/// `[rollout]` of fleet.toml: from which phase each lane runs, and the limits
+/// `agentbus rollout check` holds a phase to before the next may be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RolloutSpec {
+    /// The proactive lane (ideas, opportunities) runs from this phase (default 3).
+    pub proactive: u8,
+    /// The memory lane from this phase (default 4).
+    pub memory: u8,
+    /// Idle thinking from this phase (default 5).
+    pub idle: u8,
+    /// The gate looks at this many hours of the ledger (default 24).
+    pub window_hours: i32,
+    /// Lost or expired attempts the gate tolerates in the window (default 3).
+    pub max_expired_leases: i32,
+    /// The 95th percentile of enqueue-to-claim the gate tolerates, seconds (default 120).
+    pub max_handoff_p95_seconds: i32,
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        RolloutSpec {
+            proactive: 3,
+            memory: 4,
+            idle: 5,
+            window_hours: 24,
+            max_expired_leases: 3,
+            max_handoff_p95_seconds: 120,
+        }
+    }
 }
 
 /// `[blocked]` of fleet.toml: blocked work goes to a routing agent, then to a human.

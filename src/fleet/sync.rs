@@ -159,7 +159,9 @@ pub fn sync(
                 fields: agent.reactions.iter().map(|r| r.name.clone()).collect(),
             });
         }
-        // Pauses declared in files.
+        // Pauses declared in files; an agent back in the files after its removal (a
+        // rollout going back, then forward again) is resumed too.
+        let removed_reason = format!("removed from fleet {}", fleet.name);
         let paused_by_file = tx.execute(
             "update agents
              set paused = $3, paused_reason = case when $3 then $4 end,
@@ -167,8 +169,16 @@ pub fn sync(
                  paused_by = case when $3 then $5 end
              where namespace = $1 and agent_id = $2
                and ((not paused and $3)
-                    or (paused and not $3 and paused_reason like 'paused in %agent.toml'))",
-            &[ns, &agent.id, &agent.paused, &pause_reason, &actor],
+                    or (paused and not $3 and (paused_reason like 'paused in %agent.toml'
+                                               or paused_reason = $6)))",
+            &[
+                ns,
+                &agent.id,
+                &agent.paused,
+                &pause_reason,
+                &actor,
+                &removed_reason,
+            ],
         )?;
         if paused_by_file > 0 {
             report.changed.push(Change {

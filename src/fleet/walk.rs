@@ -12,76 +12,7 @@ use std::path::Path;
 use toml::{Table, Value};
 
 // The keys each table may hold (agentbus-fleet(5) documents every one).
-pub(super) const FLEET_KEYS: &[&str] = &[
-    "name",
-    "namespace",
-    "description",
-    "defaults",
-    "openclaw",
-    "memory",
-    "requests",
-    "blocked",
-];
-pub(super) const BLOCKED_KEYS: &[&str] = &["route_to", "route_after", "escalate_after"];
-pub(super) const REQUESTS_KEYS: &[&str] = &["config_keys"];
-pub(super) const MEMORY_KEYS: &[&str] = &["curators", "inject"];
-pub(super) const DEFAULTS_KEYS: &[&str] = &[
-    "max_concurrency",
-    "timezone",
-    "grace_seconds",
-    "wake",
-    "budgets",
-    "idle",
-];
-const BUDGET_KEYS: &[&str] = &[
-    "max_opportunities_per_day",
-    "max_urgent_per_day",
-    "max_ideas_per_day",
-    "max_memory_candidates_per_day",
-];
-pub(super) const OPENCLAW_KEYS: &[&str] = &["hook_url", "token_env", "heartbeat"];
-const AGENT_KEYS: &[&str] = &[
-    "id",
-    "name",
-    "role",
-    "max_concurrency",
-    "paused",
-    "handoffs",
-    "wake",
-    "standing_orders",
-    "budgets",
-    "model",
-    "heartbeat",
-    "tools",
-    "tier",
-    "outbound",
-    "approval_gates",
-    "reactions",
-    "idle",
-];
-const GATE_KEYS: &[&str] = &["name", "subject", "payload_field", "at_least", "approvals"];
-const TOOLS_KEYS: &[&str] = &["allow", "deny"];
-const WAKE_KEYS: &[&str] = &[
-    "mode",
-    "agent_id",
-    "session_key",
-    "timeout_seconds",
-    "command",
-];
-const ORDER_KEYS: &[&str] = &[
-    "name",
-    "cron",
-    "timezone",
-    "grace_seconds",
-    "max_runtime_seconds",
-    "message",
-    "session",
-    "catch_up",
-    "enabled",
-    "fired_by",
-    "alert_after_no_work",
-    "alert_after_failures",
-];
+pub(super) use super::keys::*;
 
 pub(super) struct Walker<'a> {
     pub(super) file: &'a Path,
@@ -168,6 +99,21 @@ impl Walker<'_> {
 
     pub(super) fn boolean(&mut self, t: &Table, prefix: &str, key: &str) -> Option<bool> {
         self.typed(t, prefix, key, "true or false", Value::as_bool)
+    }
+
+    /// A rollout phase (`phase = 1` to 5, agentbus rollout).
+    pub(super) fn phase(&mut self, t: &Table, prefix: &str, key: &str) -> Option<u8> {
+        let n = self.positive(t, prefix, key)?;
+        match u8::try_from(n) {
+            Ok(p) if (1..=5).contains(&p) => Some(p),
+            _ => {
+                self.error_at(
+                    &Self::join(prefix, key),
+                    format!("{key} {n} is not a rollout phase (1 to 5)"),
+                );
+                None
+            }
+        }
     }
 
     pub(super) fn positive(&mut self, t: &Table, prefix: &str, key: &str) -> Option<i32> {
@@ -461,6 +407,7 @@ impl Walker<'_> {
         let approval_gates = self.gates(t);
         let reactions = self.reactions(t);
         AgentSpec {
+            phase: self.phase(t, "", "phase").unwrap_or(1),
             reactions,
             idle: None,
             tier,
@@ -571,6 +518,7 @@ impl Walker<'_> {
             fired_by,
             alert_after_no_work: self.positive(t, prefix, "alert_after_no_work"),
             alert_after_failures: self.positive(t, prefix, "alert_after_failures"),
+            phase: self.phase(t, prefix, "phase"),
             source,
         })
     }

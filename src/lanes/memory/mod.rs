@@ -186,6 +186,22 @@ pub struct Lane {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Whether a lane of `namespace` is paused (no row: it runs).
+pub fn is_paused(
+    client: &mut impl postgres::GenericClient,
+    namespace: &str,
+    lane: &str,
+) -> Result<bool> {
+    Ok(client
+        .query_opt(
+            "select paused from lane_controls where namespace = $1 and lane = $2",
+            &[&namespace, &lane],
+        )?
+        .map(|r| r.try_get::<_, bool>(0))
+        .transpose()?
+        .unwrap_or(false))
+}
+
 /// Pauses (freezes) or resumes a lane of `namespace` (`lane_controls` belongs to this
 /// module): while `memory` is paused nothing is promoted or injected; while `proactive` is
 /// paused the triggers of sql/0015_proactive_lane_pause.sql refuse new ideas,
