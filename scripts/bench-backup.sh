@@ -62,7 +62,7 @@ r0=$(date +%s.%N)
 agentbus restore --from "$dump" --into "$dst" --verify --format json > "$work/restore.json"
 r1=$(date +%s.%N)
 checks=$(python3 -c "import json; r=json.load(open('$work/restore.json')); print(len(r['checks']), 'checks,', 'all agree' if r['ok'] else 'FAILED')")
-echo "bench-backup: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(psql "$src" -XAtc 'show server_version'), $(pg_dump --version), release build"
+echo "bench-backup: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(psql "$src" -XAtc 'show server_version'), $(pg_dump --version), binaries ${AGENTBUS_BIN_DIR:-target/release (built here)}"
 echo "ledger: $jobs jobs, $jobs attempts, $((2 * jobs)) history rows, $jobs events; database $size (filled in ${filled}s)"
 echo "  backup (pg_dump -Fc + manifest)      $(python3 -c "print(round($s1 - $s0, 1))")s   dump $(( bytes / 1048576 )) MiB"
 echo "  restore --verify (one transaction)   $(python3 -c "print(round($r1 - $r0, 1))")s   $checks"

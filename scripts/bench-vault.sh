@@ -80,7 +80,7 @@ job=$(for i in 1 2 3; do
 done | median)
 job_written=$(python3 -c "import json; print(json.load(open('$work/last.json'))['written'])")
 
-echo "bench-vault: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(psql "$url" -XAtc 'show server_version'), release build"
+echo "bench-vault: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(psql "$url" -XAtc 'show server_version'), binaries ${AGENTBUS_BIN_DIR:-target/release (built here)}"
 echo "ledger: $opps opportunities, $mems memories, $jobs jobs over 100 days, 20 agents (filled in ${filled}s)"
 echo "median of 3 runs:"
 echo "  first export (empty vault)      ${cold}s   ($files files written)"
