@@ -55,7 +55,12 @@ pub fn reap(client: &mut postgres::Client, cfg: &CodingConfig) -> Result<Cleaned
         i32::try_from(cfg.artifact_retention_days).unwrap_or(i32::MAX),
     )?;
     for run in worktrees {
-        let path = PathBuf::from(run.worktree_path.clone().unwrap_or_default());
+        // The path comes from this host's config and the run's id, never from the row: a
+        // row someone rewrote cannot make cleanup delete anything outside the worktrees.
+        let path: PathBuf = cfg
+            .worktree_root
+            .join(&run.namespace)
+            .join(run.id.to_string());
         let removed = match cfg.repos.get(&run.repo) {
             Some(repo) => git::remove_worktree(&repo.path, &path).is_ok(),
             // A repository no longer configured: its worktree folder is removed alone.

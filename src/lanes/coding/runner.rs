@@ -419,7 +419,11 @@ fn end_passed(
     head: &str,
     files: Vec<String>,
 ) -> Result<Outcome> {
-    let worktree = PathBuf::from(run.worktree_path.clone().unwrap_or_default());
+    let worktree = c
+        .cfg
+        .worktree_root
+        .join(&run.namespace)
+        .join(run.id.to_string());
     let patch = git::patch(&worktree, run.base_commit.as_deref().unwrap_or(""), head)?;
     let dir = c
         .cfg

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::support::{Scratch, TestDb};
 
 mod gates;
+mod hostile;
 
 const SECRET: &str = "sk-test-0123456789abcdef";
 
@@ -529,69 +530,4 @@ fn the_wip_limit_holds_across_runners_and_a_lost_runners_worktree_is_cleaned_up(
         .one("select error from coding_runs where worktree_path is not null and status = 'failed'");
     assert!(error.contains("is gone"), "{error}");
     assert!(!git(&b.repo, &["worktree", "list"]).contains(&worktree));
-}
-#[test]
-fn bad_inputs_to_the_coding_commands_exit_with_their_codes_and_write_nothing() {
-    let db = TestDb::new();
-    let b = Bench::new("");
-    let cfg = b.config.to_str().unwrap();
-    let before = db.snapshot();
-    for (args, code, says) in [
-        (vec!["show-coding-run", "zz"], 2, "not a coding run id"),
-        (vec!["show-coding-run", "deadbeef"], 3, "not found"),
-        (
-            vec!["code", "merge", "0f0f0f0f-0000-4000-8000-000000000000"],
-            3,
-            "not found",
-        ),
-        (
-            vec!["list-coding-runs", "--status", "merged"],
-            2,
-            "invalid value",
-        ),
-        (
-            vec![
-                "code",
-                "run",
-                "--config",
-                "/nonexistent/coding.toml",
-                "0f0f0f0f-0000-4000-8000-000000000000",
-            ],
-            78,
-            "coding.toml",
-        ),
-        (vec!["code", "run", "--config", cfg], 2, "AGENTBUS_JOB_ID"),
-    ] {
-        let out = db.cli(&args);
-        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
-    }
-    assert_eq!(db.snapshot(), before, "nothing written");
-    // A coding config that does not parse names the file and the key.
-    std::fs::write(&b.config, "worktree_root = 1\n").unwrap();
-    let out = db.cli(&["code", "cleanup", "--config", cfg]);
-    assert_eq!(out.code, 78, "{}", out.stderr);
-    assert!(out.stderr.contains("coding.toml"), "{}", out.stderr);
-    // A job of another type is not the runner's.
-    let other = db.enqueue("dev-runner", "not code", &[]);
-    let (id, token) = db.claim_one("runner-1", Some("dev-runner"));
-    assert_eq!(id, other);
-    std::fs::write(
-        &b.config,
-        "worktree_root = \"/tmp/w\"\nartifact_root = \"/tmp/a\"\nreview_agent = \"r\"\n",
-    )
-    .unwrap();
-    let out = db.cli_with(
-        &["code", "run", "--config", cfg],
-        &[("AGENTBUS_JOB_ID", &id), ("AGENTBUS_LEASE_TOKEN", &token)],
-        None,
-    );
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("code run takes dev.code_change"),
-        "{}",
-        out.stderr
-    );
-    let runs: i64 = db.one("select count(*) from coding_runs");
-    assert_eq!(runs, 0);
 }
