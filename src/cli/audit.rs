@@ -208,15 +208,8 @@ pub fn run(ctx: &mut Ctx, a: AuditArgs) -> Result<String> {
     }
 }
 
-fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {
-    if a.retry_storm < 1 {
-        return Err(Error::usage("--retry-storm: must be at least 1"));
-    }
-    let full = ctx.full_ids();
-    let actor = ctx.actor();
-    let client = ctx.db()?;
-    let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
-    let limits = Limits {
+fn limits(a: &FindingsArgs, now: chrono::DateTime<chrono::Utc>) -> Limits {
+    Limits {
         stale_queued: a.stale_queued,
         stale_running: a.stale_running,
         blocked_too_long: a.blocked_too_long,
@@ -226,7 +219,38 @@ fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {
         stale_opportunity: a.stale_opportunity,
         low_confidence_repeat: a.low_confidence_repeat.max(1),
         since: a.since.resolve(now),
-    };
+    }
+}
+
+/// The audit of `namespace` with `agentbus audit`'s default limits (rollout's smoke test).
+pub(super) fn default_audit(
+    client: &mut postgres::Client,
+    namespace: &str,
+    actor: &str,
+) -> Result<findings::Report> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        a: FindingsArgs,
+    }
+    let d = <Defaults as clap::Parser>::try_parse_from(["audit", "--namespace", namespace])
+        .map_err(|e| Error::failure(format!("audit defaults: {e}")))?;
+    let now = crate::db::now(client)?;
+    let limits = limits(&d.a, now);
+    crate::db::transaction(client, |tx| {
+        findings::audit(tx, namespace, &limits, false, actor)
+    })
+}
+
+fn findings(ctx: &mut Ctx, a: FindingsArgs) -> Result<String> {
+    if a.retry_storm < 1 {
+        return Err(Error::usage("--retry-storm: must be at least 1"));
+    }
+    let full = ctx.full_ids();
+    let actor = ctx.actor();
+    let client = ctx.db()?;
+    let now: chrono::DateTime<chrono::Utc> = crate::db::now(client)?;
+    let limits = limits(&a, now);
     let report = crate::db::transaction(client, |tx| {
         findings::audit(tx, &a.ns.namespace, &limits, a.record, &actor)
     })?;

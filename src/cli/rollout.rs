@@ -88,6 +88,64 @@ struct ApplyArgs {
     /// Why the gate is overridden
     #[arg(long)]
     reason: Option<String>,
+    /// Then prove it runs: a live supervisor wakes a probe agent (rollout-probe, exec: this
+    /// agentbus closing its job), a standing order fired once ends completed, and the audit
+    /// finds nothing; exit 1 if any of it fails
+    #[arg(long)]
+    smoke: bool,
+    /// How long the smoke test waits for the probe's jobs
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    smoke_timeout: u64,
+    /// Also write the systemd units of the phase into DIR (/etc/systemd/system): the
+    /// supervisor and the nightly backup from phase 1, the vault export from phase 5;
+    /// files already as they should be are left alone. Then: systemctl daemon-reload
+    #[arg(long, value_name = "DIR")]
+    units: Option<PathBuf>,
+}
+
+/// The systemd units agentbus ships, and the phase each belongs to.
+const UNITS: [(&str, u8, &str); 4] = [
+    (
+        "agentbus-supervisor.service",
+        1,
+        include_str!("../../scripts/agentbus-supervisor.service"),
+    ),
+    (
+        "agentbus-backup.service",
+        1,
+        include_str!("../../scripts/agentbus-backup.service"),
+    ),
+    (
+        "agentbus-backup.timer",
+        1,
+        include_str!("../../scripts/agentbus-backup.timer"),
+    ),
+    (
+        "agentbus-vault@.service",
+        5,
+        include_str!("../../scripts/agentbus-vault.service"),
+    ),
+];
+
+/// Writes the units of phases up to `phase` into `dir`; returns (written, unchanged).
+fn write_units(dir: &std::path::Path, phase: u8) -> Result<serde_json::Value> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::failure(format!("{}: {e}", dir.display())))?;
+    let mut written = Vec::new();
+    let mut unchanged = Vec::new();
+    for (name, _, text) in UNITS.iter().filter(|(_, from, _)| *from <= phase) {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == *text) {
+            unchanged.push(*name);
+            continue;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| Error::failure(format!("{}: {e}", path.display())))?;
+        written.push(*name);
+    }
+    Ok(
+        json!({"dir": dir, "written": written, "unchanged": unchanged,
+              "next": "systemctl daemon-reload, then systemctl enable --now each unit written"}),
+    )
 }
 
 #[derive(Debug, Args)]
@@ -287,5 +345,101 @@ fn apply(ctx: &mut Ctx, a: ApplyArgs, back: bool) -> Result<String> {
                   "forced_reason": forced, "gate": gate}),
         )
     })?;
+    let mut done = done;
+    if let Some(dir) = &a.units {
+        done["units"] = write_units(dir, a.phase)?;
+    }
+    if a.smoke {
+        let smoke = smoke(client, &ns, &actor, Duration::from_secs(a.smoke_timeout))?;
+        if smoke["pass"] != true {
+            ctx.set_exit_code(1);
+        }
+        done["smoke"] = smoke;
+    }
     output::json(&done)
+}
+
+/// The smoke test of `apply --smoke` (see its flag).
+fn smoke(
+    client: &mut postgres::Client,
+    ns: &str,
+    actor: &str,
+    wait: Duration,
+) -> Result<serde_json::Value> {
+    use crate::ledger::{agents, jobs, standing_orders};
+    let Some(supervisor) = rollout::live_supervisor(client, ns)? else {
+        return Ok(json!({"pass": false, "failed": format!(
+            "no supervisor has a heartbeat for namespace {ns} in the last 2 minutes: start agentbus-supervisor --namespace {ns}")}));
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::failure(format!("cannot find this agentbus: {e}")))?
+        .display()
+        .to_string();
+    let (job, run) = crate::db::transaction(client, |tx| {
+        let settings = agents::Settings {
+            role: Some("rollout smoke test: closes its job at once".into()),
+            max_concurrency: Some(Some(1)),
+            wake_mode: Some(Some(agents::WakeMode::Exec)),
+            exec_command: Some(vec![
+                exe.clone(),
+                "complete-job".into(),
+                "{job_id}".into(),
+                "--lease-token".into(),
+                "{lease_token}".into(),
+                "--summary".into(),
+                "rollout smoke probe".into(),
+            ]),
+            exec_timeout_seconds: Some(30),
+            ..Default::default()
+        };
+        agents::configure(tx, ns, rollout::PROBE_AGENT, &settings, actor)?;
+        rollout::declare_probe_order(tx, ns)?;
+        let mut p = jobs::EnqueueParams::new(
+            ns,
+            rollout::PROBE_AGENT,
+            "rollout.probe",
+            "rollout smoke probe",
+            actor,
+        );
+        p.max_attempts = 1;
+        let job = jobs::enqueue(tx, &p)?.job;
+        let run =
+            standing_orders::fire_now(tx, ns, rollout::PROBE_AGENT, rollout::PROBE_ORDER, actor)?;
+        Ok((job, run))
+    })?;
+    let started = std::time::Instant::now();
+    let ids: Vec<uuid::Uuid> = [Some(job.id), run.job_id].into_iter().flatten().collect();
+    let statuses = loop {
+        let statuses: Vec<String> = ids
+            .iter()
+            .map(|id| jobs::get(client, *id).map(|j| j.status.as_str().to_string()))
+            .collect::<Result<_>>()?;
+        let open = statuses.iter().any(|s| {
+            !matches!(
+                s.as_str(),
+                "succeeded" | "dead" | "cancelled" | "failed" | "blocked"
+            )
+        });
+        if !open || started.elapsed() >= wait {
+            break statuses;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let run_status: Option<String> = client
+        .query_opt(
+            "select status::text from standing_order_runs where id = $1",
+            &[&run.id],
+        )?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    let audit = super::audit::default_audit(client, ns, actor)?;
+    let codes: Vec<&str> = audit.findings.iter().map(|f| f.code).collect();
+    let pass = statuses.iter().all(|s| s == "succeeded")
+        && run_status.as_deref() == Some("completed")
+        && codes.is_empty();
+    Ok(json!({"pass": pass, "supervisor": supervisor,
+              "probe_jobs": ids.iter().zip(&statuses).map(|(id, s)| json!({"id": id, "status": s})).collect::<Vec<_>>(),
+              "order_run": {"id": run.id, "status": run_status},
+              "seconds": started.elapsed().as_millis() as f64 / 1000.0,
+              "audit_findings": codes}))
 }

@@ -280,3 +280,35 @@ fn crit(name: &str, value: impl ToString, limit: &str, pass: bool) -> Criterion 
         pass,
     }
 }
+
+/// The probe agent of `rollout apply --smoke` (no fleet: sync never touches it).
+pub const PROBE_AGENT: &str = "rollout-probe";
+/// Its standing order: disabled (it never fires by schedule), fired once per smoke test.
+pub const PROBE_ORDER: &str = "rollout-smoke";
+
+/// Declares the probe's standing order in `namespace` (once; idempotent).
+pub fn declare_probe_order(tx: &mut postgres::Transaction<'_>, namespace: &str) -> Result<()> {
+    tx.execute(
+        "insert into standing_orders (namespace, agent_id, order_name, cron, message, enabled, source)
+         values ($1, $2, $3, '0 0 1 1 *', 'rollout smoke test: close this job', false, 'agentbus rollout apply --smoke')
+         on conflict (namespace, agent_id, order_name) do nothing",
+        &[&namespace, &PROBE_AGENT, &PROBE_ORDER],
+    )?;
+    Ok(())
+}
+
+/// The supervisor with the freshest heartbeat for `namespace` in the last two minutes.
+pub fn live_supervisor(
+    client: &mut impl postgres::GenericClient,
+    namespace: &str,
+) -> Result<Option<String>> {
+    Ok(client
+        .query_opt(
+            "select dispatcher_id from dispatcher_heartbeats
+              where namespace = $1 and last_seen > now() - interval '2 minutes'
+              order by last_seen desc limit 1",
+            &[&namespace],
+        )?
+        .map(|r| r.try_get(0))
+        .transpose()?)
+}

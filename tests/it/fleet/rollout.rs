@@ -209,4 +209,92 @@ fn phases_apply_idempotently_behind_gates_that_measure_the_ledger_and_go_back_wi
     // And forward again: the paused agents resume.
     apply(&db, "2", &["--force", "--reason", "dead jobs again"]).ok();
     assert_eq!(counts(&db).0, 11);
+    // Every phase, applied twice: the second run changes nothing.
+    for phase in ["3", "4", "5"] {
+        let first = apply(&db, phase, &["--force", "--reason", "the dead jobs above"]).ok();
+        assert_eq!(first["changed"], true, "{phase}: {first}");
+        let before = db.snapshot();
+        let again = apply(&db, phase, &[]).ok();
+        assert_eq!(again["changed"], false, "{phase}: {again}");
+        assert_eq!(db.snapshot(), before, "phase {phase} applied twice");
+    }
+    assert_eq!(
+        counts(&db),
+        (11, 11, 49, 49),
+        "phase 5: every agent and order"
+    );
+    let lanes: i64 =
+        db.one("select count(*) from lane_controls where namespace = 'ops' and paused");
+    assert_eq!(lanes, 0);
+}
+
+#[test]
+fn the_smoke_test_proves_a_live_supervisor_wakes_a_probe_and_fires_an_order() {
+    let db = TestDb::empty();
+    let dir = std::env::temp_dir().join(format!("agentbus-smoke-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap();
+    std::fs::write(
+        dir.join("fleet.toml"),
+        "name = \"smoke\"\nnamespace = \"smoke\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("worker/agent.toml"),
+        "id = \"worker\"\n[wake]\nmode = \"exec\"\ncommand = [\"true\"]\n",
+    )
+    .unwrap();
+    let fleet = dir.to_str().unwrap();
+    let args = [
+        "rollout", "apply", "--phase", "1", "--fleet", fleet, "--smoke", "--format", "json",
+    ];
+    // No supervisor: the phase is applied, the smoke test fails and says why.
+    let out = db.cli(&args);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let smoke = &out.json()["smoke"];
+    assert!(
+        smoke["failed"].as_str().unwrap().contains("no supervisor"),
+        "{smoke}"
+    );
+    // With one: the probe job and the fired order end succeeded and completed, the audit is clean.
+    let _supervisor = db.spawn_supervisor(&["--namespace", "smoke", "--poll-interval", "1"], &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while db.one::<i64>("select count(*) from dispatcher_heartbeats where namespace = 'smoke'") == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "no heartbeat");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = db.cli(&args);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let r = out.json();
+    assert_eq!(r["changed"], false, "the phase was already applied");
+    assert_eq!(r["smoke"]["pass"], true, "{r}");
+    assert_eq!(r["smoke"]["order_run"]["status"], "completed");
+    let closed_by_probe: i64 = db.one(
+        "select count(*) from jobs where namespace = 'smoke' and target_agent = 'rollout-probe'
+            and status = 'succeeded' and summary = 'rollout smoke probe'",
+    );
+    assert_eq!(closed_by_probe, 2);
+
+    // The phase's systemd units, when asked: written once, then left alone.
+    let units = dir.join("units");
+    let u = units.to_str().unwrap();
+    let with_units = [
+        "rollout", "apply", "--phase", "1", "--fleet", fleet, "--units", u, "--format", "json",
+    ];
+    let first = db.cli(&with_units).ok();
+    assert_eq!(
+        first["units"]["written"],
+        serde_json::json!([
+            "agentbus-supervisor.service",
+            "agentbus-backup.service",
+            "agentbus-backup.timer"
+        ])
+    );
+    let second = db.cli(&with_units).ok();
+    assert_eq!(second["units"]["written"], serde_json::json!([]));
+    assert!(
+        !units.join("agentbus-vault@.service").exists(),
+        "the vault export is phase 5"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
