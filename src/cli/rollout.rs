@@ -96,6 +96,10 @@ struct ApplyArgs {
     /// How long the smoke test waits for the probe's jobs
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     smoke_timeout: u64,
+    /// Also install the guardrail roles (agentbus roles install: agentbus_agent,
+    /// agentbus_supervisor, agentbus_operator; needs CREATEROLE), idempotently
+    #[arg(long)]
+    roles: bool,
     /// Also write the systemd units of the phase into DIR (/etc/systemd/system): the
     /// supervisor and the nightly backup from phase 1, the vault export from phase 5;
     /// files already as they should be are left alone. Then: systemctl daemon-reload
@@ -255,7 +259,15 @@ fn apply(ctx: &mut Ctx, a: ApplyArgs, back: bool) -> Result<String> {
     })?;
     // The schema first (every migration: the phases differ in what runs, not in tables).
     let migrated = crate::db::migrate::migrate(client)?;
-    crate::db::transaction(client, crate::ledger::roles::refresh_grants)?;
+    let roles = if a.roles {
+        Some(crate::db::transaction(
+            client,
+            crate::ledger::roles::install,
+        )?)
+    } else {
+        crate::db::transaction(client, crate::ledger::roles::refresh_grants)?;
+        None
+    };
     let current = rollout::state(client, &ns)?.map_or(0, |s| s.phase);
     let n = i32::from(a.phase);
     let mut gate = None;
@@ -342,7 +354,7 @@ fn apply(ctx: &mut Ctx, a: ApplyArgs, back: bool) -> Result<String> {
         Ok(
             json!({"namespace": ns, "phase": a.phase, "from": current, "changed": changed,
                   "migrations_applied": migrated.applied.len(), "sync": sync, "lanes": lanes,
-                  "forced_reason": forced, "gate": gate}),
+                  "forced_reason": forced, "gate": gate, "roles": roles}),
         )
     })?;
     let mut done = done;

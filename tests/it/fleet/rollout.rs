@@ -105,10 +105,11 @@ fn phases_apply_idempotently_behind_gates_that_measure_the_ledger_and_go_back_wi
     let lanes: i64 =
         db.one("select count(*) from lane_controls where namespace = 'ops' and paused");
     assert_eq!(lanes, 2, "proactive and memory wait for their phases");
-    // Twice: nothing changes.
+    // Twice (the second time with the guardrail roles too): nothing of the fleet changes.
     let before = db.snapshot();
-    let again = apply(&db, "1", &[]).ok();
+    let again = apply(&db, "1", &["--roles"]).ok();
     assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["roles"]["grants_applied"], true, "{again}");
     assert_eq!(db.snapshot(), before);
 
     // The gate of phase 1 fails on an empty ledger, and says why; phase 2 is refused.
