@@ -86,25 +86,9 @@ pub fn export(
     })
 }
 
-/// What the vault depends on, in one cheap row: per table, how many rows and the latest
-/// change. Any insert, update or delete moves it.
-fn fingerprint(client: &mut postgres::Client, namespace: &str) -> Result<String> {
-    let row = client.query_one(
-        "select concat_ws(' ',
-           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from ideas where namespace = $1),
-           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from opportunities where namespace = $1),
-           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from memories where namespace = $1),
-           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from jobs where namespace = $1),
-           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from standing_order_runs where namespace = $1),
-           (select count(*) || ':' || coalesce(max(updated_at)::text, '') from agents where namespace = $1),
-           (select count(*) from standing_orders where namespace = $1))",
-        &[&namespace],
-    )?;
-    Ok(row.try_get(0)?)
-}
-
-/// Exports, then again whenever the ledger changed (checked every `debounce`; a burst of
-/// changes makes one export once it settles), and whenever notes arrive in the inbox.
+/// Exports, then again whenever the ledger changed (checked every `debounce` with the
+/// export's own per-table fingerprints; a burst of changes makes one export once it
+/// settles), and whenever notes arrive in the inbox.
 /// Calls `on_export` with each report; runs until it returns false.
 pub fn watch(
     client: &mut postgres::Client,
@@ -127,18 +111,18 @@ pub fn watch(
         if !on_export(&report) {
             return Ok(());
         }
-        let mut seen = (fingerprint(client, namespace)?, inbox_notes(dir));
+        let mut seen = (cache::fingerprints(client, namespace)?, inbox_notes(dir));
         // Wait for a change, then until it settles.
         loop {
             std::thread::sleep(debounce);
-            let now = (fingerprint(client, namespace)?, inbox_notes(dir));
+            let now = (cache::fingerprints(client, namespace)?, inbox_notes(dir));
             if now == seen {
                 continue;
             }
             seen = now;
             loop {
                 std::thread::sleep(debounce);
-                let again = (fingerprint(client, namespace)?, inbox_notes(dir));
+                let again = (cache::fingerprints(client, namespace)?, inbox_notes(dir));
                 if again == seen {
                     break;
                 }
