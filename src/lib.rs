@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod lanes;
 pub mod ledger;
 pub mod redact;
+pub mod sha;
 pub mod supervisor;
 
 pub use error::{Error, ErrorKind, Result};

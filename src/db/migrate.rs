@@ -10,7 +10,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -28,7 +27,7 @@ pub struct Migration {
 impl Migration {
     /// Hex SHA-256 of the SQL text.
     pub fn checksum(&self) -> String {
-        hex(&Sha256::digest(self.sql.as_bytes()))
+        crate::sha::sha256_hex(self.sql.as_bytes())
     }
 }
 
@@ -333,16 +332,6 @@ fn check(client: &mut postgres::Client, migrations: &[Migration]) -> Result<Vec<
 
 fn short(checksum: &str) -> &str {
     checksum.get(..12).unwrap_or(checksum)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db::decode;
@@ -280,7 +279,7 @@ pub fn render(input: &PromptInput) -> Prompt {
     ));
     line("A job that is not closed before its lease ends is retried; exit code 4 from a close means another attempt owns the job now: stop.");
 
-    let hash = format!("{:x}", Sha256::digest(out.as_bytes()));
+    let hash = crate::sha::sha256_hex(out.as_bytes());
     Prompt {
         text: out,
         hash,

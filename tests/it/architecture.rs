@@ -12,6 +12,7 @@ use crate::support::source::{relative, rust_files as source_files};
 const RANKS: &[(&str, u8)] = &[
     ("error", 0),
     ("redact", 0),
+    ("sha", 0),
     ("db", 1),
     ("ledger", 2),
     ("fleet", 3),

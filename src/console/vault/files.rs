@@ -121,15 +121,7 @@ pub fn write_manifest(dir: &Path, files: &BTreeMap<String, Known>) -> Result<()>
 
 /// The SHA-256 of `bytes`, in hex.
 pub fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = sha2::Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
-    }
-    out
+    crate::sha::sha256_hex(bytes)
 }
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename, so a reader (or an

@@ -16,7 +16,6 @@ pub mod retention;
 pub use restore::{restore, Check, Restored};
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -128,30 +127,9 @@ pub(crate) fn jobs_by_status(
     Ok(out)
 }
 
-/// The SHA-256 of a file, streamed.
+/// The SHA-256 of a file, streamed, and its size.
 pub fn file_sha256(path: &Path) -> Result<(String, u64)> {
-    use sha2::Digest;
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| Error::failure(format!("{}: {e}", path.display())))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| Error::failure(format!("{}: {e}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    let hex = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((hex, total))
+    crate::sha::file_sha256(path).map_err(|e| Error::failure(format!("{}: {e}", path.display())))
 }
 
 /// The manifest next to a dump (`x.dump` → `x.json`).

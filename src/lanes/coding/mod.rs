@@ -184,12 +184,3 @@ pub fn branch_name(job_id: uuid::Uuid, subject: &str) -> String {
         format!("agentbus/{short}-{slug}")
     }
 }
-
-/// The SHA-256 of `bytes`, in hex (artifacts are referenced by path and hash).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}

@@ -381,7 +381,7 @@ fn artifacts(c: &Ctx<'_>, run: &CodingRun) -> Vec<Value> {
                 .unwrap_or_default();
             let kind = name.split(['-', '.']).next().unwrap_or("file").to_string();
             out.push(json!({"kind": kind, "path": path.display().to_string(),
-                            "sha256": super::sha256_hex(&bytes), "bytes": bytes.len()}));
+                            "sha256": crate::sha::sha256_hex(&bytes), "bytes": bytes.len()}));
         }
     }
     out
