@@ -130,54 +130,20 @@ select agentbus_create_login_trigger('coding_runs_guard', 'before insert or upda
 select agentbus_create_login_trigger('coding_run_passes_guard', 'before insert or update',
                                      'coding_run_passes', 'guard_coding_runs');
 
--- The grants of 0012, with the runner's tables: an agent login (the runner is an exec
--- agent) inserts and updates runs and passes (the guard above decides which).
-create or replace function agentbus_apply_grants()
+-- The grants of 0012 stay as they are; the runner's tables are granted after them: an
+-- agent login (the runner is an exec agent) inserts and updates runs and passes (the guard
+-- above decides which).
+-- contract: none. agentbus_apply_grants() keeps its name (roles install and migrate call
+-- it); only 0012's body moves to agentbus_apply_core_grants(), which no binary calls.
+alter function agentbus_apply_grants() rename to agentbus_apply_core_grants;
+
+create function agentbus_apply_grants()
 returns void
 language plpgsql
 set search_path from current
 as $$
-declare
-  s text := current_schema();
-  g text;
-  t text;
 begin
-  foreach g in array array['agentbus_agent', 'agentbus_supervisor', 'agentbus_operator'] loop
-    execute format('grant usage on schema %I to %I', s, g);
-    execute format('grant select on all tables in schema %I to %I', s, g);
-    execute format('grant usage, select on all sequences in schema %I to %I', s, g);
-    execute format('revoke insert, update, delete, truncate on all tables in schema %I from %I', s, g);
-  end loop;
-
-  foreach t in array array['jobs', 'job_attempts', 'events', 'ideas', 'opportunities',
-                           'memory_candidates', 'memories', 'standing_order_runs',
-                           'coding_runs', 'coding_run_passes'] loop
-    execute format('grant update on %I to agentbus_agent', t);
-  end loop;
-  foreach t in array array['jobs', 'job_dependencies', 'events', 'ideas', 'opportunities',
-                           'opportunity_reviews', 'memory_candidates', 'memories',
-                           'memory_links', 'proactive_budget_refusals',
-                           'standing_order_runs', 'coding_runs', 'coding_run_passes'] loop
-    execute format('grant insert on %I to agentbus_agent', t);
-  end loop;
-
-  foreach t in array array['jobs', 'job_attempts', 'events', 'standing_order_runs',
-                           'dispatcher_heartbeats', 'job_dependencies'] loop
-    execute format('grant insert on %I to agentbus_supervisor', t);
-  end loop;
-  foreach t in array array['jobs', 'job_attempts', 'standing_order_runs', 'dispatcher_heartbeats'] loop
-    execute format('grant update on %I to agentbus_supervisor', t);
-  end loop;
-  grant delete on dispatcher_heartbeats to agentbus_supervisor;
-  grant insert (namespace, agent_id, wake_failures, wake_backoff_until, last_wake_error,
-                last_wake_error_at, paused, paused_reason, paused_at, paused_by)
-    on agents to agentbus_supervisor;
-  grant update (wake_failures, wake_backoff_until, last_wake_error, last_wake_error_at,
-                paused, paused_reason, paused_at, paused_by)
-    on agents to agentbus_supervisor;
-
-  execute format('grant insert, update, delete on all tables in schema %I to agentbus_operator', s);
-  revoke update on job_history from agentbus_operator;
-  revoke insert, update, delete on agentbus_migrations, agentbus_logins from agentbus_operator;
+  perform agentbus_apply_core_grants();
+  grant insert, update on coding_runs, coding_run_passes to agentbus_agent;
 end;
 $$;
