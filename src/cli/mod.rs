@@ -27,6 +27,7 @@ mod memory;
 mod migrate;
 mod opportunities;
 mod output;
+mod prune;
 mod purge;
 mod requests;
 mod roles;
@@ -177,6 +178,7 @@ enum Command {
     Events(activity::EventsArgs),
     Completions(completions::CompletionsArgs),
     PurgeNamespace(purge::PurgeNamespaceArgs),
+    Prune(prune::PruneArgs),
     Doctor(doctor::DoctorArgs),
     Roles(roles::RolesArgs),
     CreateIdea(ideas::CreateIdeaArgs),
@@ -518,6 +520,7 @@ fn dispatch(
         Command::Events(a) => activity::events(ctx, a, stdout),
         Command::Completions(a) => completions::run(ctx, a),
         Command::PurgeNamespace(a) => purge::run(ctx, a),
+        Command::Prune(a) => prune::run(ctx, a),
         Command::Roles(a) => roles::run(ctx, a),
         Command::Doctor(a) => doctor::run(ctx, a),
         Command::CreateIdea(a) => ideas::create_idea(ctx, a, stdin),

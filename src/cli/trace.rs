@@ -6,7 +6,7 @@ use super::args::JobRef;
 use super::output::{self, clip, Format};
 use super::Ctx;
 use crate::console::trace::{self, Node, Scope, Trace};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The whole story of a piece of work, as a tree
 ///
@@ -14,11 +14,13 @@ use crate::error::{Error, Result};
 /// the jobs it waited for, every attempt (who, when, outcome, runId or exit code, error),
 /// its status changes with who made them and why, the events it emitted, and the
 /// standing-order occurrence it carried. --flow KEY or --correlation KEY traces every job
-/// of a flow. At most 500 jobs.
+/// of a flow. At most 500 jobs. Work `agentbus prune --archive` moved out of the live tables
+/// is traced with --archived.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  agentbus trace 3f2a9c1e\n  agentbus trace --flow prospect:acme\n  \
-agentbus trace --correlation opportunity:42 --format json | jq '.roots[0].job.status'"
+agentbus trace --correlation opportunity:42 --format json | jq '.roots[0].job.status'\n  \
+agentbus trace --archived 3f2a9c1e"
 )]
 pub struct TraceArgs {
     /// The job (its id, or the first 8 or more characters of it)
@@ -33,6 +35,10 @@ pub struct TraceArgs {
     #[arg(long, value_name = "KEY")]
     correlation: Option<String>,
 
+    /// Read the archive (work `agentbus prune --archive` moved) instead of the live tables
+    #[arg(long)]
+    archived: bool,
+
     /// Namespace (for --flow and --correlation)
     #[arg(long, env = "AGENTBUS_NAMESPACE", default_value = "default")]
     namespace: String,
@@ -42,17 +48,33 @@ pub fn run(ctx: &mut Ctx, a: TraceArgs) -> Result<String> {
     let full = ctx.full_ids();
     let client = ctx.db()?;
     let scope = match (a.job, a.flow, a.correlation) {
-        (Some(job), _, _) => Scope::Job(job.resolve(client, &a.namespace)?),
+        (Some(JobRef::Prefix(p)), _, _) if a.archived => {
+            Scope::Job(trace::resolve_archived_prefix(client, &a.namespace, &p)?)
+        }
+        (Some(job), _, _) => Scope::Job(job.resolve(client, &a.namespace).map_err(archived_hint)?),
         (None, Some(flow), _) => Scope::Flow(flow),
         (None, None, Some(key)) => Scope::Correlation(key),
         (None, None, None) => {
             return Err(Error::usage("give JOB, --flow KEY or --correlation KEY"))
         }
     };
-    let t = trace::trace(client, &a.namespace, &scope)?;
+    let t = if a.archived {
+        trace::trace_archived(client, &a.namespace, &scope)?
+    } else {
+        trace::trace(client, &a.namespace, &scope).map_err(archived_hint)?
+    };
     match ctx.format() {
         Format::Json => output::json(&t),
         Format::Table => Ok(render(&t, full)),
+    }
+}
+
+/// A job not found in the live tables may have been archived.
+fn archived_hint(e: Error) -> Error {
+    if e.kind == ErrorKind::NotFound {
+        e.with_hint("archived work (agentbus prune --archive) is traced with --archived")
+    } else {
+        e
     }
 }
 

@@ -93,6 +93,14 @@ pub fn purge(tx: &mut postgres::Transaction<'_>, namespace: &str) -> Result<Purg
         ),
         ("jobs", "delete from jobs where namespace = $1"),
         (
+            "archived_jobs",
+            "delete from archived_jobs where namespace = $1",
+        ),
+        (
+            "archived_events",
+            "delete from archived_events where namespace = $1",
+        ),
+        (
             "standing_orders",
             "delete from standing_orders where namespace = $1",
         ),

@@ -143,6 +143,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "rollout",
         sql: include_str!("../../sql/0022_rollout.sql"),
     },
+    Migration {
+        version: 23,
+        name: "archive",
+        sql: include_str!("../../sql/0023_archive.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

@@ -4,6 +4,7 @@
 //! Everything here writes inside the caller's transaction and returns typed values.
 
 pub mod agents;
+pub mod archive;
 pub mod controls;
 pub mod events;
 pub mod jobs;

@@ -148,6 +148,26 @@ pub fn list(client: &mut impl postgres::GenericClient, p: &ListParams) -> Result
     decode_all(&rows, "row")
 }
 
+/// The smallest and largest ids that start with `prefix` (hexadecimal digits, hyphens
+/// ignored), so a prefix is looked up as a range of the primary key rather than by
+/// scanning every id as text.
+pub fn prefix_range(prefix: &str) -> Result<(Uuid, Uuid)> {
+    let hex: String = prefix.chars().filter(|c| *c != '-').collect();
+    if hex.is_empty() || hex.len() > 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::usage(format!(
+            "{prefix:?} is not the start of a job id (hexadecimal digits)"
+        )));
+    }
+    let bound = |fill: char| {
+        let mut full = hex.clone();
+        while full.len() < 32 {
+            full.push(fill);
+        }
+        Uuid::parse_str(&full).map_err(|e| Error::usage(format!("{prefix:?}: {e}")))
+    };
+    Ok((bound('0')?, bound('f')?))
+}
+
 /// The id of the one job whose id starts with `prefix` (what tables print: 8 or more
 /// hexadecimal characters, hyphens as in the id). Several matches: a usage error.
 pub fn resolve_prefix(
@@ -155,9 +175,10 @@ pub fn resolve_prefix(
     namespace: &str,
     prefix: &str,
 ) -> Result<Uuid> {
+    let (lo, hi) = prefix_range(prefix)?;
     let rows = client.query(
-        "select id from jobs where namespace = $2 and id::text like $1 || '%' order by id limit 2",
-        &[&prefix, &namespace],
+        "select id from jobs where namespace = $3 and id between $1 and $2 order by id limit 2",
+        &[&lo, &hi, &namespace],
     )?;
     match rows.as_slice() {
         [] => Err(Error::not_found(format!(

@@ -15,5 +15,6 @@ mod identity;
 mod jobs;
 mod json_numbers;
 mod logins;
+mod prune;
 mod standing_orders;
 mod state_machine;

@@ -14,6 +14,9 @@ use crate::ledger::events::Event;
 use crate::ledger::jobs::{Attempt, HistoryEntry, Job, JobLink};
 use crate::ledger::standing_orders::Run;
 
+mod archived;
+pub use archived::{resolve_archived_prefix, trace_archived};
+
 /// At most this many jobs in one trace (the rest is reported as cut).
 pub const MAX_JOBS: i64 = 500;
 
@@ -255,6 +258,7 @@ pub fn trace(
     })
 }
 
+#[derive(Default)]
 struct Parts {
     children_of: BTreeMap<Option<Uuid>, Vec<Job>>,
     attempts: BTreeMap<Uuid, Vec<Attempt>>,
