@@ -11,6 +11,7 @@ pub(super) const FLEET_KEYS: &[&str] = &[
     "requests",
     "blocked",
     "rollout",
+    "retention",
 ];
 pub(super) const ROLLOUT_KEYS: &[&str] = &[
     "proactive",

@@ -157,6 +157,10 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
         }
     });
     let blocked_line = w.line_of("blocked.route_to");
+    let retention = w
+        .table(&fleet_table, "", "retention")
+        .and_then(|t| super::retention::read(&mut w, t));
+    let retention_line = w.line_of("retention.agent");
 
     let memory = w.table(&fleet_table, "", "memory");
     let (curators, memory_inject, curators_line) = match memory {
@@ -256,6 +260,36 @@ pub fn load(dir: &Path) -> Result<Fleet, Vec<Diagnostic>> {
                     b.route_to
                 ),
             });
+        }
+    }
+    if let Some(r) = &retention {
+        match agents.iter_mut().find(|a| a.id == r.agent) {
+            Some(a)
+                if a.standing_orders
+                    .iter()
+                    .any(|o| o.name == super::retention::ORDER_NAME) =>
+            {
+                diags.push(Diagnostic {
+                    file: a.file.clone(),
+                    line: 1,
+                    message: format!(
+                        "standing order {:?} is made by [retention] in fleet.toml; rename this one",
+                        super::retention::ORDER_NAME
+                    ),
+                })
+            }
+            Some(a) => {
+                let order = r.order(default_zone.as_deref().unwrap_or("UTC"));
+                a.standing_orders.push(order);
+            }
+            None => diags.push(Diagnostic {
+                file: fleet_file.clone(),
+                line: retention_line,
+                message: format!(
+                    "retention.agent {:?} is not an agent of this fleet",
+                    r.agent
+                ),
+            }),
         }
     }
     if agents.is_empty() && diags.is_empty() {

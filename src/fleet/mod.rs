@@ -15,6 +15,7 @@ pub mod openclaw;
 pub mod reactions;
 mod request_keys;
 pub mod requests;
+pub mod retention;
 pub mod rollout;
 pub mod scaffold;
 mod spec;

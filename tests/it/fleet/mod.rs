@@ -7,6 +7,7 @@ mod files;
 mod openclaw;
 mod reactions;
 mod requests;
+mod retention;
 mod rollout;
 mod shipped;
 

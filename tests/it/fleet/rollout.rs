@@ -101,7 +101,7 @@ fn phases_apply_idempotently_behind_gates_that_measure_the_ledger_and_go_back_wi
     // Phase 1: the schema, the four pilot agents and their duties; the lanes wait.
     let first = apply(&db, "1", &[]).ok();
     assert_eq!(first["changed"], true);
-    assert_eq!(counts(&db), (4, 4, 12, 12));
+    assert_eq!(counts(&db), (4, 4, 13, 13));
     let lanes: i64 =
         db.one("select count(*) from lane_controls where namespace = 'ops' and paused");
     assert_eq!(lanes, 2, "proactive and memory wait for their phases");
@@ -138,7 +138,7 @@ fn phases_apply_idempotently_behind_gates_that_measure_the_ledger_and_go_back_wi
         "{}",
         refused.stderr
     );
-    assert_eq!(counts(&db), (4, 4, 12, 12), "nothing written");
+    assert_eq!(counts(&db), (4, 4, 13, 13), "nothing written");
     let skip = apply(&db, "3", &[]);
     assert_eq!(skip.code, 4);
     assert!(
@@ -156,7 +156,7 @@ fn phases_apply_idempotently_behind_gates_that_measure_the_ledger_and_go_back_wi
     assert!(gate.stdout.contains("PASS"), "{}", gate.stdout);
     let second = apply(&db, "2", &[]).ok();
     assert_eq!(second["gate"]["pass"], true);
-    assert_eq!(counts(&db), (11, 11, 24, 24));
+    assert_eq!(counts(&db), (11, 11, 25, 25));
 
     // Half-applied (an order of the phase disabled by hand): applying again completes it.
     db.client().batch_execute(
@@ -164,7 +164,7 @@ fn phases_apply_idempotently_behind_gates_that_measure_the_ledger_and_go_back_wi
     ).unwrap();
     let mended = apply(&db, "2", &[]).ok();
     assert_eq!(mended["changed"], true);
-    assert_eq!(counts(&db), (11, 11, 24, 24));
+    assert_eq!(counts(&db), (11, 11, 25, 25));
 
     // Past a failing gate only with --force and a reason, both recorded.
     db.client()
@@ -201,7 +201,7 @@ fn phases_apply_idempotently_behind_gates_that_measure_the_ledger_and_go_back_wi
         ])
         .ok();
     assert_eq!(back["changed"], true);
-    assert_eq!(counts(&db), (4, 11, 12, 36));
+    assert_eq!(counts(&db), (4, 11, 13, 37));
     let paused_again: i64 =
         db.one("select count(*) from lane_controls where namespace = 'ops' and paused");
     assert_eq!(paused_again, 2);
@@ -221,7 +221,7 @@ fn phases_apply_idempotently_behind_gates_that_measure_the_ledger_and_go_back_wi
     }
     assert_eq!(
         counts(&db),
-        (11, 11, 49, 49),
+        (11, 11, 50, 50),
         "phase 5: every agent and order"
     );
     let lanes: i64 =

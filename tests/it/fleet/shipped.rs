@@ -153,8 +153,8 @@ fn the_operations_fleet_has_the_seed_roles_its_standing_orders_and_budgets() {
     );
     assert_eq!(
         orders,
-        22 + 12 + 12 + 1 + 2,
-        "22 operational, 12 proactive, 12 memory, the vault export, the backup and its drill"
+        22 + 12 + 12 + 1 + 2 + 1,
+        "22 operational, 12 proactive, 12 memory, the vault export, the backup and its drill, the retention prune"
     );
     let memory: i64 = db.one(
         "select count(*) from standing_orders where namespace = 'ops'
