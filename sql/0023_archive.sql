@@ -69,6 +69,11 @@ create index opportunities_converted_job_idx on opportunities (converted_job_id)
   where converted_job_id is not null;
 create index events_unlinked_created_idx on events (created_at, id) where source_job_id is null;
 
+-- The audit's windows over failed attempts (wake-ups that never closed the loop, retry
+-- storms) read the last hour or day of failures, not every attempt ever made.
+create index job_attempts_failed_idx on job_attempts (finished_at)
+  where status in ('failed', 'timed_out', 'lost');
+
 -- Whether a finished job may leave the live tables: nothing unfinished points at it (a
 -- child, a job blocked on it or waiting for it, a reaction to one of its events, a merge
 -- or deploy acting on its coding run), its parent is finished too (a tree leaves whole,

@@ -15,7 +15,7 @@ use crate::ledger::jobs::JobStatus;
 
 /// Is the fleet healthy? Queues, agents, supervisors, standing orders, what needs a human
 ///
-/// One screen: jobs per status and per agent, the oldest queued and blocked ages, expired
+/// One screen: jobs per status and per agent (finished ones: the last 24 h), the oldest queued and blocked ages, expired
 /// leases, retry hotspots, jobs that went dead in the last 24 h, jobs awaiting approval,
 /// standing-order results of the last 24 h (missed included), supervisors (fresh or stale
 /// heartbeats) and paused agents or agents whose wake-ups fail. A table on a terminal,

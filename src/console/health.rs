@@ -257,7 +257,7 @@ pub fn prometheus(s: &Snapshot, h: &Health) -> String {
     let one = |v: f64| vec![(Vec::new(), v)];
     family(
         "agentbus_jobs",
-        "Jobs per status.",
+        "Jobs per status: every unfinished job; succeeded, dead and cancelled ones finished in the last 24 hours.",
         s.jobs
             .iter()
             .map(|(st, n)| (vec![("status", st.as_str())], *n as f64))

@@ -24,7 +24,9 @@ pub struct Snapshot {
     pub namespace: String,
     /// The database's clock when it was taken.
     pub taken_at: DateTime<Utc>,
-    /// Jobs per status (every status, zeros included).
+    /// Jobs per status (every status, zeros included): every unfinished job, and the
+    /// finished ones (succeeded, dead, cancelled) that finished in the last 24 hours, so the
+    /// snapshot costs the same on a ledger of any age.
     pub jobs: BTreeMap<String, i64>,
     /// Unfinished jobs per agent.
     pub agents: Vec<AgentQueue>,
@@ -236,7 +238,13 @@ pub fn snapshot(
     for r in client.query(
         "select target_agent, status::text, count(*),
                 extract(epoch from now() - min(run_after) filter (where status = 'queued' and run_after <= now()))::float8
-           from jobs where namespace = $1
+           from jobs where namespace = $1 and status not in ('succeeded', 'dead', 'cancelled')
+          group by 1, 2
+         union all
+         select target_agent, status::text, count(*), null
+           from jobs
+          where coalesce(completed_at, updated_at) >= now() - interval '24 hours'
+            and status in ('succeeded', 'dead', 'cancelled') and namespace = $1
           group by 1, 2",
         &[&namespace],
     )? {
