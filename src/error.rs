@@ -176,6 +176,13 @@ impl From<postgres::Error> for Error {
             "3D000" | "28000" | "28P01" => {
                 Error::config(format!("cannot use the database: {message}"))
             }
+            // protocol_violation: PgBouncer in transaction mode refuses the session settings
+            // agentbus sends at connect unless told it is there.
+            "08P01" if message.contains("unsupported startup parameter") => {
+                Error::config(format!("cannot use the database: {message}")).with_hint(
+                    "this looks like PgBouncer in transaction mode: set AGENTBUS_POOL_MODE=transaction",
+                )
+            }
             "23505" => Error::conflict(format!("already exists: {message}")),
             // A proactive budget (0004_proactive.sql): the message says the budget, what
             // was used and when it resets.

@@ -220,6 +220,19 @@ pub struct Ctx {
     full_ids: bool,
     exit_code: u8,
     client: Option<postgres::Client>,
+    /// Through a transaction pooler: the settings each new transaction begins with.
+    pooled: Option<SessionSettings>,
+}
+
+impl Drop for Ctx {
+    /// Through a transaction pooler, ends the command's pinned transaction (what ran in it
+    /// after the last write is reads, or writes the command made outside a transaction,
+    /// which would have committed on their own without a pooler).
+    fn drop(&mut self) {
+        if let (Some(_), Some(client)) = (&self.pooled, self.client.as_mut()) {
+            let _ = client.batch_execute("commit");
+        }
+    }
 }
 
 impl Ctx {
@@ -260,7 +273,13 @@ impl Ctx {
         &mut self,
         f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        db::transaction(self.db()?, f)
+        let result = db::transaction(self.db()?, f);
+        // Through a transaction pooler, the command's pinned transaction ended with this
+        // one: the rest of the command gets a new one.
+        if let (Some(settings), Some(client)) = (&self.pooled, self.client.as_mut()) {
+            db::pinned_begin(client, settings)?;
+        }
+        result
     }
 
     /// The id of a job named on the command line (a prefix is looked up).
@@ -295,6 +314,9 @@ impl Ctx {
                 .env("AGENTBUS_LEASE_TOKEN")
                 .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok());
             self.client = Some(db::connect(&config, &settings)?);
+            if config.pool == db::PoolMode::Transaction {
+                self.pooled = Some(settings);
+            }
         }
         self.client
             .as_mut()
@@ -382,6 +404,7 @@ pub fn run(
         full_ids: cli.full_ids,
         exit_code: 0,
         client: None,
+        pooled: None,
     };
     // Everything but `--get` (raw values, for scripts) is made terminal-safe: a value from
     // a row can never drive the operator's terminal. JSON is unchanged by it.

@@ -286,6 +286,29 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
         Some(url) if !url.trim().is_empty() => DbConfig::parse(url)?,
         _ => DbConfig::from_lookup(|k| env.get(k))?,
     };
+    if db.pool == crate::db::PoolMode::Transaction {
+        return Err(Error::config(
+            "the supervisor cannot run through a transaction pooler: it LISTENs for work, which \
+             needs a session of its own",
+        )
+        .with_hint(
+            "connect it directly to PostgreSQL (or through a session-mode pool) and give \
+             agents the pooler: AGENTBUS_AGENT_DATABASE_URL and AGENTBUS_AGENT_POOL_MODE=transaction",
+        ));
+    }
+    let agent_pool_mode = match env
+        .get("AGENTBUS_AGENT_POOL_MODE")
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") => None,
+        Some(m @ ("session" | "transaction")) => Some(m.to_string()),
+        Some(other) => {
+            return Err(Error::config(format!(
+                "AGENTBUS_AGENT_POOL_MODE is {other:?}; expected session or transaction"
+            )))
+        }
+    };
     let seconds = |flag: &str, v: f64, max: f64| {
         if v.is_finite() && v > 0.0 && v <= max {
             Ok(Duration::from_secs_f64(v))
@@ -338,6 +361,7 @@ pub fn config(a: SupervisorArgs, env: EnvSnapshot) -> Result<Config> {
     Ok(Config {
         db,
         database_url,
+        agent_pool_mode,
         namespace: a.namespace,
         supervisor_id,
         lease_seconds: a.lease_seconds,

@@ -24,6 +24,22 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct DbConfig {
     config: postgres::Config,
     tls: tls::TlsSettings,
+    /// How the server end pools connections (`AGENTBUS_POOL_MODE`).
+    pub pool: PoolMode,
+}
+
+/// What sits between agentbus and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoolMode {
+    /// PostgreSQL itself, or a pooler that gives each client its own server session for
+    /// as long as it is connected (PgBouncer's session mode).
+    #[default]
+    Session,
+    /// A pooler that may hand each transaction to a different server session (PgBouncer's
+    /// transaction mode): nothing may outlive a transaction, so the session settings are
+    /// set with `SET LOCAL` at the start of each one and every statement of a command runs
+    /// inside one (see [`pinned_begin`]).
+    Transaction,
 }
 
 impl DbConfig {
@@ -77,6 +93,7 @@ impl DbConfig {
         Ok(DbConfig {
             config,
             tls: tls_settings(mode, root_cert, lookup)?,
+            pool: pool_mode(lookup)?,
         })
     }
 
@@ -113,6 +130,7 @@ impl DbConfig {
         Ok(DbConfig {
             config,
             tls: tls_settings(None, None, &lookup)?,
+            pool: pool_mode(&lookup)?,
         })
     }
 
@@ -209,6 +227,18 @@ fn no_settings(in_openclaw: bool) -> Error {
         )
 }
 
+/// `AGENTBUS_POOL_MODE`: `session` (the default) or `transaction`.
+fn pool_mode(lookup: &impl Fn(&str) -> Option<String>) -> Result<PoolMode> {
+    match lookup("AGENTBUS_POOL_MODE").as_deref().map(str::trim) {
+        None | Some("") | Some("session") => Ok(PoolMode::Session),
+        Some("transaction") => Ok(PoolMode::Transaction),
+        Some(other) => Err(Error::config(format!(
+            "AGENTBUS_POOL_MODE is {other:?}; expected session or transaction"
+        ))
+        .with_hint("transaction: agentbus connects through PgBouncer in transaction mode")),
+    }
+}
+
 /// Session settings for one connection.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -250,12 +280,16 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
         .lease_token
         .map(|t| format!(" -c agentbus.lease_token={t}"))
         .unwrap_or_default();
-    config.options(&format!(
+    // A transaction pooler refuses (or drops) startup options: they are set per
+    // transaction instead.
+    if db.pool == PoolMode::Session {
+        config.options(&format!(
         "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=60000 -c synchronous_commit={}{lease}",
         ms(settings.statement_timeout),
         ms(settings.lock_timeout),
         if settings.synchronous_commit { "on" } else { "off" },
-    ));
+        ));
+    }
     let connected = match db.tls.mode {
         tls::TlsMode::Disable => {
             config.ssl_mode(postgres::config::SslMode::Disable);
@@ -272,7 +306,7 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
             config.connect(tls::connector(&db.tls)?)
         }
     };
-    connected.map_err(|e| match tls::is_tls_error(&e) {
+    let mut client = connected.map_err(|e| match tls::is_tls_error(&e) {
         // Retrying the same settings cannot help: a configuration error (exit 78).
         Some(reason) if db.tls.mode != tls::TlsMode::Disable => Error::config(format!(
             "TLS to the database failed (sslmode {}): {reason}",
@@ -280,7 +314,41 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
         ))
         .with_hint("check sslmode and sslrootcert in the connection string (or PGSSLMODE, PGSSLROOTCERT) against the server's certificate"),
         _ => Error::from(e),
-    })
+    })?;
+    if db.pool == PoolMode::Transaction {
+        pinned_begin(&mut client, settings)?;
+    }
+    Ok(client)
+}
+
+/// Through a transaction pooler: opens the transaction the rest of a command runs in and
+/// sets what [`connect`] would have put in the startup packet, for this transaction only
+/// (`SET LOCAL`: nothing leaks to the next client of the server session). A pooler keeps a
+/// client on one server session for the length of a transaction, so the statements that
+/// rust-postgres prepares under names stay on the session that knows them. A later
+/// `BEGIN` inside it (`db::transaction`) only draws a warning; its `COMMIT` ends both, after
+/// which the caller begins again.
+pub fn pinned_begin(client: &mut postgres::Client, settings: &SessionSettings) -> Result<()> {
+    let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis()).to_string();
+    client.batch_execute("begin")?;
+    client.execute(
+        "select set_config('TimeZone', 'UTC', true), set_config('statement_timeout', $1, true),
+                set_config('lock_timeout', $2, true),
+                set_config('idle_in_transaction_session_timeout', '60000', true),
+                set_config('synchronous_commit', $3, true),
+                set_config('agentbus.lease_token', coalesce($4, ''), true)",
+        &[
+            &ms(settings.statement_timeout),
+            &ms(settings.lock_timeout),
+            &(if settings.synchronous_commit {
+                "on"
+            } else {
+                "off"
+            }),
+            &settings.lease_token.map(|t| t.to_string()),
+        ],
+    )?;
+    Ok(())
 }
 
 /// The one place a write commits. Runs `f` inside a new transaction and commits when it

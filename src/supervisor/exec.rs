@@ -225,6 +225,9 @@ fn spawn(
         cmd.env("AGENTBUS_DATABASE_URL", url)
             .env("DATABASE_URL", url);
     }
+    if let Some(mode) = &shared.cfg.agent_pool_mode {
+        cmd.env("AGENTBUS_POOL_MODE", mode);
+    }
     cmd.spawn()
 }
 

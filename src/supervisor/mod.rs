@@ -70,6 +70,9 @@ pub struct Config {
     /// their own scripts): `$AGENTBUS_AGENT_DATABASE_URL` (an agent login), else the
     /// supervisor's own when it was given one; else they inherit its `PG*`.
     pub database_url: Option<String>,
+    /// `AGENTBUS_POOL_MODE` for exec children (`$AGENTBUS_AGENT_POOL_MODE`: `transaction`
+    /// when their URL goes through PgBouncer in transaction mode).
+    pub agent_pool_mode: Option<String>,
     /// The namespace served.
     pub namespace: String,
     /// This supervisor's id (lease owner, heartbeat row).
