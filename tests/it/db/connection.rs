@@ -134,3 +134,53 @@ fn the_supervisor_reads_agentbus_database_url_before_database_url() {
     let job = db.cli(&["show-job", &id, "--format", "json"]).ok();
     assert_eq!(job["status"], "succeeded");
 }
+
+#[test]
+fn transaction_pool_mode_sets_the_session_per_transaction_and_the_supervisor_refuses_it() {
+    let db = TestDb::new();
+    let pooled = [("AGENTBUS_POOL_MODE", "transaction")];
+    // A job's whole life with the settings set per transaction (as through PgBouncer in
+    // transaction mode; scripts/test-pgbouncer.sh runs the same through a real one).
+    let job = db
+        .cli_with(
+            &["enqueue-job", "--target-agent", "w", "--subject", "pooled"],
+            &pooled,
+            None,
+        )
+        .ok();
+    let id = crate::support::s(&job, "id");
+    let claimed = db
+        .cli_with(
+            &["claim-jobs", "--lease-owner", "sup", "--format", "json"],
+            &pooled,
+            None,
+        )
+        .ok();
+    let token = crate::support::s(&claimed[0], "lease_token");
+    db.cli_with(
+        &["complete-job", &id, "--lease-token", &token],
+        &pooled,
+        None,
+    )
+    .ok();
+    let shown = db
+        .cli_with(&["show-job", &id, "--format", "json"], &pooled, None)
+        .ok();
+    assert_eq!(shown["status"], "succeeded");
+    // A read command after the pinned transaction (status runs several statements).
+    let status = db
+        .cli_with(&["status", "--format", "json"], &pooled, None)
+        .ok();
+    assert_eq!(status["jobs"]["succeeded"], 1, "{status}");
+    // A bad value names itself.
+    db.cli_with(&["status"], &[("AGENTBUS_POOL_MODE", "statement")], None)
+        .fails(78, "AGENTBUS_POOL_MODE");
+    // The supervisor LISTENs: it needs a session of its own.
+    let out = db.supervise_once(
+        &["--exec", "true"],
+        &[("AGENTBUS_POOL_MODE", "transaction")],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(out.stderr.contains("transaction pooler"), "{}", out.stderr);
+}
