@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# scripts/bench-bloat.sh: how much the hot tables and their indexes grow over CYCLES
+# enqueue -> claim -> complete cycles (default 1,000,000), with autovacuum at its defaults,
+# once normally and once while another session holds a snapshot open the whole time (a
+# forgotten `BEGIN` in psql, a long report: the xmin horizon is pinned and vacuum can
+# remove nothing that died after it).
+#
+# The cycles run through pgbench (4 clients) with the SQL the commands run: the insert of
+# enqueue-job, claim_jobs() (which writes the attempt), and complete-job's two updates. The
+# finished jobs stay (as they would until `agentbus prune`), so "live" grows by CYCLES rows
+# either way; bloat is what the tables and indexes hold beyond that. Prints, per run: tps,
+# and per relation its size after, live and dead tuples; then the size of the hot indexes.
+# Environment: DATABASE_URL (default: scripts/pg-local.sh; a database agentbus_bench_bloat is
+# made and dropped), CYCLES, AGENTBUS_BIN_DIR.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+base=${DATABASE_URL:-$(scripts/pg-local.sh)}
+cycles=${CYCLES:-1000000}
+clients=4
+if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
+  bin="$AGENTBUS_BIN_DIR/agentbus"
+else
+  cargo build --release --quiet --bin agentbus
+  bin="$root/target/release/agentbus"
+fi
+db=agentbus_bench_bloat
+url=${base%/*}/$db
+work=$(mktemp -d)
+pinner=
+cleanup() {
+  [ -n "$pinner" ] && kill "$pinner" 2> /dev/null
+  psql "$base" -Xqc "drop database if exists $db with (force)" > /dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export PGOPTIONS="-c client_min_messages=warning"
+cat > "$work/cycle.sql" <<'SQL'
+\set a :client_id
+insert into jobs (namespace, target_agent, job_type, subject, payload) values ('bloat', 'agent-' || :a, 'bench', 'cycle', '{"n": 1}');
+select id, lease_token from claim_jobs('bloat', 'bench-' || :client_id, 300, 1, 'agent-' || :a) \gset
+update jobs set status = 'succeeded', summary = 'done', lease_owner = null, leased_until = null, completed_at = now() where id = ':id'::uuid and job_in_flight(status);
+update job_attempts set status = 'succeeded', finished_at = now(), summary = 'done' where job_id = ':id'::uuid and lease_token = ':lease_token'::uuid;
+SQL
+
+report() {
+  psql "$url" -XAtF ' ' -c "
+    select format('    %-14s %9s  live %9s  dead %8s', c.relname, pg_size_pretty(pg_total_relation_size(c.oid)),
+                  s.n_live_tup, s.n_dead_tup)
+      from pg_class c join pg_stat_user_tables s on s.relid = c.oid
+     where c.relname in ('jobs', 'job_attempts', 'job_history', 'events')
+     order by c.relname" \
+    -c "select format('    index %-30s %9s', indexrelname, pg_size_pretty(pg_relation_size(indexrelid)))
+          from pg_stat_user_indexes where relname = 'jobs'
+           and indexrelname in ('jobs_pkey', 'jobs_ready_idx', 'jobs_lease_idx', 'jobs_target_status_idx',
+                                'jobs_open_by_agent_idx', 'jobs_live_lease_token_idx', 'jobs_finished_idx')
+         order by pg_relation_size(indexrelid) desc"
+}
+
+run() { # label pin
+  psql "$base" -Xq -c "drop database if exists $db with (force)" -c "create database $db" > /dev/null
+  AGENTBUS_DATABASE_URL=$url "$bin" migrate > /dev/null
+  if [ "$2" = pin ]; then
+    # A session that took a snapshot and never ends its transaction.
+    (echo "begin isolation level repeatable read; select count(*) from jobs;"; sleep 100000) | psql "$url" -Xq > /dev/null &
+    pinner=$!
+    sleep 1
+  fi
+  local per=$(( cycles / clients ))
+  out=$(pgbench -n -c "$clients" -j 2 -t "$per" -f "$work/cycle.sql" "$url" 2>&1) || { echo "$out" >&2; exit 1; }
+  tps=$(echo "$out" | awk '/^tps/ {print int($3)}' | head -n 1)
+  if [ -n "$pinner" ]; then kill "$pinner" 2> /dev/null; wait "$pinner" 2> /dev/null || true; pinner=; fi
+  psql "$url" -Xqc "select pg_stat_force_next_flush()" > /dev/null 2>&1 || true
+  sleep 1
+  echo "  $1: $(( per * clients )) cycles at $tps cycles/s"
+  report
+}
+
+echo "bench-bloat: $(nproc) cores, $(psql "$base" -XAtc 'show server_version'), autovacuum $(psql "$base" -XAtc 'show autovacuum') (naptime $(psql "$base" -XAtc 'show autovacuum_naptime'), scale factor $(psql "$base" -XAtc 'show autovacuum_vacuum_scale_factor')), pgbench $clients clients"
+run "no long transaction" none
+run "a snapshot held open throughout" pin
