@@ -1,39 +1,49 @@
 #!/usr/bin/env bash
 # scripts/bench-bloat.sh: how much the hot tables and their indexes grow over CYCLES
-# enqueue -> claim -> complete cycles (default 1,000,000), with autovacuum at its defaults,
-# once normally and once while another session holds a snapshot open the whole time (a
-# forgotten `BEGIN` in psql, a long report: the xmin horizon is pinned and vacuum can
-# remove nothing that died after it).
+# enqueue -> claim -> complete cycles (default 1,000,000), with autovacuum at PostgreSQL's
+# defaults, once normally and once while another session holds a snapshot open the whole
+# time (a forgotten `BEGIN` in psql, a long report: the xmin horizon is pinned and vacuum
+# can remove nothing that died after it).
 #
-# The cycles run through pgbench (4 clients) with the SQL the commands run: the insert of
-# enqueue-job, claim_jobs() (which writes the attempt), and complete-job's two updates. The
-# finished jobs stay (as they would until `agentbus prune`), so "live" grows by CYCLES rows
-# either way; bloat is what the tables and indexes hold beyond that. Prints, per run: tps,
-# and per relation its size after, live and dead tuples; then the size of the hot indexes.
-# Environment: DATABASE_URL (default: scripts/pg-local.sh; a database agentbus_bench_bloat is
-# made and dropped), CYCLES, AGENTBUS_BIN_DIR.
+# It makes its own PostgreSQL cluster (Debian's binaries, default settings, run as postgres,
+# port $AGENTBUS_BLOAT_PORT, default 54352; removed at the end), because the server a test
+# machine runs may have autovacuum off. The cycles run through pgbench (4 clients, one
+# agent each) with the SQL the commands run: the insert of enqueue-job, claim_jobs() (which
+# writes the attempt), and complete-job's two updates. The finished jobs stay (as they
+# would until `agentbus prune`), so live rows grow by CYCLES either way; bloat is what the
+# tables and indexes hold beyond that. Prints per run: the rate, and per table its size
+# with live and dead tuples, then the sizes of the hot indexes of jobs.
+# Environment: CYCLES, AGENTBUS_BIN_DIR.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-base=${DATABASE_URL:-$(scripts/pg-local.sh)}
 cycles=${CYCLES:-1000000}
 clients=4
+port=${AGENTBUS_BLOAT_PORT:-54352}
 if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   bin="$AGENTBUS_BIN_DIR/agentbus"
 else
   cargo build --release --quiet --bin agentbus
   bin="$root/target/release/agentbus"
 fi
-db=agentbus_bench_bloat
-url=${base%/*}/$db
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -n 1)
+[ -x "$pgbin/initdb" ] || { echo "bench-bloat: no PostgreSQL binaries under /usr/lib/postgresql" >&2; exit 1; }
 work=$(mktemp -d)
-pinner=
+chmod 755 "$work"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
-  [ -n "$pinner" ] && kill "$pinner" 2> /dev/null
-  psql "$base" -Xqc "drop database if exists $db with (force)" > /dev/null 2>&1 || true
+  [ -f "$work/pg/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop > /dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
+mkdir -p "$work/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$work/pg"
+as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres > /dev/null
+printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n" "$port" "$work/pg" >> "$work/pg/postgresql.conf"
+as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w start > /dev/null
+base="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+db=agentbus_bench_bloat
+url="postgres://postgres@127.0.0.1:$port/$db?sslmode=disable"
 export PGOPTIONS="-c client_min_messages=warning"
 cat > "$work/cycle.sql" <<'SQL'
 \set a :client_id
@@ -62,17 +72,21 @@ run() { # label pin
   AGENTBUS_DATABASE_URL=$url "$bin" migrate > /dev/null
   if [ "$2" = pin ]; then
     # A session that took a snapshot and never ends its transaction.
-    (echo "begin isolation level repeatable read; select count(*) from jobs;"; sleep 100000) | psql "$url" -Xq > /dev/null &
-    pinner=$!
+    PGAPPNAME=bench-bloat-pin psql "$url" -Xq > /dev/null 2>&1 <<'SQL' &
+begin isolation level repeatable read;
+select count(*) from jobs;
+select pg_sleep(86400);
+SQL
     sleep 1
   fi
   local per=$(( cycles / clients ))
   out=$(pgbench -n -c "$clients" -j 2 -t "$per" -f "$work/cycle.sql" "$url" 2>&1) || { echo "$out" >&2; exit 1; }
   tps=$(echo "$out" | awk '/^tps/ {print int($3)}' | head -n 1)
-  if [ -n "$pinner" ]; then kill "$pinner" 2> /dev/null; wait "$pinner" 2> /dev/null || true; pinner=; fi
+  pinned=$(psql "$url" -XAtc "select count(*) from pg_stat_activity where application_name = 'bench-bloat-pin' and backend_xmin is not null")
+  psql "$url" -XAtc "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'bench-bloat-pin'" > /dev/null
   psql "$url" -Xqc "select pg_stat_force_next_flush()" > /dev/null 2>&1 || true
   sleep 1
-  echo "  $1: $(( per * clients )) cycles at $tps cycles/s"
+  echo "  $1: $(( per * clients )) cycles at $tps cycles/s (sessions pinning the xmin horizon: $pinned)"
   report
 }
 
