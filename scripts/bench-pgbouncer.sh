@@ -7,7 +7,8 @@
 #   scripts/bench-pgbouncer.sh                  # 200 agents, 30 s each way
 #   AGENTS=100 SECONDS_EACH=20 scripts/bench-pgbouncer.sh
 #
-# Prints per run: jobs closed per second, calls per second, the peak number of server
+# Runs: direct (the URL as given: TLS when the server offers it), direct without TLS (as the
+# clients reach PgBouncer here, on loopback), through PgBouncer. Prints per run: jobs closed per second, calls per second, the peak number of server
 # connections to the database (sampled from pg_stat_activity every 100 ms), and the calls
 # that failed, by first line of error. Nothing is asserted. Environment: DATABASE_URL
 # (default: scripts/pg-local.sh; a database agentbus_bench_pgbouncer is made and dropped),
@@ -96,7 +97,7 @@ for t in threads: t.join()
 s.join()
 dt = time.monotonic() - t0
 failed = sum(errors.values())
-print(f"  {label:10} {closed / dt:8.1f} jobs/s  {calls / dt:8.1f} calls/s  peak server connections {peak:4}  "
+print(f"  {label:15} {closed / dt:8.1f} jobs/s  {calls / dt:8.1f} calls/s  peak server connections {peak:4}  "
       f"failed calls {failed} of {calls}")
 for msg, n in errors.most_common(3):
     print(f"             {n:6} x {msg}")
@@ -104,5 +105,7 @@ PY
 }
 
 echo "bench-pgbouncer: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(psql "$direct" -XAtc 'show server_version'), max_connections $(psql "$direct" -XAtc 'show max_connections'), $(/usr/sbin/pgbouncer --version | head -n 1) transaction mode, pool $pool; $agents agents for ${seconds}s each way, each job = 3 fresh agentbus processes"
+# Clients reach PgBouncer without TLS (loopback), so the direct run is also shown without it.
 run direct "$direct" session
+run direct-tls-off "$direct?sslmode=disable" session
 run pgbouncer "$pooled" transaction
