@@ -134,6 +134,7 @@ fn connect(url: &str) -> AnyResult<postgres::Client> {
         lock_timeout: None,
         synchronous_commit: true,
         lease_token: None,
+        idle_in_transaction_timeout: db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
     };
     Ok(db::connect(&DbConfig::parse(url)?, &settings)?)
 }

@@ -8,8 +8,9 @@
 # listening only on the three host-side addresses and 127.0.0.1) holds the ledger. Each
 # host runs agentbus-supervisor with an exec agent that works 0.5 s and closes its job from
 # inside the namespace. Three agents with max_concurrency 2; 90 jobs; lease 5 s.
-#   - 2 s in, every process of h2 is killed (SIGKILL: a host that dies);
-#   - 1 s later h3's link goes down (its processes live on, cut off), and comes back once
+#   - 1 s in, as soon as h2 holds a lease, every process of h2 is killed (SIGKILL: a host
+#     that dies);
+#   - 1 s later, as soon as h3 holds one, h3's link goes down (its processes live on, cut off), and comes back once
 #     the others have finished its work; its late closes must be refused (fencing).
 # Prints how long the jobs of each lost host took to be claimed again and to succeed.
 # Needs root (ip netns) and PostgreSQL's binaries; removes the namespaces, links and the
@@ -106,16 +107,29 @@ done
 say "90 jobs for three agents (max_concurrency 2 each)"
 q "insert into jobs (namespace, target_agent, job_type, subject)
    select 'multi', 'a' || (1 + g % 3), 'multihost', 'job ' || g from generate_series(1, 90) g" > /dev/null
-sleep 2
-t_kill=$(q "select now()")
-lost2=$(q "select string_agg(id::text, ' ') from jobs where namespace = 'multi' and lease_owner = 'host2' and status in ('leased', 'running')")
-say "h2 dies (SIGKILL of every process in it) holding $(wc -w <<< "$lost2") lease(s)"
-ip netns pids abh2 | xargs -r kill -9
+# The moment a host holds work (so its loss has something to recover).
+holding() {
+  for _ in $(seq 200); do
+    [ "$(q "select count(*) from jobs where namespace = 'multi' and lease_owner = '$1' and status in ('leased', 'running')")" -gt 0 ] && return 0
+    sleep 0.05
+  done
+  die "$1 never held a lease"
+}
 sleep 1
+holding host2
+t_kill=$(q "select now()")
+ip netns pids abh2 | xargs -r kill -9
+# What the dead host held (read after the kill: nothing of it can change them any more).
+sleep 0.2
+lost2=$(q "select string_agg(id::text, ' ') from jobs where namespace = 'multi' and lease_owner = 'host2' and status in ('leased', 'running')")
+say "h2 died (SIGKILL of every process in it) holding $(wc -w <<< "$lost2") lease(s)"
+sleep 1
+holding host3
 t_drop=$(q "select now()")
-lost3=$(q "select string_agg(id::text, ' ') from jobs where namespace = 'multi' and lease_owner = 'host3' and status in ('leased', 'running')")
-say "h3's link goes down holding $(wc -w <<< "$lost3") lease(s)"
 ip link set abv3 down
+sleep 0.2
+lost3=$(q "select string_agg(id::text, ' ') from jobs where namespace = 'multi' and lease_owner = 'host3' and status in ('leased', 'running')")
+say "h3's link went down; it holds $(wc -w <<< "$lost3") lease(s)"
 
 for _ in $(seq 600); do
   left=$(q "select count(*) from jobs where namespace = 'multi' and status <> 'succeeded'")
@@ -128,7 +142,7 @@ ip link set abv3 up
 sleep 3
 
 recovery() { # ids, t0 -> "claimed again within X s, succeeded within Y s" (worst job)
-  [ -n "$1" ] || { echo "held no lease"; return; }
+  [ -n "$1" ] || die "the lost host held no lease"
   q "select format('%s job(s): requeued by another host within %s s (lease 5 s), claimed again within %s s (after the retry back-off of 10 s +-20 %%), succeeded within %s s',
                    count(*),
                    round(max(extract(epoch from (select min(h.created_at) from job_history h
@@ -142,6 +156,16 @@ recovery() { # ids, t0 -> "claimed again within X s, succeeded within Y s" (wors
 }
 echo "   h2 (killed):   $(recovery "$lost2" "$t_kill")"
 echo "   h3 (cut off):  $(recovery "$lost3" "$t_drop")"
+# Recovered within the lease: requeued by the survivors no later than the lease (5 s) plus a
+# reap interval and the server ending a cut-off host's open transaction (5 s) after the loss.
+late=$(q "select count(*) from jobs j
+           where j.id = any(string_to_array('$lost2 $lost3', ' ')::uuid[])
+             and not exists (select 1 from job_history h
+                              where h.job_id = j.id and h.to_status = 'queued'
+                                and h.from_status in ('leased', 'running')
+                                and h.created_at <= (case when j.id = any(string_to_array('$lost2', ' ')::uuid[])
+                                                          then '$t_kill' else '$t_drop' end)::timestamptz + interval '12 seconds')")
+[ "$late" = 0 ] || die "$late lost job(s) were not requeued within 12 s of their host's loss"
 dupes=$(q "select count(*) from (select job_id from job_attempts a join jobs j on j.id = a.job_id
                                   where j.namespace = 'multi' and a.status = 'succeeded'
                                   group by job_id having count(*) > 1) d")

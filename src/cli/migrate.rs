@@ -62,6 +62,7 @@ pub fn run(ctx: &mut Ctx, a: MigrateArgs) -> Result<String> {
         lock_timeout: Some(Duration::from_secs(300)),
         synchronous_commit: true,
         lease_token: None,
+        idle_in_transaction_timeout: crate::db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
     };
     let format = ctx.format();
     if a.check {

@@ -256,6 +256,7 @@ fn apply(ctx: &mut Ctx, a: ApplyArgs, back: bool) -> Result<String> {
         lock_timeout: Some(Duration::from_secs(300)),
         synchronous_commit: true,
         lease_token: None,
+        idle_in_transaction_timeout: crate::db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
     })?;
     // The schema first (every migration: the phases differ in what runs, not in tables).
     let migrated = crate::db::migrate::migrate(client)?;

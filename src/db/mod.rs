@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 pub const CLI_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// See [`CLI_STATEMENT_TIMEOUT`].
 pub const CLI_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server keeps a command's transaction open once the command stops talking.
+pub const CLI_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a connection attempt may take before the call gives up (exit 75).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -254,6 +256,10 @@ pub struct SessionSettings {
     /// The lease the session holds (`$AGENTBUS_LEASE_TOKEN` inside a run): the guardrails
     /// take an agent login's identity from it (sql/0012_guardrails.sql).
     pub lease_token: Option<uuid::Uuid>,
+    /// `idle_in_transaction_session_timeout`: how long the server keeps a transaction whose
+    /// client went silent (a host cut off between a statement and its commit keeps the
+    /// rows it locked that long).
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl SessionSettings {
@@ -265,6 +271,7 @@ impl SessionSettings {
             lock_timeout: Some(CLI_LOCK_TIMEOUT),
             synchronous_commit: true,
             lease_token: None,
+            idle_in_transaction_timeout: CLI_IDLE_IN_TRANSACTION_TIMEOUT,
         }
     }
 }
@@ -287,9 +294,10 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
     // transaction instead.
     if db.pool == PoolMode::Session {
         config.options(&format!(
-        "-c TimeZone=UTC -c jit=off -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=60000 -c synchronous_commit={}{lease}",
+        "-c TimeZone=UTC -c jit=off -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={} -c synchronous_commit={}{lease}",
         ms(settings.statement_timeout),
         ms(settings.lock_timeout),
+        settings.idle_in_transaction_timeout.as_millis(),
         if settings.synchronous_commit { "on" } else { "off" },
         ));
     }
@@ -338,7 +346,7 @@ pub fn pinned_begin(client: &mut postgres::Client, settings: &SessionSettings) -
         "select set_config('TimeZone', 'UTC', true), set_config('jit', 'off', true),
                 set_config('statement_timeout', $1, true),
                 set_config('lock_timeout', $2, true),
-                set_config('idle_in_transaction_session_timeout', '60000', true),
+                set_config('idle_in_transaction_session_timeout', $5, true),
                 set_config('synchronous_commit', $3, true),
                 set_config('agentbus.lease_token', coalesce($4, ''), true)",
         &[
@@ -350,6 +358,7 @@ pub fn pinned_begin(client: &mut postgres::Client, settings: &SessionSettings) -
                 "off"
             }),
             &settings.lease_token.map(|t| t.to_string()),
+            &settings.idle_in_transaction_timeout.as_millis().to_string(),
         ],
     )?;
     Ok(())

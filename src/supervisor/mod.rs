@@ -256,6 +256,15 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         // synchronous.
         synchronous_commit: false,
         lease_token: None,
+        // A supervisor cut off from the database between a statement and its commit keeps
+        // the rows it locked (a job it was claiming, waking or renewing) until the server
+        // ends its transaction; the reapers of the other hosts skip locked rows. Its
+        // transactions never wait on anything but the database, so the server may end one
+        // that falls silent within a lease (measured: 60 s with the CLI's timeout, 5 s
+        // here; scripts/test-multihost.sh).
+        idle_in_transaction_timeout: Duration::from_secs(
+            u64::try_from(cfg.lease_seconds).unwrap_or(60).clamp(5, 60),
+        ),
     };
     let redactor = redactor_for(&cfg);
     let shared = Arc::new(Shared {

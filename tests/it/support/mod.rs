@@ -82,6 +82,7 @@ pub fn connect(url: &str) -> postgres::Client {
             lock_timeout: Some(std::time::Duration::from_secs(60)),
             synchronous_commit: true,
             lease_token: None,
+            idle_in_transaction_timeout: db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
         },
     )
     .expect("connect to the test database")
