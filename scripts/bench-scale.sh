@@ -18,7 +18,7 @@
 #   health, audit, list-jobs --since 1h, trace (of a job from the middle of the history)
 #
 # Then the largest/smallest ratio per command (the target: within 1.2). Nothing is asserted.
-# BLOAT=1 adds the bloat run (scripts/bench-scale.sh's second half, see bench_bloat below).
+# Bloat under claim/complete churn is measured by scripts/bench-bloat.sh.
 #
 # Environment: DATABASE_URL (default: scripts/pg-local.sh), SIZES, REPS (default 15),
 # AGENTBUS_BIN_DIR (default: a release build made here), KEEP=1 keeps the database.
