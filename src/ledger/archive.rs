@@ -170,7 +170,8 @@ pub fn prune(
                 report.more_left = true;
                 return Ok(report);
             }
-            let more = db::transaction(client, |tx| stage.run(tx, plan, &mut report))?;
+            // Counted once committed, never for a batch that rolled back.
+            let more = db::transaction(client, |tx| stage.run(tx, plan))?.add_to(&mut report);
             done += 1;
             report.batches += 1;
             on_batch(&report);
@@ -190,39 +191,57 @@ enum Stage {
     DropArchived,
 }
 
+/// What one committed batch did.
+enum Done {
+    Jobs(JobBatch),
+    Events(i64),
+    Dropped { jobs: i64, events: i64 },
+}
+
 impl Stage {
-    /// Runs one batch, adds it to `report`; returns the most rows one of its tables lost
-    /// (a full batch means there may be more).
-    fn run(
-        self,
-        tx: &mut postgres::Transaction<'_>,
-        plan: &Plan,
-        report: &mut Report,
-    ) -> Result<i64> {
-        Ok(match self {
-            Stage::Jobs => {
-                let b = prune_jobs_batch(tx, plan.before, plan.batch, plan.archive)?;
+    /// Runs one batch in `tx`.
+    fn run(self, tx: &mut postgres::Transaction<'_>, plan: &Plan) -> Result<Done> {
+        Ok(match (self, plan.drop_archived_before) {
+            (Stage::Jobs, _) => {
+                Done::Jobs(prune_jobs_batch(tx, plan.before, plan.batch, plan.archive)?)
+            }
+            (Stage::Events, _) => Done::Events(prune_events_batch(
+                tx,
+                plan.before,
+                plan.batch,
+                plan.archive,
+            )?),
+            (Stage::DropArchived, Some(before)) => {
+                let (jobs, events) = drop_archived_batch(tx, before, plan.batch)?;
+                Done::Dropped { jobs, events }
+            }
+            (Stage::DropArchived, None) => Done::Dropped { jobs: 0, events: 0 },
+        })
+    }
+}
+
+impl Done {
+    /// Adds a committed batch to `report`; returns the most rows one of its tables lost (a
+    /// full batch means there may be more).
+    fn add_to(self, report: &mut Report) -> i64 {
+        match self {
+            Done::Jobs(b) => {
                 report.moved.jobs += b.jobs;
                 report.moved.attempts += b.attempts;
                 report.moved.history += b.history;
                 report.moved.events += b.events;
                 b.jobs
             }
-            Stage::Events => {
-                let n = prune_events_batch(tx, plan.before, plan.batch, plan.archive)?;
+            Done::Events(n) => {
                 report.unlinked_events += n;
                 n
             }
-            Stage::DropArchived => {
-                let Some(before) = plan.drop_archived_before else {
-                    return Ok(0);
-                };
-                let (jobs, events) = drop_archived_batch(tx, before, plan.batch)?;
+            Done::Dropped { jobs, events } => {
                 report.dropped_jobs += jobs;
                 report.dropped_events += events;
                 jobs.max(events)
             }
-        })
+        }
     }
 }
 
@@ -230,11 +249,11 @@ impl Stage {
 pub fn pending(client: &mut impl postgres::GenericClient, plan: &Plan) -> Result<Pending> {
     check(plan)?;
     let row = client.query_one(
-        "select count(*) filter (where agentbus_job_prunable(j.id)),
-                count(*) filter (where not agentbus_job_prunable(j.id))
-           from jobs j
-          where j.status in ('succeeded', 'dead', 'cancelled')
-            and coalesce(j.completed_at, j.updated_at) < $1",
+        "select count(*) filter (where p), count(*) filter (where not p)
+           from (select agentbus_job_prunable(j.id) as p
+                   from jobs j
+                  where j.status in ('succeeded', 'dead', 'cancelled')
+                    and coalesce(j.completed_at, j.updated_at) < $1) c",
         &[&plan.before],
     )?;
     let drop: i64 = match plan.drop_archived_before {
