@@ -78,6 +78,19 @@ create index events_unlinked_created_idx on events (created_at, id) where source
 create index job_attempts_failed_idx on job_attempts (finished_at)
   where status in ('failed', 'timed_out', 'lost');
 
+-- The batch size every prune function takes: 1 to 10000 rows (one short transaction).
+create function agentbus_check_batch(p_limit integer)
+returns void
+language plpgsql
+as $$
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 10000 then
+    raise exception 'batch size must be between 1 and 10000, not %', p_limit
+      using errcode = '22023';
+  end if;
+end;
+$$;
+
 -- Whether a finished job may leave the live tables: nothing unfinished points at it (a
 -- child, a job blocked on it or waiting for it, a reaction to one of its events, a merge
 -- or deploy acting on its coding run), its parent is finished too (a tree leaves whole,
@@ -126,10 +139,7 @@ as $$
 declare
   ids uuid[];
 begin
-  if p_limit is null or p_limit < 1 or p_limit > 10000 then
-    raise exception 'batch size must be between 1 and 10000, not %', p_limit
-      using errcode = '22023';
-  end if;
+  perform agentbus_check_batch(p_limit);
   select coalesce(array_agg(s.id), '{}') into ids
     from (select j.id from jobs j
            where j.status in ('succeeded', 'dead', 'cancelled')
@@ -194,10 +204,7 @@ declare
   ids bigint[];
   n bigint;
 begin
-  if p_limit is null or p_limit < 1 or p_limit > 10000 then
-    raise exception 'batch size must be between 1 and 10000, not %', p_limit
-      using errcode = '22023';
-  end if;
+  perform agentbus_check_batch(p_limit);
   select coalesce(array_agg(s.id), '{}') into ids
     from (select e.id from events e
            where e.source_job_id is null
@@ -230,10 +237,7 @@ language plpgsql
 set search_path from current
 as $$
 begin
-  if p_limit is null or p_limit < 1 or p_limit > 10000 then
-    raise exception 'batch size must be between 1 and 10000, not %', p_limit
-      using errcode = '22023';
-  end if;
+  perform agentbus_check_batch(p_limit);
   delete from archived_jobs a
    where a.id in (select x.id from archived_jobs x where x.completed_at < p_before
                    order by x.completed_at limit p_limit for update skip locked);
