@@ -30,6 +30,14 @@ fn age(db: &TestDb, id: &str, days: i32) {
         .expect("age job");
 }
 
+/// `agentbus prune --older-than 30d EXTRA --format json`, which must succeed.
+fn prune(db: &TestDb, extra: &[&str]) -> Value {
+    let mut args = vec!["prune", "--older-than", "30d"];
+    args.extend_from_slice(extra);
+    args.extend(["--format", "json"]);
+    db.cli(&args).ok()
+}
+
 fn count(db: &TestDb, sql: &str) -> i64 {
     db.one(sql)
 }
@@ -98,33 +106,13 @@ fn prune_moves_old_finished_work_only_and_the_archive_still_traces_it() {
         )
         .expect("age newest event");
 
-    let dry = db
-        .cli(&[
-            "prune",
-            "--older-than",
-            "30d",
-            "--dry-run",
-            "--format",
-            "json",
-        ])
-        .ok();
+    let dry = prune(&db, &["--dry-run"]);
     assert_eq!(dry["jobs"], 1, "{dry}");
     assert_eq!(dry["held"], 2, "{dry}");
     let before_attempts = count(&db, "select count(*) from job_attempts");
     let before_history = count(&db, "select count(*) from job_history");
 
-    let report = db
-        .cli(&[
-            "prune",
-            "--older-than",
-            "30d",
-            "--archive",
-            "--batch",
-            "1",
-            "--format",
-            "json",
-        ])
-        .ok();
+    let report = prune(&db, &["--archive", "--batch", "1"]);
     assert_eq!(report["moved"]["jobs"], 1, "{report}");
     assert_eq!(report["moved"]["attempts"], 1, "{report}");
     assert_eq!(report["moved"]["history"], 3, "{report}");
@@ -171,16 +159,7 @@ fn prune_moves_old_finished_work_only_and_the_archive_still_traces_it() {
     db.cli(&["cancel-job", &child, "--reason", "not needed"])
         .ok();
     age(&db, &child, 35);
-    let again = db
-        .cli(&[
-            "prune",
-            "--older-than",
-            "30d",
-            "--archive",
-            "--format",
-            "json",
-        ])
-        .ok();
+    let again = prune(&db, &["--archive"]);
     assert_eq!(again["moved"]["jobs"], 2, "{again}");
     let tree = db
         .cli(&["trace", "--archived", &child, "--format", "json"])
@@ -190,18 +169,7 @@ fn prune_moves_old_finished_work_only_and_the_archive_still_traces_it() {
     assert_eq!(tree["roots"][0]["children"][0]["focus"], true);
 
     // The second horizon deletes archived rows for good, and only those.
-    let dropped = db
-        .cli(&[
-            "prune",
-            "--older-than",
-            "30d",
-            "--archive",
-            "--drop-archived-older-than",
-            "38d",
-            "--format",
-            "json",
-        ])
-        .ok();
+    let dropped = prune(&db, &["--archive", "--drop-archived-older-than", "38d"]);
     assert_eq!(dropped["dropped_jobs"], 2, "{dropped}");
     assert_eq!(dropped["dropped_events"], 1, "{dropped}");
     assert_eq!(count(&db, "select count(*) from archived_events"), 0);
@@ -229,38 +197,14 @@ fn prune_runs_in_bounded_batches_and_skips_rows_another_transaction_holds() {
         &[&first],
     )
     .expect("lock");
-    let capped = db
-        .cli(&[
-            "prune",
-            "--older-than",
-            "30d",
-            "--batch",
-            "10",
-            "--max-batches",
-            "2",
-            "--format",
-            "json",
-        ])
-        .ok();
+    let capped = prune(&db, &["--batch", "10", "--max-batches", "2"]);
     assert_eq!(capped["moved"]["jobs"], 20, "{capped}");
     assert_eq!(capped["more_left"], true, "{capped}");
-    let rest = db
-        .cli(&[
-            "prune",
-            "--older-than",
-            "30d",
-            "--batch",
-            "10",
-            "--format",
-            "json",
-        ])
-        .ok();
+    let rest = prune(&db, &["--batch", "10"]);
     assert_eq!(rest["moved"]["jobs"], 4, "{rest}");
     assert!(live(&db, &first), "the locked row was skipped");
     tx.rollback().expect("release");
-    let last = db
-        .cli(&["prune", "--older-than", "30d", "--format", "json"])
-        .ok();
+    let last = prune(&db, &[]);
     assert_eq!(last["moved"]["jobs"], 1, "{last}");
     assert_eq!(count(&db, "select count(*) from jobs"), 0);
     // Without --archive nothing is kept.
