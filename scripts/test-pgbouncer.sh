@@ -118,7 +118,9 @@ wait
 done_jobs=$(psql "$direct" -XAtc "select count(*) from jobs where target_agent like 'load-%' and status = 'succeeded'")
 [ "$done_jobs" = 200 ] || die "$done_jobs of 200 load jobs succeeded"
 servers=$(PGOPTIONS= psql "postgres://postgres@127.0.0.1:${AGENTBUS_PGBOUNCER_PORT:-64320}/pgbouncer?sslmode=disable" -XAtc "show servers" 2>/dev/null | awk -F'|' -v d="$db" '$3 == d' | wc -l)
-echo "   200 jobs succeeded, no error; server sessions in the pool now: $servers (at most 5 per login)"
+# The pool is 5 server sessions per login (postgres and the agent login): never more.
+[ "$servers" -le 10 ] || die "$servers server sessions for a pool of 5 per login"
+echo "   200 jobs succeeded, no error; server sessions in the pool: $servers (at most 5 per login)"
 
 say "4. the supervisor directly, its exec agents through PgBouncer"
 set +e
