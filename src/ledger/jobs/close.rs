@@ -29,22 +29,6 @@ pub struct Caller {
     pub command: String,
 }
 
-/// What `complete-job` records.
-#[derive(Debug, Clone, Default)]
-pub struct CompleteParams {
-    /// Result document (an object); kept as is when `None`.
-    pub result: Option<Value>,
-    /// One-line summary of what was done.
-    pub summary: Option<String>,
-    /// OpenClaw task reference.
-    pub openclaw_task_ref: Option<String>,
-    /// OpenClaw session key.
-    pub openclaw_session_key: Option<String>,
-    /// Nothing to do: `"no_work": true` is added to the result (a standing order's run
-    /// then ends `no_work`).
-    pub no_work: bool,
-}
-
 /// What `block-job` records.
 #[derive(Debug, Clone, Default)]
 pub struct BlockParams {
@@ -151,58 +135,6 @@ pub fn mark_running(
                     &p.openclaw_session_key,
                 ],
             )?;
-            decode(&row, "row")
-        },
-    )
-}
-
-/// Closes a job as succeeded.
-pub fn complete(
-    tx: &mut postgres::Transaction<'_>,
-    job_id: Uuid,
-    fence: Fence,
-    caller: &Caller,
-    p: &CompleteParams,
-) -> Result<Job> {
-    check_optional_text("`summary`", p.summary.as_deref())?;
-    check_openclaw_refs(
-        p.openclaw_task_ref.as_deref(),
-        p.openclaw_session_key.as_deref(),
-    )?;
-    fenced(
-        tx,
-        job_id,
-        fence,
-        caller,
-        LEASED_OR_RUNNING,
-        Some(JobStatus::Succeeded),
-        p.summary.as_deref().or(Some("completed")),
-        |tx, job| {
-            let row = tx.query_one(
-                "update jobs
-                 set status = 'succeeded',
-                     result = coalesce($2, result)
-                              || case when $6 then jsonb_build_object('no_work', true) else '{}'::jsonb end,
-                     summary = coalesce($3, summary),
-                     blocked_reason = null,
-                     last_error = null,
-                     lease_owner = null,
-                     leased_until = null,
-                     completed_at = now(),
-                     openclaw_task_ref = coalesce($4, openclaw_task_ref),
-                     openclaw_session_key = coalesce($5, openclaw_session_key)
-                 where id = $1 and job_in_flight(status)
-                 returning to_jsonb(jobs.*) as row",
-                &[
-                    &job.id,
-                    &p.result,
-                    &p.summary,
-                    &p.openclaw_task_ref,
-                    &p.openclaw_session_key,
-                    &p.no_work,
-                ],
-            )?;
-            close_attempt(tx, job, "succeeded", p.summary.as_deref(), None)?;
             decode(&row, "row")
         },
     )
@@ -392,7 +324,7 @@ pub fn renew_lease(
     )
 }
 
-fn check_openclaw_refs(task_ref: Option<&str>, session_key: Option<&str>) -> Result<()> {
+pub(super) fn check_openclaw_refs(task_ref: Option<&str>, session_key: Option<&str>) -> Result<()> {
     check_optional_text("`openclaw_task_ref`", task_ref)?;
     check_optional_text("`openclaw_session_key`", session_key)
 }

@@ -28,6 +28,7 @@
 //! timeout hid the first answer) returns the job unchanged instead of failing.
 mod blocked;
 mod close;
+mod complete;
 mod enqueue;
 mod lease;
 mod read;
@@ -35,6 +36,7 @@ mod wake;
 
 pub use blocked::*;
 pub use close::*;
+pub use complete::*;
 pub use enqueue::*;
 pub use lease::*;
 pub use read::*;

@@ -1,0 +1,150 @@
+//! Closing a job as succeeded: the agent's most frequent call, so its usual path is one
+//! statement.
+
+use super::close::{check_openclaw_refs, close_attempt, fenced, LEASED_OR_RUNNING};
+use super::{Caller, Fence, Job, JobStatus};
+use crate::db::decode;
+use crate::error::Result;
+use crate::ledger::validate::check_optional_text;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What `complete-job` records.
+#[derive(Debug, Clone, Default)]
+pub struct CompleteParams {
+    /// Result document (an object); kept as is when `None`.
+    pub result: Option<Value>,
+    /// One-line summary of what was done.
+    pub summary: Option<String>,
+    /// OpenClaw task reference.
+    pub openclaw_task_ref: Option<String>,
+    /// OpenClaw session key.
+    pub openclaw_session_key: Option<String>,
+    /// Nothing to do: `"no_work": true` is added to the result (a standing order's run
+    /// then ends `no_work`).
+    pub no_work: bool,
+}
+
+/// The job's columns a completion sets, shared by both paths ($1 job, $2 result,
+/// $3 summary, $4 task ref, $5 session key, $6 no_work).
+const SET_SUCCEEDED: &str = "status = 'succeeded',
+     result = coalesce($2, result)
+              || case when $6 then jsonb_build_object('no_work', true) else '{}'::jsonb end,
+     summary = coalesce($3, summary),
+     blocked_reason = null,
+     last_error = null,
+     lease_owner = null,
+     leased_until = null,
+     completed_at = now(),
+     openclaw_task_ref = coalesce($4, openclaw_task_ref),
+     openclaw_session_key = coalesce($5, openclaw_session_key)";
+
+/// Closes a job as succeeded.
+///
+/// With a lease token that is current, one statement sets the actor, closes the job and
+/// its attempt (locking the job before the attempt, like every closing call). Anything
+/// else (no token, a stale one, a job already closed, a row the login may not change)
+/// takes the general fenced path, which explains and records the refusal or repeats an
+/// idempotent close; both paths leave the same rows.
+pub fn complete(
+    tx: &mut postgres::Transaction<'_>,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    p: &CompleteParams,
+) -> Result<Job> {
+    check_optional_text("`summary`", p.summary.as_deref())?;
+    check_openclaw_refs(
+        p.openclaw_task_ref.as_deref(),
+        p.openclaw_session_key.as_deref(),
+    )?;
+    let reason = p.summary.as_deref().unwrap_or("completed");
+    if let (Some(token), false) = (fence.lease_token, fence.force) {
+        if let Some(job) = complete_current(tx, job_id, token, fence.attempt, caller, reason, p)? {
+            return Ok(job);
+        }
+    }
+    fenced(
+        tx,
+        job_id,
+        fence,
+        caller,
+        LEASED_OR_RUNNING,
+        Some(JobStatus::Succeeded),
+        Some(reason),
+        |tx, job| {
+            let row = tx.query_one(
+                &format!(
+                    "update jobs set {SET_SUCCEEDED}
+                     where id = $1 and job_in_flight(status)
+                     returning to_jsonb(jobs.*) as row"
+                ),
+                &[
+                    &job.id,
+                    &p.result,
+                    &p.summary,
+                    &p.openclaw_task_ref,
+                    &p.openclaw_session_key,
+                    &p.no_work,
+                ],
+            )?;
+            close_attempt(tx, job, "succeeded", p.summary.as_deref(), None)?;
+            decode(&row, "row")
+        },
+    )
+}
+
+/// The one-statement path: `None` when the job is not in flight under this token (and
+/// attempt), leaving everything as it was.
+fn complete_current(
+    tx: &mut postgres::Transaction<'_>,
+    job_id: Uuid,
+    token: Uuid,
+    attempt: Option<i32>,
+    caller: &Caller,
+    reason: &str,
+    p: &CompleteParams,
+) -> Result<Option<Job>> {
+    // The settings CTE is an uncorrelated subquery of the jobs update, so it runs before
+    // the row is changed and the history trigger sees the actor. The lease token is also
+    // the session's, as on the general path, for the guardrails of an agent login.
+    let row = tx.query_opt(
+        &format!(
+            "with settings as materialized (
+               select set_config('agentbus.actor', $7, true),
+                      set_config('agentbus.reason', $8, true),
+                      set_config('agentbus.lease_token', $9::uuid::text, true)
+             ),
+             done as (
+               update jobs set {SET_SUCCEEDED}
+               where id = $1 and lease_token = $9 and job_in_flight(status)
+                 and ($10::int is null or attempt_count = $10)
+                 and exists (select 1 from settings)
+               returning jobs.*
+             ),
+             attempt as (
+               update job_attempts
+               set status = 'succeeded', summary = coalesce($3, summary), finished_at = now()
+               where job_id = $1
+                 and attempt_no = (select attempt_count from done)
+                 and finished_at is null
+               returning 1
+             )
+             select to_jsonb(d.*) as row, (select count(*) from attempt) as attempts
+             from done d"
+        ),
+        &[
+            &job_id,
+            &p.result,
+            &p.summary,
+            &p.openclaw_task_ref,
+            &p.openclaw_session_key,
+            &p.no_work,
+            &caller.actor,
+            &reason,
+            &token,
+            &attempt,
+        ],
+    )?;
+    row.map(|r| decode(&r, "row")).transpose()
+}
