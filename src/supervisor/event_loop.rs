@@ -18,7 +18,7 @@ use super::event::{Event, Task};
 use super::log::Level;
 use super::metrics::Outcome;
 use super::shared::{Backoff, Shared};
-use super::{tasks, RunSummary};
+use super::{tasks, wake, RunSummary};
 use crate::error::Error;
 
 /// How often due standing orders are looked for.
@@ -199,7 +199,7 @@ impl<'a> Loop<'a> {
             }
             let limit = i32::try_from(free).unwrap_or(i32::MAX).min(cfg.claim_batch);
             self.timers.poll = Instant::now() + cfg.poll_interval;
-            match tasks::claim(self.shared, limit) {
+            match wake::claim_and_wake(self.shared, limit) {
                 Ok(n) => {
                     self.summary.claimed += n as u64;
                     claimed_any |= n > 0;

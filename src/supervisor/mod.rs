@@ -19,6 +19,7 @@ mod event_loop;
 mod exec;
 mod heartbeat;
 pub mod hook;
+mod hook_workers;
 mod listener;
 pub mod log;
 pub mod metrics;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 use crate::db::{DbConfig, SessionSettings};
 use crate::error::{Error, Result};
 use hook::{HookClient, Secret};
+use hook_workers::HookWorkers;
 use log::{Level, Logger};
 use metrics::Metrics;
 use pool::Pool;
@@ -278,6 +280,7 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         last_error: Mutex::new(None),
         events: events_tx,
         started: Instant::now(),
+        hook_workers: HookWorkers::default(),
         cfg,
     });
 
@@ -333,6 +336,7 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         );
     }
     event_loop::wait_for_job_threads(&shared, &events_rx);
+    shared.hook_workers.close();
     let _ = listener.join();
     let _ = beat.join();
     heartbeat::remove(&shared);

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::db::decode;
 use crate::error::{Error, Result};
 use crate::ledger::agents::Agent;
-use crate::ledger::jobs::{Job, JobStatus};
+use crate::ledger::jobs::{check_claim, ClaimParams, Job, JobStatus};
 
 /// Bumped whenever the layout of the prompt changes.
 pub const PROMPT_VERSION: i32 = 4;
@@ -77,38 +77,73 @@ pub const MEMORY_SECTION_LIMIT: usize = 4000;
 /// At most this many characters of one memory's body.
 const MEMORY_BODY_LIMIT: usize = 600;
 
-/// Reads the prompt's inputs (with the job's memories, sql: retrieve_memories) and the
-/// settings of the agent the job goes to, in one round trip (the supervisor needs both
-/// before every wake-up).
-pub fn load_input(
+/// What a prompt is built from, per claimed job `c` (its row as claimed): the results of
+/// its dependencies, its standing-order run, its agent's settings and its memories
+/// (sql: retrieve_memories).
+const INPUT_COLUMNS: &str = "
+   coalesce((
+     select jsonb_agg(jsonb_build_object(
+              'id', j.id, 'target_agent', j.target_agent, 'subject', j.subject,
+              'status', j.status, 'summary', j.summary, 'result', j.result)
+            order by j.created_at, j.id)
+     from job_dependencies d
+     join jobs j on j.id = d.depends_on_job_id
+     where d.job_id = c.id), '[]'::jsonb) as dependencies,
+   (select jsonb_build_object('id', r.id, 'order_name', r.order_name,
+                              'scheduled_for', r.scheduled_for)
+    from standing_order_runs r
+    where r.job_id = c.id
+    order by r.scheduled_for desc
+    limit 1) as occurrence,
+   (select to_jsonb(a.*) from agents a
+    where a.namespace = c.namespace and a.agent_id = c.target_agent) as agent,
+   (select coalesce(jsonb_agg(m.memory || jsonb_build_object('bucket', m.bucket)), '[]'::jsonb)
+      from retrieve_memories(c.namespace, c.target_agent, c.payload ->> 'project_key',
+                             c.payload ->> 'person_key', c.payload ->> 'service_key',
+                             10, true) m) as memories";
+
+/// A claimed job with what its wake-up needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// The prompt's inputs (the job as claimed, with its lease token).
+    pub input: PromptInput,
+    /// The settings of the agent it goes to (`None`: no row, the supervisor's defaults).
+    pub agent: Option<Agent>,
+}
+
+/// Claims up to `p.limit` ready jobs (`claim_jobs`, fair across agents, within their
+/// limits) and reads what each one's prompt and wake-up need, in one statement: the
+/// supervisor's dispatch path is one round trip from a notification to the prompts.
+pub fn claim_for_wake(
     client: &mut impl postgres::GenericClient,
-    job: Job,
-) -> Result<(PromptInput, Option<Agent>)> {
-    let row = client.query_one(
-        "select
-           coalesce((
-             select jsonb_agg(jsonb_build_object(
-                      'id', j.id, 'target_agent', j.target_agent, 'subject', j.subject,
-                      'status', j.status, 'summary', j.summary, 'result', j.result)
-                    order by j.created_at, j.id)
-             from job_dependencies d
-             join jobs j on j.id = d.depends_on_job_id
-             where d.job_id = $1), '[]'::jsonb) as dependencies,
-           (select jsonb_build_object('id', r.id, 'order_name', r.order_name,
-                                      'scheduled_for', r.scheduled_for)
-            from standing_order_runs r
-            where r.job_id = $1
-            order by r.scheduled_for desc
-            limit 1) as occurrence,
-           (select to_jsonb(a.*) from agents a
-            where a.namespace = $2 and a.agent_id = $3) as agent,
-           (select coalesce(jsonb_agg(r.memory || jsonb_build_object('bucket', r.bucket)), '[]'::jsonb)
-              from retrieve_memories($2, $3, $4::jsonb ->> 'project_key', $4::jsonb ->> 'person_key',
-                                     $4::jsonb ->> 'service_key', 10, true) r) as memories",
-        &[&job.id, &job.namespace, &job.target_agent, &job.payload],
+    p: &ClaimParams,
+) -> Result<Vec<ClaimedJob>> {
+    check_claim(p)?;
+    let rows = client.query(
+        &format!(
+            "with c as materialized (
+               select * from claim_jobs($1, $2, $3, $4, $5, $6, $7)
+             )
+             select to_jsonb(c.*) as row, {INPUT_COLUMNS}
+             from c"
+        ),
+        &[
+            &p.namespace,
+            &p.lease_owner,
+            &p.lease_seconds,
+            &p.limit,
+            &p.target_agent,
+            &p.default_max_concurrency,
+            &p.claim_unconfigured,
+        ],
     )?;
-    let memories = decode(&row, "memories")?;
-    let dependencies = decode(&row, "dependencies")?;
+    rows.iter().map(decode_claimed).collect()
+}
+
+fn decode_claimed(row: &postgres::Row) -> Result<ClaimedJob> {
+    let job: Job = decode(row, "row")?;
+    let memories = decode(row, "memories")?;
+    let dependencies = decode(row, "dependencies")?;
     let occurrence: Option<Value> = row.try_get("occurrence")?;
     let occurrence = occurrence
         .map(|v| {
@@ -123,15 +158,15 @@ pub fn load_input(
                 .map_err(|e| Error::failure(format!("unexpected agents row shape: {e}")))
         })
         .transpose()?;
-    Ok((
-        PromptInput {
+    Ok(ClaimedJob {
+        input: PromptInput {
             job,
             dependencies,
             occurrence,
             memories,
         },
         agent,
-    ))
+    })
 }
 
 /// Renders the prompt. Pure: the same input gives the same text and hash.

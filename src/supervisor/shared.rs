@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::hook::HookClient;
+use super::hook_workers::HookWorkers;
 use super::log::Level;
 use super::metrics::Metrics;
 use super::pool::Pool;
@@ -90,6 +91,29 @@ pub(super) struct Shared {
     /// The main loop's event channel (job threads say when their slot frees).
     pub events: Sender<Event>,
     pub started: Instant,
+    /// The hook workers and the admission recorder.
+    pub hook_workers: HookWorkers,
+}
+
+/// One job's share of `--max-in-flight`, held from its claim until its wake-up is over
+/// (recorded, failed, or its command ended); dropping it frees the slot and asks the main
+/// loop to claim again.
+pub(super) struct Slot(Arc<Shared>);
+
+impl Slot {
+    pub fn take(shared: &Arc<Shared>) -> Slot {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        Slot(Arc::clone(shared))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.0.events.send(Event::SlotFreed);
+    }
 }
 
 impl Shared {

@@ -1,18 +1,16 @@
 //! The main loop's duties, each one database transaction: start-up (claim the id, forget
-//! dead neighbours, release leftovers), claiming and starting job threads, reaping expired
-//! leases, firing and auditing standing orders, and the `--once` check for work left.
+//! dead neighbours, release leftovers), reaping expired leases, firing and auditing
+//! standing orders, and the `--once` check for work left. Claiming is `wake`'s.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::event::Event;
 use super::heartbeat;
 use super::log::Level;
 use super::metrics::Outcome;
 use super::shared::{Backoff, Shared};
-use super::{wake, ONCE_CONNECT_PATIENCE};
+use super::ONCE_CONNECT_PATIENCE;
 use crate::error::{ErrorKind, Result};
-use crate::ledger::jobs::{self, AttemptStatus, Fence, Job};
+use crate::ledger::jobs::{self, AttemptStatus, Fence};
 
 /// Connects (waiting for the database if it is not up yet), refuses a supervisor id that
 /// another live process uses, and releases what a previous run under this id claimed
@@ -178,64 +176,6 @@ pub(super) fn think(shared: &Shared) -> Result<usize> {
         );
     }
     Ok(fired.len())
-}
-
-pub(super) fn claim(shared: &Arc<Shared>, limit: i32) -> Result<usize> {
-    let jobs = {
-        let mut client = shared.pool.get()?;
-        jobs::claim(&mut *client, &shared.claim_params(limit))?
-    };
-    let n = jobs.len();
-    for job in jobs {
-        shared.metrics.count(Outcome::Claimed, &job.target_agent);
-        shared.log(
-            Level::Debug,
-            "claimed",
-            &[
-                ("job", &job.id),
-                ("agent", &job.target_agent),
-                ("attempt", &job.attempt_count),
-            ],
-        );
-        start_job(shared, job);
-    }
-    Ok(n)
-}
-
-/// Starts the thread that wakes the agent for one claimed job.
-fn start_job(shared: &Arc<Shared>, job: Job) {
-    shared.in_flight.fetch_add(1, Ordering::SeqCst);
-    shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let worker = Arc::clone(shared);
-    let job_id = job.id;
-    let spawned = std::thread::Builder::new()
-        .name(format!("job-{job_id}"))
-        .spawn(move || {
-            let _slot = SlotGuard(Arc::clone(&worker));
-            wake::run_job(&worker, job);
-        });
-    if let Err(e) = spawned {
-        // The closure (and its guard) never ran: give the slot back; the lease recovers
-        // the job.
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-        shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        shared.log(
-            Level::Error,
-            "cannot start a thread for a job; its lease will recover it",
-            &[("job", &job_id), ("error", &e)],
-        );
-    }
-}
-
-/// Frees the process slot of a job thread however it ends.
-struct SlotGuard(Arc<Shared>);
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let _ = self.0.events.send(Event::SlotFreed);
-    }
 }
 
 /// Recovers expired leases of the namespace (retry with back-off, or dead).

@@ -1,5 +1,8 @@
-//! One claimed job: decide how to wake its agent, build the prompt, mark the job running,
-//! wake the agent, and record what happened on the attempt.
+//! From a claim to the wake-ups, batched: one statement claims the jobs and reads their
+//! prompts' inputs (`prompt::claim_for_wake`), the prompts are rendered here, one
+//! statement marks them all running with their wake records (`mark_woken_many`), and each
+//! job then goes to a hook worker (`hook_workers`) or a thread of its own running the
+//! agent's command (`exec`). No thread is started and no connection opened per hook job.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,19 +12,16 @@ use chrono::Utc;
 use super::log::Level;
 use super::metrics::Outcome;
 use super::outcome::{release, wake_failed};
-use super::shared::Shared;
-use super::{exec, DefaultWake};
-use crate::error::ErrorKind;
+use super::shared::{Shared, Slot};
+use super::{exec, hook_workers, DefaultWake};
+use crate::error::{ErrorKind, Result};
 use crate::ledger::agents::{self, WakeFailure, WakeMode};
-use crate::ledger::jobs::{self, AttemptFacts, Fence, Job, WakeRecord};
-use crate::supervisor::hook::{HookOutcome, HookTarget, Secret, WakeRequest};
-use crate::supervisor::prompt;
-
-/// A hook run gets its timeout plus this long before its lease runs out.
-const HOOK_LEASE_MARGIN_SECONDS: u32 = 120;
+use crate::ledger::jobs::{self, AttemptFacts, Fence, Job, WakeRecord, Waking};
+use crate::supervisor::hook::{HookTarget, Secret};
+use crate::supervisor::prompt::{self, ClaimedJob};
 
 /// How to wake one agent, resolved from its row and the supervisor's defaults.
-enum WakePlan {
+pub(super) enum WakePlan {
     Hook(HookTarget),
     Exec {
         argv: Vec<String>,
@@ -29,87 +29,177 @@ enum WakePlan {
     },
 }
 
-pub(super) fn run_job(shared: &Arc<Shared>, job: Job) {
+/// A claimed job with its prompt rendered and its slot taken.
+pub(super) struct Ready {
+    pub job: Job,
+    pub fence: Fence,
+    pub plan: WakePlan,
+    pub text: String,
+    pub record: WakeRecord,
+    /// The agent has a wake back-off or failures on record: a successful wake-up clears
+    /// them.
+    pub clears_backoff: bool,
+    pub slot: Slot,
+}
+
+/// Claims up to `limit` jobs and starts waking their agents; returns how many it claimed.
+pub(super) fn claim_and_wake(shared: &Arc<Shared>, limit: i32) -> Result<usize> {
+    let claimed = {
+        let mut client = shared.pool.get()?;
+        prompt::claim_for_wake(&mut *client, &shared.claim_params(limit))?
+    };
+    let n = claimed.len();
+    let ready: Vec<Ready> = claimed
+        .into_iter()
+        .filter_map(|c| prepare(shared, c))
+        .collect();
+    if ready.is_empty() {
+        return Ok(n);
+    }
+    let batch: Vec<Waking> = ready
+        .iter()
+        .map(|r| Waking {
+            job_id: r.job.id,
+            fence: r.fence,
+            record: r.record.clone(),
+        })
+        .collect();
+    let marked = shared
+        .pool
+        .get()
+        .and_then(|mut c| jobs::mark_woken_many(&mut c, &shared.caller("wake"), &batch));
+    let results = match marked {
+        Ok(results) => results,
+        Err(e) => {
+            // Nothing was started; the leases recover the jobs.
+            shared.note_error("marking the jobs running", &e);
+            return Ok(n);
+        }
+    };
+    for (ready, result) in ready.into_iter().zip(results) {
+        match result {
+            Ok(job) => {
+                let ready_at = job.run_after.max(job.created_at);
+                let latency = (Utc::now() - ready_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                shared.metrics.observe_dispatch(latency);
+                deliver(shared, Ready { job, ..ready });
+            }
+            Err(e) if e.kind == ErrorKind::Conflict => shared.log(
+                Level::Info,
+                "job changed hands before its agent was woken; leaving it",
+                &[("job", &ready.job.id), ("reason", &e.message)],
+            ),
+            Err(e) => shared.note_error("marking the job running", &e),
+        }
+    }
+    Ok(n)
+}
+
+/// Takes a slot for a claimed job, plans its wake-up and renders its prompt; `None` when
+/// it was given back (shutdown) or its agent cannot be woken as configured (recorded).
+fn prepare(shared: &Arc<Shared>, claimed: ClaimedJob) -> Option<Ready> {
+    let job = &claimed.input.job;
+    shared.metrics.count(Outcome::Claimed, &job.target_agent);
+    shared.log(
+        Level::Debug,
+        "claimed",
+        &[
+            ("job", &job.id),
+            ("agent", &job.target_agent),
+            ("attempt", &job.attempt_count),
+        ],
+    );
+    let slot = Slot::take(shared);
     let fence = Fence {
         lease_token: job.lease_token,
         attempt: Some(job.attempt_count),
         force: false,
     };
     if shared.stopping() {
-        release(shared, &job, fence);
-        return;
+        release(shared, job, fence);
+        return None;
     }
-    let (input, agent) = match shared
-        .pool
-        .get()
-        .and_then(|mut c| prompt::load_input(&mut *c, job.clone()))
-    {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            // The lease recovers the job; nothing was started.
-            shared.note_error("reading the job's context and agent settings", &e);
-            return;
-        }
-    };
-    let plan = match plan_wake(shared, &job, agent.as_ref()) {
+    let plan = match plan_wake(shared, job, claimed.agent.as_ref()) {
         Ok(plan) => plan,
         Err(why) => {
             wake_failed(
                 shared,
-                &job,
+                job,
                 fence,
                 &why,
                 WakeFailure::Rejected,
                 true,
                 AttemptFacts::default(),
             );
-            return;
+            return None;
         }
     };
-    let prompt = prompt::render(&input);
-    let mode = match &plan {
-        WakePlan::Hook(_) => WakeMode::Hook,
-        _ => WakeMode::Exec,
-    };
+    let prompt = prompt::render(&claimed.input);
     let record = WakeRecord {
-        wake_mode: mode.as_str(),
-        prompt_hash: prompt.hash.clone(),
+        wake_mode: match &plan {
+            WakePlan::Hook(_) => WakeMode::Hook,
+            WakePlan::Exec { .. } => WakeMode::Exec,
+        }
+        .as_str(),
+        prompt_hash: prompt.hash,
         prompt_version: prompt.version,
-        memory_ids: prompt.memory_ids.clone(),
+        memory_ids: prompt.memory_ids,
     };
-    let woken = shared.pool.get().and_then(|mut c| {
-        crate::db::transaction(&mut c, |tx| {
-            jobs::mark_woken(tx, job.id, fence, &shared.caller("wake"), &record)
-        })
-    });
-    let job = match woken {
-        Ok(j) => j,
-        Err(e) if e.kind == ErrorKind::Conflict => {
-            shared.log(
-                Level::Info,
-                "job changed hands before its agent was woken; leaving it",
-                &[("job", &job.id), ("reason", &e.message)],
-            );
-            return;
-        }
-        Err(e) => {
-            shared.note_error("marking the job running", &e);
-            return;
-        }
-    };
-    let ready_at = job.run_after.max(job.created_at);
-    let latency = (Utc::now() - ready_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-    shared.metrics.observe_dispatch(latency);
-    match plan {
-        WakePlan::Hook(target) => wake_hook(shared, &job, fence, &target, &prompt.text),
-        WakePlan::Exec { argv, timeout } => {
-            exec::run(shared, &job, fence, &argv, timeout, &prompt.text)
+    let clears_backoff = claimed
+        .agent
+        .as_ref()
+        .is_some_and(|a| a.wake_failures != 0 || a.wake_backoff_until.is_some());
+    Some(Ready {
+        job: claimed.input.job,
+        fence,
+        plan,
+        text: prompt.text,
+        record,
+        clears_backoff,
+        slot,
+    })
+}
+
+/// Hands a job marked running to a hook worker, or to a thread running its command.
+fn deliver(shared: &Arc<Shared>, ready: Ready) {
+    match ready.plan {
+        WakePlan::Hook(_) => hook_workers::submit(shared, ready),
+        WakePlan::Exec { .. } => {
+            let worker = Arc::clone(shared);
+            let job_id = ready.job.id;
+            let spawned = std::thread::Builder::new()
+                .name(format!("job-{job_id}"))
+                .spawn(move || {
+                    if let WakePlan::Exec { argv, timeout } = &ready.plan {
+                        exec::run(
+                            &worker,
+                            &ready.job,
+                            ready.fence,
+                            argv,
+                            *timeout,
+                            &ready.text,
+                        );
+                    }
+                    drop(ready.slot);
+                });
+            if let Err(e) = spawned {
+                // The closure (and its slot) is dropped; the lease recovers the job.
+                shared.log(
+                    Level::Error,
+                    "cannot start a thread for a job; its lease will recover it",
+                    &[("job", &job_id), ("error", &e)],
+                );
+            }
         }
     }
 }
 
 /// How to wake the job's agent; `Err` says why it cannot be woken as configured.
-fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> Result<WakePlan, String> {
+pub(super) fn plan_wake(
+    shared: &Shared,
+    job: &Job,
+    row: Option<&agents::Agent>,
+) -> Result<WakePlan, String> {
     let cfg = &shared.cfg;
     let agent = &job.target_agent;
     let mode = row.and_then(|r| r.wake_mode).or(match &cfg.default_wake {
@@ -191,101 +281,5 @@ fn plan_wake(shared: &Shared, job: &Job, row: Option<&agents::Agent>) -> Result<
                 )),
             }
         }
-    }
-}
-
-fn wake_hook(shared: &Shared, job: &Job, fence: Fence, target: &HookTarget, message: &str) {
-    // The lease must outlive the request, or another supervisor could claim the job while
-    // this one still waits for the gateway's answer.
-    let request = shared.cfg.hook_request_timeout.as_secs_f64();
-    if f64::from(shared.cfg.lease_seconds) <= request {
-        let needed = i32::try_from(request.ceil() as i64 + 30).unwrap_or(i32::MAX);
-        let renewed = shared.pool.get().and_then(|mut c| {
-            crate::db::transaction(&mut c, |tx| {
-                jobs::renew_lease(tx, job.id, fence, &shared.caller("wake"), needed)
-            })
-        });
-        if let Err(e) = renewed {
-            shared.note_error("extending the lease for the hook request", &e);
-            return;
-        }
-    }
-    let name = format!(
-        "agentbus: {}",
-        job.subject.chars().take(80).collect::<String>()
-    );
-    let outcome = shared.hook.wake(
-        target,
-        &WakeRequest {
-            job_id: job.id,
-            attempt: job.attempt_count,
-            name: &name,
-            message,
-        },
-    );
-    match outcome {
-        HookOutcome::Admitted { status, run_id } => {
-            let lease = target
-                .timeout_seconds
-                .saturating_add(HOOK_LEASE_MARGIN_SECONDS);
-            let recorded = shared.pool.get().and_then(|mut c| {
-                crate::db::transaction(&mut c, |tx| {
-                    let admitted = jobs::record_hook_admission(
-                        tx,
-                        job,
-                        i32::from(status),
-                        run_id.as_deref(),
-                        f64::from(lease),
-                    )?;
-                    if admitted {
-                        agents::record_wake_success(tx, &job.namespace, &job.target_agent)?;
-                    }
-                    Ok(())
-                })
-            });
-            if let Err(e) = recorded {
-                shared.note_error("recording the hook's runId", &e);
-            }
-            shared.metrics.count(Outcome::Woken, &job.target_agent);
-            shared.log(
-                Level::Info,
-                "agent woken by hook",
-                &[
-                    ("job", &job.id),
-                    ("agent", &job.target_agent),
-                    ("attempt", &job.attempt_count),
-                    ("status", &status),
-                    ("run_id", &run_id.as_deref().unwrap_or("-")),
-                ],
-            );
-        }
-        HookOutcome::Rejected { status, detail } => wake_failed(
-            shared,
-            job,
-            fence,
-            &format!("hook refused the wake-up: {detail}"),
-            WakeFailure::Rejected,
-            true,
-            AttemptFacts {
-                hook_status: Some(i32::from(status)),
-                ..Default::default()
-            },
-        ),
-        HookOutcome::Retryable {
-            status,
-            detail,
-            may_have_run,
-        } => wake_failed(
-            shared,
-            job,
-            fence,
-            &format!("hook wake-up failed: {detail}"),
-            WakeFailure::Transient,
-            !may_have_run,
-            AttemptFacts {
-                hook_status: status.map(i32::from),
-                ..Default::default()
-            },
-        ),
     }
 }

@@ -25,9 +25,8 @@ pub struct ClaimParams {
     pub claim_unconfigured: bool,
 }
 
-/// Claims up to `limit` ready jobs fairly across agents (see `claim_jobs` in
-/// `sql/0001_core.sql`). Each comes back `leased` with a fresh lease token.
-pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Result<Vec<Job>> {
+/// Checks what a claim asks for (names, lease length, batch size) before anything runs.
+pub fn check_claim(p: &ClaimParams) -> Result<()> {
     check_name("`lease_owner`", &p.lease_owner)?;
     check_name("`namespace`", &p.namespace)?;
     crate::ledger::validate::check_optional_name("`target_agent`", p.target_agent.as_deref())?;
@@ -43,6 +42,13 @@ pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Resu
             p.limit
         )));
     }
+    Ok(())
+}
+
+/// Claims up to `limit` ready jobs fairly across agents (see `claim_jobs` in
+/// `sql/0001_core.sql`). Each comes back `leased` with a fresh lease token.
+pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Result<Vec<Job>> {
+    check_claim(p)?;
     let rows = client.query(
         "select to_jsonb(c.*) as row from claim_jobs($1, $2, $3, $4, $5, $6, $7) c",
         &[

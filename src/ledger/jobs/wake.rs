@@ -151,6 +151,92 @@ pub fn mark_woken(
     )
 }
 
+/// One claimed job about to be woken, for [`mark_woken_many`].
+#[derive(Debug, Clone)]
+pub struct Waking {
+    /// The job.
+    pub job_id: Uuid,
+    /// The lease it was claimed under.
+    pub fence: Fence,
+    /// How it is woken.
+    pub record: WakeRecord,
+}
+
+/// [`mark_woken`] for a batch of claimed jobs, in one statement on the usual path: every
+/// job still held under its lease (token and attempt) is marked running with its wake
+/// record. A job that changed hands since its claim gets the general path of
+/// [`mark_woken`], so its `Err` says why; each of those runs in its own transaction (the batch is independent jobs,
+/// and a stale fence is recorded by a commit of its own). Results are in the order of
+/// `batch`.
+pub fn mark_woken_many(
+    client: &mut postgres::Client,
+    caller: &Caller,
+    batch: &[Waking],
+) -> Result<Vec<Result<Job>>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "id": w.job_id,
+                "token": w.fence.lease_token,
+                "attempt": w.fence.attempt,
+                "mode": w.record.wake_mode,
+                "hash": w.record.prompt_hash,
+                "version": w.record.prompt_version,
+                "memory_ids": w.record.memory_ids,
+            })
+        })
+        .collect();
+    let rows = client.query(
+        "with actor as materialized (
+           select set_config('agentbus.actor', $1, true) as a,
+                  set_config('agentbus.reason', 'waking the agent', true) as r
+         ),
+         w as (
+           select * from jsonb_to_recordset($2::jsonb)
+             as w(id uuid, token uuid, attempt int, mode text, hash text, version int,
+                  memory_ids uuid[])
+         ),
+         woken as (
+           update jobs j set status = 'running'
+           from w
+           where j.id = w.id and j.lease_token = w.token and job_in_flight(j.status)
+             and (w.attempt is null or j.attempt_count = w.attempt)
+             and exists (select 1 from actor)
+           returning j.*
+         ),
+         attempt as (
+           update job_attempts a
+           set status = 'running', wake_mode = w.mode, woken_at = now(),
+               prompt_hash = w.hash, prompt_version = w.version, memory_ids = w.memory_ids
+           from woken k join w on w.id = k.id
+           where a.job_id = k.id and a.attempt_no = k.attempt_count and a.finished_at is null
+           returning 1
+         )
+         select k.id, to_jsonb(k.*) as row, (select count(*) from attempt) as attempts
+         from woken k",
+        &[&caller.actor, &serde_json::Value::Array(items)],
+    )?;
+    let mut woken = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let id: Uuid = row.try_get("id")?;
+        woken.insert(id, decode::<Job>(row, "row")?);
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for w in batch {
+        match woken.remove(&w.job_id) {
+            Some(job) => out.push(Ok(job)),
+            None => out.push(crate::db::transaction(client, |tx| {
+                mark_woken(tx, w.job_id, w.fence, caller, &w.record)
+            })),
+        }
+    }
+    Ok(out)
+}
+
 /// Records that the hook admitted a run: the runId and status on the attempt and, when
 /// the job is still this attempt's, the run reference and a lease long enough for the
 /// run (`lease_seconds` from now, never shortened). One statement, locking the job before
@@ -194,6 +280,90 @@ pub fn record_hook_admission(
     )?;
     let attempts: i64 = row.try_get(1)?;
     Ok(attempts > 0)
+}
+
+/// A hook's admission of a run, for [`record_hook_admissions`].
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The job.
+    pub job_id: Uuid,
+    /// The lease it was woken under.
+    pub lease_token: Option<Uuid>,
+    /// The attempt woken.
+    pub attempt: i32,
+    /// The HTTP status of the hook's answer.
+    pub hook_status: i32,
+    /// The gateway's `runId`.
+    pub run_id: Option<String>,
+    /// The lease the run gets, from now (never shortened).
+    pub lease_seconds: f64,
+}
+
+/// [`record_hook_admission`] for a batch, in one statement: the jobs are locked in id
+/// order before any attempt (so two batches, or a batch and an agent closing one of its
+/// jobs, cannot deadlock). Returns, in the order of `batch`, whether each attempt was
+/// found.
+pub fn record_hook_admissions(
+    client: &mut impl postgres::GenericClient,
+    batch: &[Admission],
+) -> Result<Vec<bool>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "id": a.job_id,
+                "token": a.lease_token,
+                "attempt": a.attempt,
+                "status": a.hook_status,
+                "run_id": a.run_id,
+                "lease": a.lease_seconds,
+            })
+        })
+        .collect();
+    let rows = client.query(
+        "with a as (
+           select * from jsonb_to_recordset($1::jsonb)
+             as a(id uuid, token uuid, attempt int, status int, run_id text, lease float8)
+         ),
+         locked as materialized (
+           select j.id from jobs j where j.id in (select id from a) order by j.id for update
+         ),
+         extended as (
+           update jobs j
+           set openclaw_task_ref = coalesce(a.run_id, j.openclaw_task_ref),
+               leased_until = greatest(j.leased_until, now() + make_interval(secs => a.lease))
+           from a
+           where j.id = a.id and j.id in (select id from locked) and j.lease_token = a.token
+             and job_in_flight(j.status)
+           returning j.id
+         ),
+         attempt as (
+           update job_attempts t
+           set hook_status = a.status, run_id = coalesce(a.run_id, t.run_id)
+           from a
+           where t.job_id = a.id and t.job_id in (select id from locked)
+             and t.attempt_no = a.attempt
+           returning t.job_id
+         )
+         select a.id, exists (select 1 from attempt t where t.job_id = a.id) as found,
+                (select count(*) from extended) as extended
+         from a",
+        &[&serde_json::Value::Array(items)],
+    )?;
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        found.insert(
+            row.try_get::<_, Uuid>("id")?,
+            row.try_get::<_, bool>("found")?,
+        );
+    }
+    Ok(batch
+        .iter()
+        .map(|a| found.get(&a.job_id).copied().unwrap_or(false))
+        .collect())
 }
 
 /// Puts a leased job whose agent was never woken back in the queue, ready at once; the
