@@ -423,3 +423,24 @@ pub fn decode_all<T: serde::de::DeserializeOwned>(
 ) -> Result<Vec<T>> {
     rows.iter().map(|r| decode(r, column)).collect()
 }
+
+/// A connection that can keep prepared statements: the supervisor's pooled connections
+/// parse and plan each of their hot statements once ([`Prepare::prepared`] caches); a
+/// plain [`postgres::Client`] prepares every time, so nothing named outlives a statement
+/// (what a transaction-mode pooler needs).
+pub trait Prepare {
+    /// `sql` prepared on this connection.
+    fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement>;
+    /// The connection itself.
+    fn client(&mut self) -> &mut postgres::Client;
+}
+
+impl Prepare for postgres::Client {
+    fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement> {
+        Ok(self.prepare(sql)?)
+    }
+
+    fn client(&mut self) -> &mut postgres::Client {
+        self
+    }
+}

@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::db::decode;
+use crate::db::{decode, Prepare};
 use crate::error::{Error, Result};
 use crate::ledger::agents::Agent;
 use crate::ledger::jobs::{check_claim, ClaimParams, Job, JobStatus};
@@ -77,10 +77,15 @@ pub const MEMORY_SECTION_LIMIT: usize = 4000;
 /// At most this many characters of one memory's body.
 const MEMORY_BODY_LIMIT: usize = 600;
 
-/// What a prompt is built from, per claimed job `c` (its row as claimed): the results of
-/// its dependencies, its standing-order run, its agent's settings and its memories
+/// Claims (`claim_jobs`: fair across agents, within their limits) and reads, per claimed
+/// job `c` (its row as claimed), what its prompt is built from: the results of its
+/// dependencies, its standing-order run, its agent's settings and its memories
 /// (sql: retrieve_memories).
-const INPUT_COLUMNS: &str = "
+const CLAIM_FOR_WAKE: &str = "
+  with c as materialized (
+    select * from claim_jobs($1, $2, $3, $4, $5, $6, $7)
+  )
+  select to_jsonb(c.*) as row,
    coalesce((
      select jsonb_agg(jsonb_build_object(
               'id', j.id, 'target_agent', j.target_agent, 'subject', j.subject,
@@ -100,7 +105,8 @@ const INPUT_COLUMNS: &str = "
    (select coalesce(jsonb_agg(m.memory || jsonb_build_object('bucket', m.bucket)), '[]'::jsonb)
       from retrieve_memories(c.namespace, c.target_agent, c.payload ->> 'project_key',
                              c.payload ->> 'person_key', c.payload ->> 'service_key',
-                             10, true) m) as memories";
+                             10, true) m) as memories
+  from c";
 
 /// A claimed job with what its wake-up needs.
 #[derive(Debug, Clone)]
@@ -114,19 +120,11 @@ pub struct ClaimedJob {
 /// Claims up to `p.limit` ready jobs (`claim_jobs`, fair across agents, within their
 /// limits) and reads what each one's prompt and wake-up need, in one statement: the
 /// supervisor's dispatch path is one round trip from a notification to the prompts.
-pub fn claim_for_wake(
-    client: &mut impl postgres::GenericClient,
-    p: &ClaimParams,
-) -> Result<Vec<ClaimedJob>> {
+pub fn claim_for_wake(client: &mut impl Prepare, p: &ClaimParams) -> Result<Vec<ClaimedJob>> {
     check_claim(p)?;
-    let rows = client.query(
-        &format!(
-            "with c as materialized (
-               select * from claim_jobs($1, $2, $3, $4, $5, $6, $7)
-             )
-             select to_jsonb(c.*) as row, {INPUT_COLUMNS}
-             from c"
-        ),
+    let statement = client.prepared(CLAIM_FOR_WAKE)?;
+    let rows = client.client().query(
+        &statement,
         &[
             &p.namespace,
             &p.lease_owner,

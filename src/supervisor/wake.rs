@@ -46,7 +46,7 @@ pub(super) struct Ready {
 pub(super) fn claim_and_wake(shared: &Arc<Shared>, limit: i32) -> Result<usize> {
     let claimed = {
         let mut client = shared.pool.get()?;
-        prompt::claim_for_wake(&mut *client, &shared.claim_params(limit))?
+        prompt::claim_for_wake(&mut client, &shared.claim_params(limit))?
     };
     let n = claimed.len();
     let ready: Vec<Ready> = claimed

@@ -3,7 +3,7 @@
 
 use super::close::{close_attempt, fenced, LEASED_OR_RUNNING};
 use super::{AttemptFacts, AttemptStatus, Caller, Fence, Job, JobStatus};
-use crate::db::decode;
+use crate::db::{decode, Prepare};
 use crate::error::{Error, Result};
 use uuid::Uuid;
 
@@ -162,36 +162,8 @@ pub struct Waking {
     pub record: WakeRecord,
 }
 
-/// [`mark_woken`] for a batch of claimed jobs, in one statement on the usual path: every
-/// job still held under its lease (token and attempt) is marked running with its wake
-/// record. A job that changed hands since its claim gets the general path of
-/// [`mark_woken`], so its `Err` says why; each of those runs in its own transaction (the batch is independent jobs,
-/// and a stale fence is recorded by a commit of its own). Results are in the order of
-/// `batch`.
-pub fn mark_woken_many(
-    client: &mut postgres::Client,
-    caller: &Caller,
-    batch: &[Waking],
-) -> Result<Vec<Result<Job>>> {
-    if batch.is_empty() {
-        return Ok(Vec::new());
-    }
-    let items: Vec<serde_json::Value> = batch
-        .iter()
-        .map(|w| {
-            serde_json::json!({
-                "id": w.job_id,
-                "token": w.fence.lease_token,
-                "attempt": w.fence.attempt,
-                "mode": w.record.wake_mode,
-                "hash": w.record.prompt_hash,
-                "version": w.record.prompt_version,
-                "memory_ids": w.record.memory_ids,
-            })
-        })
-        .collect();
-    let rows = client.query(
-        "with actor as materialized (
+/// Marks a batch of claimed jobs running (see [`mark_woken_many`]).
+const MARK_WOKEN_MANY: &str = "with actor as materialized (
            select set_config('agentbus.actor', $1, true) as a,
                   set_config('agentbus.reason', 'waking the agent', true) as r
          ),
@@ -217,7 +189,39 @@ pub fn mark_woken_many(
            returning 1
          )
          select k.id, to_jsonb(k.*) as row, (select count(*) from attempt) as attempts
-         from woken k",
+         from woken k";
+
+/// [`mark_woken`] for a batch of claimed jobs, in one statement on the usual path: every
+/// job still held under its lease (token and attempt) is marked running with its wake
+/// record. A job that changed hands since its claim gets the general path of
+/// [`mark_woken`], so its `Err` says why; each of those runs in its own transaction (the batch is independent jobs,
+/// and a stale fence is recorded by a commit of its own). Results are in the order of
+/// `batch`.
+pub fn mark_woken_many(
+    client: &mut impl Prepare,
+    caller: &Caller,
+    batch: &[Waking],
+) -> Result<Vec<Result<Job>>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "id": w.job_id,
+                "token": w.fence.lease_token,
+                "attempt": w.fence.attempt,
+                "mode": w.record.wake_mode,
+                "hash": w.record.prompt_hash,
+                "version": w.record.prompt_version,
+                "memory_ids": w.record.memory_ids,
+            })
+        })
+        .collect();
+    let statement = client.prepared(MARK_WOKEN_MANY)?;
+    let rows = client.client().query(
+        &statement,
         &[&caller.actor, &serde_json::Value::Array(items)],
     )?;
     let mut woken = std::collections::HashMap::with_capacity(rows.len());
@@ -229,7 +233,7 @@ pub fn mark_woken_many(
     for w in batch {
         match woken.remove(&w.job_id) {
             Some(job) => out.push(Ok(job)),
-            None => out.push(crate::db::transaction(client, |tx| {
+            None => out.push(crate::db::transaction(client.client(), |tx| {
                 mark_woken(tx, w.job_id, w.fence, caller, &w.record)
             })),
         }
