@@ -175,7 +175,8 @@ const MARK_WOKEN_MANY: &str = "with actor as materialized (
          woken as (
            update jobs j set status = 'running'
            from w
-           where j.id = w.id and j.lease_token = w.token and job_in_flight(j.status)
+           where j.id = any($3::uuid[]) and j.id = w.id and j.lease_token = w.token
+             and job_in_flight(j.status)
              and (w.attempt is null or j.attempt_count = w.attempt)
              and exists (select 1 from actor)
            returning j.*
@@ -185,7 +186,8 @@ const MARK_WOKEN_MANY: &str = "with actor as materialized (
            set status = 'running', wake_mode = w.mode, woken_at = now(),
                prompt_hash = w.hash, prompt_version = w.version, memory_ids = w.memory_ids
            from woken k join w on w.id = k.id
-           where a.job_id = k.id and a.attempt_no = k.attempt_count and a.finished_at is null
+           where a.job_id = any($3::uuid[]) and a.job_id = k.id
+             and a.attempt_no = k.attempt_count and a.finished_at is null
            returning 1
          )
          select k.id, to_jsonb(k.*) as row, (select count(*) from attempt) as attempts
@@ -219,10 +221,13 @@ pub fn mark_woken_many(
             })
         })
         .collect();
+    // The ids again as an array, so the jobs and attempts are read by their keys (see
+    // record_hook_admissions).
+    let ids: Vec<Uuid> = batch.iter().map(|w| w.job_id).collect();
     let statement = client.prepared(MARK_WOKEN_MANY)?;
     let rows = client.client().query(
         &statement,
-        &[&caller.actor, &serde_json::Value::Array(items)],
+        &[&caller.actor, &serde_json::Value::Array(items), &ids],
     )?;
     let mut woken = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
@@ -327,35 +332,39 @@ pub fn record_hook_admissions(
             })
         })
         .collect();
+    // The ids again as an array: `= any($2)` is what lets the planner read the jobs and
+    // attempts by their keys whatever the size of the tables (a join against the JSON
+    // rows was planned as a scan of every job).
+    let ids: Vec<Uuid> = batch.iter().map(|a| a.job_id).collect();
     let rows = client.query(
         "with a as (
            select * from jsonb_to_recordset($1::jsonb)
              as a(id uuid, token uuid, attempt int, status int, run_id text, lease float8)
          ),
          locked as materialized (
-           select j.id from jobs j where j.id in (select id from a) order by j.id for update
+           select j.id from jobs j where j.id = any($2::uuid[]) order by j.id for update
          ),
          extended as (
            update jobs j
            set openclaw_task_ref = coalesce(a.run_id, j.openclaw_task_ref),
                leased_until = greatest(j.leased_until, now() + make_interval(secs => a.lease))
            from a
-           where j.id = a.id and j.id in (select id from locked) and j.lease_token = a.token
-             and job_in_flight(j.status)
+           where j.id = any($2::uuid[]) and j.id = a.id and j.id in (select id from locked)
+             and j.lease_token = a.token and job_in_flight(j.status)
            returning j.id
          ),
          attempt as (
            update job_attempts t
            set hook_status = a.status, run_id = coalesce(a.run_id, t.run_id)
            from a
-           where t.job_id = a.id and t.job_id in (select id from locked)
-             and t.attempt_no = a.attempt
+           where t.job_id = any($2::uuid[]) and t.job_id = a.id
+             and t.job_id in (select id from locked) and t.attempt_no = a.attempt
            returning t.job_id
          )
          select a.id, exists (select 1 from attempt t where t.job_id = a.id) as found,
                 (select count(*) from extended) as extended
          from a",
-        &[&serde_json::Value::Array(items)],
+        &[&serde_json::Value::Array(items), &ids],
     )?;
     let mut found = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
