@@ -20,13 +20,30 @@ if (!admin || !nLatency || !nDrain || concurrencies.length === 0) {
 }
 const dbName = "agentbus_bench_graphile";
 const url = admin.replace(/\/[^/]*$/, `/${dbName}`);
-const quiet = () => () => {};
-const logFactory = (scope) => (level, message) => {
+const logFactory = () => (level, message) => {
   if (level === "error") console.error(`graphile-worker: ${message}`);
 };
-const { Logger } = await import("graphile-worker");
+import { Logger } from "graphile-worker";
 const logger = new Logger(logFactory);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A worker with graphile-worker's defaults (its own pool). Stopping waits for the runner
+// to finish, so dropping the database afterwards kills no connection it still uses.
+async function worker(concurrency, task) {
+  const runner = await run({
+    connectionString: url,
+    concurrency,
+    noHandleSignals: true,
+    logger,
+    taskList: { bench: task },
+  });
+  return {
+    async stop() {
+      await runner.stop();
+      await runner.promise.catch(() => {});
+    },
+  };
+}
 
 async function freshDb() {
   const c = new pg.Client({ connectionString: admin });
@@ -52,16 +69,8 @@ function pct(v, p) {
 async function latency(n) {
   await freshDb();
   let started = null;
-  const runner = await run({
-    connectionString: url,
-    concurrency: 1,
-    noHandleSignals: true,
-    logger,
-    taskList: {
-      bench: async () => {
-        if (started) started(performance.now());
-      },
-    },
+  const runner = await worker(1, async () => {
+    if (started) started(performance.now());
   });
   await sleep(1500);
   const client = new pg.Client({ connectionString: url });
@@ -101,19 +110,9 @@ async function drain(n, concurrency) {
     [n],
   );
   let done = 0;
-  let finish;
-  const finished = new Promise((r) => (finish = r));
   const t0 = performance.now();
-  const runner = await run({
-    connectionString: url,
-    concurrency,
-    noHandleSignals: true,
-    logger,
-    taskList: {
-      bench: async () => {
-        done += 1;
-      },
-    },
+  const runner = await worker(concurrency, async () => {
+    done += 1;
   });
   // A task function returning is not the job leaving the queue (completions are
   // batched): wait for the table to be empty.
