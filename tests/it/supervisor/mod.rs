@@ -5,6 +5,7 @@
 // Tests report what they measured (latency, duplicates) on stderr.
 #![allow(clippy::print_stderr)]
 
+mod dispatch;
 mod exec;
 mod hook;
 mod lifecycle;
