@@ -9,7 +9,10 @@
 //! 3. Drain rate, exec mode: the same with `--exec 'agentbus complete-job ...'`, i.e. a
 //!    process per job that connects and closes its job.
 //!
-//! Usage: bench_supervisor ADMIN_URL SUPERVISOR_BIN AGENTBUS_BIN [latency_jobs] [drain_jobs] [agents] [concurrency]
+//! Usage: bench_supervisor ADMIN_URL SUPERVISOR_BIN AGENTBUS_BIN [latency_jobs] [drain_jobs[,drain_jobs...]] [agents] [concurrency]
+//!
+//! With several drain sizes, hook mode runs at each; exec mode (a process per job) at the
+//! first only.
 
 // A benchmark prints its figures.
 #![allow(clippy::print_stdout)]
@@ -33,7 +36,14 @@ fn main() -> AnyResult<()> {
     }
     let (admin, supervisor, agentbus) = (&args[1], &args[2], &args[3]);
     let n_latency: usize = args.get(4).map_or(Ok(300), |s| s.parse())?;
-    let n_drain: i32 = args.get(5).map_or(Ok(10_000), |s| s.parse())?;
+    let sizes: Vec<i32> = match args.get(5) {
+        Some(list) => list
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()?,
+        None => vec![10_000],
+    };
+    let n_drain = *sizes.first().ok_or("no drain size")?;
     let agents: i32 = args.get(6).map_or(Ok(10), |s| s.parse())?;
     let concurrency: i32 = args.get(7).map_or(Ok(1), |s| s.parse())?;
 
@@ -82,23 +92,25 @@ fn main() -> AnyResult<()> {
     }
 
     // --- drain, hook mode --------------------------------------------------------------
-    let url = fresh_db(admin, agentbus, "agentbus_bench_hook")?;
-    let fake = Fake::start(&url, true)?;
-    bulk(&url, n_drain, agents)?;
     let conc = concurrency.to_string();
-    let started = Instant::now();
-    let mut sup = spawn(
-        supervisor,
-        &url,
-        &["--hook-url", &fake.url, "--default-concurrency", &conc],
-    )?;
-    let elapsed = wait_all_succeeded(&url, n_drain, started)?;
-    stop(&mut sup);
-    println!(
-        "drain, hook mode (fake gateway completes each job via the library): {n_drain} jobs over {agents} agents, max_concurrency {concurrency}: {:.1} s, {:.0} jobs/s",
-        elapsed,
-        f64::from(n_drain) / elapsed
-    );
+    for &n_drain in &sizes {
+        let url = fresh_db(admin, agentbus, "agentbus_bench_hook")?;
+        let fake = Fake::start(&url, true)?;
+        bulk(&url, n_drain, agents)?;
+        let started = Instant::now();
+        let mut sup = spawn(
+            supervisor,
+            &url,
+            &["--hook-url", &fake.url, "--default-concurrency", &conc],
+        )?;
+        let elapsed = wait_all_succeeded(&url, n_drain, started)?;
+        stop(&mut sup);
+        println!(
+            "drain, hook mode (fake gateway completes each job via the library): {n_drain} jobs over {agents} agents, max_concurrency {concurrency}: {:.1} s, {:.0} jobs/s",
+            elapsed,
+            f64::from(n_drain) / elapsed
+        );
+    }
 
     // --- drain, exec mode --------------------------------------------------------------
     let url = fresh_db(admin, agentbus, "agentbus_bench_exec")?;
