@@ -37,10 +37,7 @@ fn main() -> AnyResult<()> {
     let (admin, supervisor, agentbus) = (&args[1], &args[2], &args[3]);
     let n_latency: usize = args.get(4).map_or(Ok(300), |s| s.parse())?;
     let sizes: Vec<i32> = match args.get(5) {
-        Some(list) => list
-            .split(',')
-            .map(str::parse)
-            .collect::<Result<_, _>>()?,
+        Some(list) => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
         None => vec![10_000],
     };
     let n_drain = *sizes.first().ok_or("no drain size")?;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::event::{Event, Task};
+use super::hook_workers::HookWorkers;
 use super::log::Level;
 use super::metrics::Outcome;
 use super::shared::{Backoff, Shared};
@@ -67,6 +68,7 @@ impl Timers {
 /// The main loop's state.
 pub(super) struct Loop<'a> {
     shared: &'a Arc<Shared>,
+    workers: &'a HookWorkers,
     events: &'a Receiver<Event>,
     timers: Timers,
     backoff: Backoff,
@@ -78,9 +80,14 @@ pub(super) struct Loop<'a> {
 }
 
 impl<'a> Loop<'a> {
-    pub fn new(shared: &'a Arc<Shared>, events: &'a Receiver<Event>) -> Self {
+    pub fn new(
+        shared: &'a Arc<Shared>,
+        workers: &'a HookWorkers,
+        events: &'a Receiver<Event>,
+    ) -> Self {
         Loop {
             shared,
+            workers,
             events,
             timers: Timers::new(Instant::now()),
             backoff: Backoff::new(),
@@ -199,7 +206,7 @@ impl<'a> Loop<'a> {
             }
             let limit = i32::try_from(free).unwrap_or(i32::MAX).min(cfg.claim_batch);
             self.timers.poll = Instant::now() + cfg.poll_interval;
-            match wake::claim_and_wake(self.shared, limit) {
+            match wake::claim_and_wake(self.shared, self.workers, limit) {
                 Ok(n) => {
                     self.summary.claimed += n as u64;
                     claimed_any |= n > 0;

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use super::log::Level;
 use super::metrics::Outcome;
 use super::outcome::wake_failed;
+use super::plan::{Ready, WakePlan};
 use super::shared::{Shared, Slot};
-use super::wake::{Ready, WakePlan};
 use crate::ledger::agents::{self, WakeFailure};
 use crate::ledger::jobs::{self, Admission, AttemptFacts, Job};
 use crate::supervisor::hook::{HookOutcome, WakeRequest};
@@ -26,9 +26,15 @@ const HOOK_LEASE_MARGIN_SECONDS: u32 = 120;
 /// At most this many admissions in one recorder transaction.
 const RECORD_BATCH: usize = 256;
 
-/// The channels of the workers and the recorder, owned by [`Shared`].
+/// The workers and the recorder of one supervisor run (made by `run`, closed after its
+/// last job).
 #[derive(Default)]
 pub(super) struct HookWorkers {
+    state: Arc<State>,
+}
+
+#[derive(Default)]
+struct State {
     work: Mutex<Option<Sender<Ready>>>,
     queue: Arc<Mutex<Option<Receiver<Ready>>>>,
     /// Jobs sent and not yet taken by a worker.
@@ -52,18 +58,21 @@ struct Admitted {
 impl HookWorkers {
     /// Ends the workers and the recorder once they are idle (after the last job).
     pub fn close(&self) {
-        if let Ok(mut work) = self.work.lock() {
+        if let Ok(mut work) = self.state.work.lock() {
             work.take();
         }
-        if let Ok(mut recorder) = self.recorder.lock() {
+        if let Ok(mut recorder) = self.state.recorder.lock() {
             recorder.take();
         }
     }
+
+    /// Queues a job for a hook worker, starting one when none is free.
+    pub fn submit(&self, shared: &Arc<Shared>, ready: Ready) {
+        submit(&self.state, shared, ready);
+    }
 }
 
-/// Queues a job for a hook worker, starting one when none is free.
-pub(super) fn submit(shared: &Arc<Shared>, ready: Ready) {
-    let pool = &shared.hook_workers;
+fn submit(pool: &Arc<State>, shared: &Arc<Shared>, ready: Ready) {
     let sent = match pool.work.lock() {
         Ok(mut work) => {
             let tx = work.get_or_insert_with(|| {
@@ -85,25 +94,25 @@ pub(super) fn submit(shared: &Arc<Shared>, ready: Ready) {
     }
     let busy = pool.idle.load(Ordering::SeqCst) < pool.queued.load(Ordering::SeqCst);
     if busy && pool.threads.load(Ordering::SeqCst) < shared.cfg.max_in_flight {
-        start_worker(shared);
+        start_worker(pool, shared);
     }
 }
 
-fn start_worker(shared: &Arc<Shared>) {
+fn start_worker(pool: &Arc<State>, shared: &Arc<Shared>) {
     let worker = Arc::clone(shared);
-    let n = shared.hook_workers.threads.fetch_add(1, Ordering::SeqCst);
+    let state = Arc::clone(pool);
+    let n = pool.threads.fetch_add(1, Ordering::SeqCst);
     let spawned = std::thread::Builder::new()
         .name(format!("hook-{n}"))
-        .spawn(move || work(&worker));
+        .spawn(move || work(&state, &worker));
     if let Err(e) = spawned {
-        shared.hook_workers.threads.fetch_sub(1, Ordering::SeqCst);
+        pool.threads.fetch_sub(1, Ordering::SeqCst);
         // The jobs already queued wait for a running worker.
         shared.log(Level::Error, "cannot start a hook worker", &[("error", &e)]);
     }
 }
 
-fn work(shared: &Arc<Shared>) {
-    let pool = &shared.hook_workers;
+fn work(pool: &State, shared: &Arc<Shared>) {
     let queue = Arc::clone(&pool.queue);
     loop {
         pool.idle.fetch_add(1, Ordering::SeqCst);
@@ -114,12 +123,12 @@ fn work(shared: &Arc<Shared>) {
         pool.idle.fetch_sub(1, Ordering::SeqCst);
         let Some(ready) = next else { break };
         pool.queued.fetch_sub(1, Ordering::SeqCst);
-        wake_hook(shared, ready);
+        wake_hook(pool, shared, ready);
     }
     pool.threads.fetch_sub(1, Ordering::SeqCst);
 }
 
-fn wake_hook(shared: &Arc<Shared>, ready: Ready) {
+fn wake_hook(pool: &State, shared: &Arc<Shared>, ready: Ready) {
     let Ready {
         job,
         fence,
@@ -166,6 +175,7 @@ fn wake_hook(shared: &Arc<Shared>, ready: Ready) {
                 .timeout_seconds
                 .saturating_add(HOOK_LEASE_MARGIN_SECONDS);
             record(
+                pool,
                 shared,
                 Admitted {
                     job,
@@ -209,8 +219,8 @@ fn wake_hook(shared: &Arc<Shared>, ready: Ready) {
 }
 
 /// Hands an admission to the recorder (started on first use).
-fn record(shared: &Arc<Shared>, admitted: Admitted) {
-    let Ok(mut recorder) = shared.hook_workers.recorder.lock() else {
+fn record(pool: &State, shared: &Arc<Shared>, admitted: Admitted) {
+    let Ok(mut recorder) = pool.recorder.lock() else {
         return;
     };
     if recorder.is_none() {

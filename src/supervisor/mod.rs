@@ -24,6 +24,7 @@ mod listener;
 pub mod log;
 pub mod metrics;
 mod outcome;
+mod plan;
 mod pool;
 pub mod prompt;
 mod shared;
@@ -280,7 +281,6 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         last_error: Mutex::new(None),
         events: events_tx,
         started: Instant::now(),
-        hook_workers: HookWorkers::default(),
         cfg,
     });
 
@@ -317,7 +317,8 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
             return Err(e);
         }
     };
-    let summary = event_loop::Loop::new(&shared, &events_rx).run();
+    let workers = HookWorkers::default();
+    let summary = event_loop::Loop::new(&shared, &workers, &events_rx).run();
     let signalled = shared.stopping();
     // From here on every thread winds down (also after --once ran out of work).
     shared.stop.set();
@@ -336,7 +337,7 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         );
     }
     event_loop::wait_for_job_threads(&shared, &events_rx);
-    shared.hook_workers.close();
+    workers.close();
     let _ = listener.join();
     let _ = beat.join();
     heartbeat::remove(&shared);

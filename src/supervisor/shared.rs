@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::hook::HookClient;
-use super::hook_workers::HookWorkers;
 use super::log::Level;
 use super::metrics::Metrics;
 use super::pool::Pool;
@@ -91,8 +90,6 @@ pub(super) struct Shared {
     /// The main loop's event channel (job threads say when their slot frees).
     pub events: Sender<Event>,
     pub started: Instant,
-    /// The hook workers and the admission recorder.
-    pub hook_workers: HookWorkers,
 }
 
 /// One job's share of `--max-in-flight`, held from its claim until its wake-up is over
