@@ -27,6 +27,15 @@ import { Logger } from "graphile-worker";
 const logger = new Logger(logFactory);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Dropping a scratch database (`with (force)`) ends connections a stopped worker's pool
+// may still be closing; their "terminating connection due to administrator command"
+// (57P01) is expected. Anything else is a real failure.
+process.on("uncaughtException", (e) => {
+  if (e && e.code === "57P01") return;
+  console.error("bench-graphile:", e && e.message ? e.message : e);
+  process.exit(1);
+});
+
 // A worker with graphile-worker's defaults (its own pool). Stopping waits for the runner
 // to finish, so dropping the database afterwards kills no connection it still uses.
 async function worker(concurrency, task) {
@@ -41,6 +50,8 @@ async function worker(concurrency, task) {
     async stop() {
       await runner.stop();
       await runner.promise.catch(() => {});
+      // Let its pool finish closing before the database is dropped.
+      await sleep(200);
     },
   };
 }
