@@ -123,18 +123,7 @@ pub struct ClaimedJob {
 pub fn claim_for_wake(client: &mut impl Prepare, p: &ClaimParams) -> Result<Vec<ClaimedJob>> {
     check_claim(p)?;
     let statement = client.prepared(CLAIM_FOR_WAKE)?;
-    let rows = client.client().query(
-        &statement,
-        &[
-            &p.namespace,
-            &p.lease_owner,
-            &p.lease_seconds,
-            &p.limit,
-            &p.target_agent,
-            &p.default_max_concurrency,
-            &p.claim_unconfigured,
-        ],
-    )?;
+    let rows = client.client().query(&statement, &p.sql_args())?;
     rows.iter().map(decode_claimed).collect()
 }
 

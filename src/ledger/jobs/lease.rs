@@ -25,6 +25,21 @@ pub struct ClaimParams {
     pub claim_unconfigured: bool,
 }
 
+impl ClaimParams {
+    /// The arguments of `claim_jobs($1, ..., $7)`, in order.
+    pub fn sql_args(&self) -> [&(dyn postgres::types::ToSql + Sync); 7] {
+        [
+            &self.namespace,
+            &self.lease_owner,
+            &self.lease_seconds,
+            &self.limit,
+            &self.target_agent,
+            &self.default_max_concurrency,
+            &self.claim_unconfigured,
+        ]
+    }
+}
+
 /// Checks what a claim asks for (names, lease length, batch size) before anything runs.
 pub fn check_claim(p: &ClaimParams) -> Result<()> {
     check_name("`lease_owner`", &p.lease_owner)?;
@@ -51,15 +66,7 @@ pub fn claim(client: &mut impl postgres::GenericClient, p: &ClaimParams) -> Resu
     check_claim(p)?;
     let rows = client.query(
         "select to_jsonb(c.*) as row from claim_jobs($1, $2, $3, $4, $5, $6, $7) c",
-        &[
-            &p.namespace,
-            &p.lease_owner,
-            &p.lease_seconds,
-            &p.limit,
-            &p.target_agent,
-            &p.default_max_concurrency,
-            &p.claim_unconfigured,
-        ],
+        &p.sql_args(),
     )?;
     decode_all(&rows, "row")
 }

@@ -179,24 +179,18 @@ fn completing_under_a_current_lease_leaves_the_rows_the_general_path_leaves() {
         })
         .unwrap()
     };
-    close(
-        &mut c,
-        &fast,
-        Fence {
-            lease_token: Some(token_a.parse().unwrap()),
-            attempt: None,
-            force: false,
-        },
-    );
-    close(
-        &mut c,
-        &general,
-        Fence {
-            lease_token: None,
-            attempt: Some(1),
-            force: false,
-        },
-    );
+    let by_token = Fence {
+        lease_token: Some(token_a.parse().unwrap()),
+        attempt: None,
+        force: false,
+    };
+    let by_attempt = Fence {
+        lease_token: None,
+        attempt: Some(1),
+        force: false,
+    };
+    close(&mut c, &fast, by_token);
+    close(&mut c, &general, by_attempt);
 
     let shape = |id: &str| -> Value {
         db.one(&format!(
@@ -218,14 +212,6 @@ fn completing_under_a_current_lease_leaves_the_rows_the_general_path_leaves() {
     assert_eq!(f, g, "the lease path and the general path differ");
     // Closing again under the same lease is not an error and changes nothing.
     let again = db.snapshot();
-    close(
-        &mut c,
-        &fast,
-        Fence {
-            lease_token: Some(token_a.parse().unwrap()),
-            attempt: None,
-            force: false,
-        },
-    );
+    close(&mut c, &fast, by_token);
     assert_eq!(again, db.snapshot());
 }
