@@ -62,14 +62,20 @@ pub(super) fn check_id_free(shared: &Shared, client: &mut postgres::Client) -> R
     Ok(())
 }
 
-/// Starts the heartbeat thread; it ends when the supervisor stops and no job thread is
-/// left. Failing to start it is fatal: a supervisor without a heartbeat looks dead to
-/// every operator and to `agentbus health`.
+/// Writes the first heartbeat, then starts the heartbeat thread; it ends when the
+/// supervisor stops and no job thread is left. The first beat is written before the
+/// main loop claims anything, so a supervisor never holds work without its row. Failing
+/// to start the thread is fatal: a supervisor without a heartbeat looks dead to every
+/// operator and to `agentbus health`.
 pub(super) fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>> {
+    let first = Instant::now();
+    if let Err(e) = beat(&shared) {
+        shared.note_error("writing the heartbeat", &e);
+    }
     std::thread::Builder::new()
         .name("heartbeat".into())
         .spawn(move || {
-            let mut last: Option<Instant> = None;
+            let mut last: Option<Instant> = Some(first);
             loop {
                 let done = shared.stopping() && shared.in_flight.load(Ordering::SeqCst) == 0;
                 if done {
