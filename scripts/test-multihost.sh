@@ -14,7 +14,9 @@
 #     the others have finished its work; its late closes must be refused (fencing).
 # Prints how long the jobs of each lost host took to be claimed again and to succeed.
 # Needs root (ip netns) and PostgreSQL's binaries; removes the namespaces, links and the
-# cluster it made. Environment: AGENTBUS_MULTIHOST_PORT (default 54350).
+# cluster it made. Environment: AGENTBUS_MULTIHOST_PORT (default 25350: below the
+# kernel's ephemeral range, 32768-60999, so no client connection of an earlier test can
+# hold the port as its source port when the cluster binds it).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -23,7 +25,7 @@ die() { printf 'test-multihost: FAILED: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "test-multihost: SKIPPED: needs root for network namespaces" >&2; exit 0; }
 command -v ip > /dev/null || die "ip (iproute2) is missing"
 
-port=${AGENTBUS_MULTIHOST_PORT:-54350}
+port=${AGENTBUS_MULTIHOST_PORT:-25350}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -n 1)
 [ -x "$pgbin/initdb" ] || die "no PostgreSQL binaries under /usr/lib/postgresql (apt-get install postgresql)"
 work=$(mktemp -d)
@@ -74,6 +76,17 @@ max_connections = 100
 CONF
 echo "host all all 10.77.0.0/16 trust" >> "$work/pg/pg_hba.conf"
 runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w start > /dev/null
+# pg_ctl -w waits for the socket directory; the server only warns when it cannot bind one
+# of its TCP addresses, so ask 127.0.0.1 itself.
+for _ in $(seq 1 50); do
+  "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+  sleep 0.2
+done
+"$pgbin/pg_isready" -q -h 127.0.0.1 -p "$port" || {
+  echo "test-multihost: the private cluster does not answer on 127.0.0.1:$port; its log:" >&2
+  tail -n 20 "$work/pg/log" >&2
+  exit 1
+}
 local_url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 export AGENTBUS_DATABASE_URL=$local_url
 agentbus migrate > /dev/null
