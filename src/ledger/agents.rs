@@ -176,19 +176,19 @@ pub fn record_wake_failure(
     Ok(())
 }
 
-/// Clears an agent's wake error streak after a successful wake-up (no write when there
-/// is nothing to clear).
-pub fn record_wake_success(
+/// Clears the wake error streak of agents that were just woken successfully, in one
+/// statement (no write for an agent with nothing to clear).
+pub fn record_wake_successes(
     client: &mut impl postgres::GenericClient,
     namespace: &str,
-    agent_id: &str,
+    agent_ids: &[&str],
 ) -> Result<()> {
     client.execute(
         "update agents
          set wake_failures = 0, wake_backoff_until = null
-         where namespace = $1 and agent_id = $2
+         where namespace = $1 and agent_id = any($2)
            and (wake_failures <> 0 or wake_backoff_until is not null)",
-        &[&namespace, &agent_id],
+        &[&namespace, &agent_ids],
     )?;
     Ok(())
 }

@@ -4,8 +4,9 @@
 //! time (kept-alive connections of the shared HTTP client). The pool grows when every
 //! worker is busy, up to `--max-in-flight`, and its threads stay: no thread is started
 //! per job. A run the gateway admitted goes to one recorder thread, which writes every
-//! admission waiting for it in one transaction (`record_hook_admissions`), then frees
-//! their slots. Both end when the supervisor closes them after its last job.
+//! admission waiting for it in one transaction (`record_hook_admissions`, and the woken
+//! agents' back-off cleared), then frees their slots. The recorder starts with the
+//! supervisor; both end when it closes them after its last job.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -14,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use super::log::Level;
 use super::metrics::Outcome;
 use super::outcome::wake_failed;
-use super::plan::{Ready, WakePlan};
+use super::plan::HookJob;
 use super::shared::{Shared, Slot};
+use crate::error::{Error, Result};
 use crate::ledger::agents::{self, WakeFailure};
 use crate::ledger::jobs::{self, Admission, AttemptFacts, Job};
 use crate::supervisor::hook::{HookOutcome, WakeRequest};
@@ -26,36 +28,55 @@ const HOOK_LEASE_MARGIN_SECONDS: u32 = 120;
 /// At most this many admissions in one recorder transaction.
 const RECORD_BATCH: usize = 256;
 
-/// The workers and the recorder of one supervisor run (made by `run`, closed after its
-/// last job).
-#[derive(Default)]
+/// The workers and the recorder of one supervisor run (started by `run` before the
+/// loop, closed after its last job).
 pub(super) struct HookWorkers {
     state: Arc<State>,
 }
 
-#[derive(Default)]
 struct State {
-    work: Mutex<Option<Sender<Ready>>>,
-    queue: Arc<Mutex<Option<Receiver<Ready>>>>,
+    /// `None` once closed: the workers' `recv` then ends.
+    work: Mutex<Option<Sender<HookJob>>>,
+    queue: Mutex<Receiver<HookJob>>,
     /// Jobs sent and not yet taken by a worker.
     queued: AtomicUsize,
     /// Workers waiting for a job.
     idle: AtomicUsize,
     threads: AtomicUsize,
+    /// `None` once closed: the recorder then ends.
     recorder: Mutex<Option<Sender<Admitted>>>,
 }
 
 /// A run the gateway admitted, waiting to be recorded.
 struct Admitted {
+    admission: Admission,
     job: Job,
-    status: u16,
-    run_id: Option<String>,
-    lease_seconds: f64,
-    clears_backoff: bool,
     slot: Slot,
 }
 
 impl HookWorkers {
+    /// Starts the recorder; workers start as jobs arrive. Failing to start the recorder
+    /// is fatal, like the listener's and the heartbeat's threads.
+    pub fn start(shared: &Arc<Shared>) -> Result<HookWorkers> {
+        let (work, queue) = mpsc::channel();
+        let (recorder, admitted) = mpsc::channel();
+        let worker = Arc::clone(shared);
+        std::thread::Builder::new()
+            .name("hook-recorder".into())
+            .spawn(move || write_admissions(&worker, &admitted))
+            .map_err(|e| Error::failure(format!("cannot start the hook recorder: {e}")))?;
+        Ok(HookWorkers {
+            state: Arc::new(State {
+                work: Mutex::new(Some(work)),
+                queue: Mutex::new(queue),
+                queued: AtomicUsize::new(0),
+                idle: AtomicUsize::new(0),
+                threads: AtomicUsize::new(0),
+                recorder: Mutex::new(Some(recorder)),
+            }),
+        })
+    }
+
     /// Ends the workers and the recorder once they are idle (after the last job).
     pub fn close(&self) {
         if let Ok(mut work) = self.state.work.lock() {
@@ -67,34 +88,24 @@ impl HookWorkers {
     }
 
     /// Queues a job for a hook worker, starting one when none is free.
-    pub fn submit(&self, shared: &Arc<Shared>, ready: Ready) {
-        submit(&self.state, shared, ready);
-    }
-}
-
-fn submit(pool: &Arc<State>, shared: &Arc<Shared>, ready: Ready) {
-    let sent = match pool.work.lock() {
-        Ok(mut work) => {
-            let tx = work.get_or_insert_with(|| {
-                let (tx, rx) = mpsc::channel();
-                if let Ok(mut queue) = pool.queue.lock() {
-                    *queue = Some(rx);
-                }
-                tx
-            });
-            pool.queued.fetch_add(1, Ordering::SeqCst);
-            tx.send(ready).is_ok()
+    pub fn submit(&self, shared: &Arc<Shared>, job: HookJob) {
+        let pool = &self.state;
+        pool.queued.fetch_add(1, Ordering::SeqCst);
+        let sent = pool
+            .work
+            .lock()
+            .ok()
+            .and_then(|work| work.as_ref().map(|tx| tx.send(job).is_ok()))
+            .unwrap_or(false);
+        if !sent {
+            // Dropped with its slot; the lease recovers the job.
+            pool.queued.fetch_sub(1, Ordering::SeqCst);
+            return;
         }
-        Err(_) => false,
-    };
-    if !sent {
-        // Dropped with its slot; the lease recovers the job.
-        pool.queued.fetch_sub(1, Ordering::SeqCst);
-        return;
-    }
-    let busy = pool.idle.load(Ordering::SeqCst) < pool.queued.load(Ordering::SeqCst);
-    if busy && pool.threads.load(Ordering::SeqCst) < shared.cfg.max_in_flight {
-        start_worker(pool, shared);
+        let busy = pool.idle.load(Ordering::SeqCst) < pool.queued.load(Ordering::SeqCst);
+        if busy && pool.threads.load(Ordering::SeqCst) < shared.cfg.max_in_flight {
+            start_worker(pool, shared);
+        }
     }
 }
 
@@ -113,34 +124,25 @@ fn start_worker(pool: &Arc<State>, shared: &Arc<Shared>) {
 }
 
 fn work(pool: &State, shared: &Arc<Shared>) {
-    let queue = Arc::clone(&pool.queue);
     loop {
         pool.idle.fetch_add(1, Ordering::SeqCst);
-        let next = queue
-            .lock()
-            .ok()
-            .and_then(|q| q.as_ref().and_then(|rx| rx.recv().ok()));
+        let next = pool.queue.lock().ok().and_then(|rx| rx.recv().ok());
         pool.idle.fetch_sub(1, Ordering::SeqCst);
-        let Some(ready) = next else { break };
+        let Some(job) = next else { break };
         pool.queued.fetch_sub(1, Ordering::SeqCst);
-        wake_hook(pool, shared, ready);
+        wake_hook(pool, shared, job);
     }
     pool.threads.fetch_sub(1, Ordering::SeqCst);
 }
 
-fn wake_hook(pool: &State, shared: &Arc<Shared>, ready: Ready) {
-    let Ready {
+fn wake_hook(pool: &State, shared: &Arc<Shared>, hook_job: HookJob) {
+    let HookJob {
         job,
         fence,
-        plan,
+        target,
         text,
-        clears_backoff,
         slot,
-        ..
-    } = ready;
-    let WakePlan::Hook(target) = plan else {
-        return;
-    };
+    } = hook_job;
     // The lease must outlive the request, or another supervisor could claim the job while
     // this one still waits for the gateway's answer.
     let request = shared.cfg.hook_request_timeout.as_secs_f64();
@@ -174,18 +176,26 @@ fn wake_hook(pool: &State, shared: &Arc<Shared>, ready: Ready) {
             let lease = target
                 .timeout_seconds
                 .saturating_add(HOOK_LEASE_MARGIN_SECONDS);
-            record(
-                pool,
-                shared,
-                Admitted {
-                    job,
-                    status,
-                    run_id,
-                    lease_seconds: f64::from(lease),
-                    clears_backoff,
-                    slot,
-                },
-            );
+            let admission = Admission {
+                job_id: job.id,
+                lease_token: job.lease_token,
+                attempt: job.attempt_count,
+                hook_status: i32::from(status),
+                run_id,
+                lease_seconds: f64::from(lease),
+            };
+            let admitted = Admitted {
+                admission,
+                job,
+                slot,
+            };
+            // Without a recorder (closed) it is dropped with its slot; the run keeps the
+            // claim's lease.
+            if let Ok(recorder) = pool.recorder.lock() {
+                if let Some(tx) = recorder.as_ref() {
+                    let _ = tx.send(admitted);
+                }
+            }
         }
         HookOutcome::Rejected { status, detail } => wake_failed(
             shared,
@@ -218,34 +228,6 @@ fn wake_hook(pool: &State, shared: &Arc<Shared>, ready: Ready) {
     }
 }
 
-/// Hands an admission to the recorder (started on first use).
-fn record(pool: &State, shared: &Arc<Shared>, admitted: Admitted) {
-    let Ok(mut recorder) = pool.recorder.lock() else {
-        return;
-    };
-    if recorder.is_none() {
-        let (tx, rx) = mpsc::channel();
-        let worker = Arc::clone(shared);
-        let spawned = std::thread::Builder::new()
-            .name("hook-recorder".into())
-            .spawn(move || write_admissions(&worker, &rx));
-        match spawned {
-            Ok(_) => *recorder = Some(tx),
-            Err(e) => {
-                shared.log(
-                    Level::Error,
-                    "cannot start the hook recorder; the run's lease is the claim's",
-                    &[("job", &admitted.job.id), ("error", &e)],
-                );
-                return;
-            }
-        }
-    }
-    if let Some(tx) = recorder.as_ref() {
-        let _ = tx.send(admitted);
-    }
-}
-
 /// The recorder: every admission waiting, one transaction, then their slots are freed.
 fn write_admissions(shared: &Shared, rx: &Receiver<Admitted>) {
     while let Ok(first) = rx.recv() {
@@ -256,48 +238,41 @@ fn write_admissions(shared: &Shared, rx: &Receiver<Admitted>) {
                 Err(_) => break,
             }
         }
-        let admissions: Vec<Admission> = batch
-            .iter()
-            .map(|a| Admission {
-                job_id: a.job.id,
-                lease_token: a.job.lease_token,
-                attempt: a.job.attempt_count,
-                hook_status: i32::from(a.status),
-                run_id: a.run_id.clone(),
-                lease_seconds: a.lease_seconds,
-            })
-            .collect();
+        let (admissions, woken): (Vec<Admission>, Vec<(Job, Slot)>) = batch
+            .into_iter()
+            .map(|a| (a.admission, (a.job, a.slot)))
+            .unzip();
         let recorded = shared.pool.get().and_then(|mut c| {
             crate::db::transaction(&mut c, |tx| {
                 let found = jobs::record_hook_admissions(tx, &admissions)?;
-                let mut cleared: Vec<(&str, &str)> = Vec::new();
-                for (a, found) in batch.iter().zip(&found) {
-                    let agent = (a.job.namespace.as_str(), a.job.target_agent.as_str());
-                    if *found && a.clears_backoff && !cleared.contains(&agent) {
-                        agents::record_wake_success(tx, agent.0, agent.1)?;
-                        cleared.push(agent);
-                    }
-                }
-                Ok(())
+                let mut agents_woken: Vec<&str> = woken
+                    .iter()
+                    .zip(&found)
+                    .filter(|(_, found)| **found)
+                    .map(|((job, _), _)| job.target_agent.as_str())
+                    .collect();
+                agents_woken.sort_unstable();
+                agents_woken.dedup();
+                agents::record_wake_successes(tx, &shared.cfg.namespace, &agents_woken)
             })
         });
         if let Err(e) = recorded {
             shared.note_error("recording the hooks' runIds", &e);
         }
-        for a in batch {
-            shared.metrics.count(Outcome::Woken, &a.job.target_agent);
+        for (a, (job, slot)) in admissions.iter().zip(woken) {
+            shared.metrics.count(Outcome::Woken, &job.target_agent);
             shared.log(
                 Level::Info,
                 "agent woken by hook",
                 &[
-                    ("job", &a.job.id),
-                    ("agent", &a.job.target_agent),
-                    ("attempt", &a.job.attempt_count),
-                    ("status", &a.status),
+                    ("job", &job.id),
+                    ("agent", &job.target_agent),
+                    ("attempt", &job.attempt_count),
+                    ("status", &a.hook_status),
                     ("run_id", &a.run_id.as_deref().unwrap_or("-")),
                 ],
             );
-            drop(a.slot);
+            drop(slot);
         }
     }
 }

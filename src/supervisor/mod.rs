@@ -314,10 +314,21 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         Err(e) => {
             shared.stop.set();
             let _ = listener.join();
+            // The first beat was written before the thread failed to start.
+            heartbeat::remove(&shared);
             return Err(e);
         }
     };
-    let workers = HookWorkers::default();
+    let workers = match HookWorkers::start(&shared) {
+        Ok(workers) => workers,
+        Err(e) => {
+            shared.stop.set();
+            let _ = listener.join();
+            let _ = beat.join();
+            heartbeat::remove(&shared);
+            return Err(e);
+        }
+    };
     let summary = event_loop::Loop::new(&shared, &workers, &events_rx).run();
     let signalled = shared.stopping();
     // From here on every thread winds down (also after --once ran out of work).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::shared::{Shared, Slot};
 use super::DefaultWake;
 use crate::ledger::agents::{self, WakeMode};
-use crate::ledger::jobs::{Fence, Job, WakeRecord};
+use crate::ledger::jobs::{Fence, Job};
 use crate::supervisor::hook::{HookTarget, Secret};
 
 /// How to wake one agent, resolved from its row and the supervisor's defaults.
@@ -24,10 +24,15 @@ pub(super) struct Ready {
     pub fence: Fence,
     pub plan: WakePlan,
     pub text: String,
-    pub record: WakeRecord,
-    /// The agent has a wake back-off or failures on record: a successful wake-up clears
-    /// them.
-    pub clears_backoff: bool,
+    pub slot: Slot,
+}
+
+/// A job marked running, for a hook worker.
+pub(super) struct HookJob {
+    pub job: Job,
+    pub fence: Fence,
+    pub target: HookTarget,
+    pub text: String,
     pub slot: Slot,
 }
 

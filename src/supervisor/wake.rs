@@ -13,7 +13,7 @@ use super::hook_workers::HookWorkers;
 use super::log::Level;
 use super::metrics::Outcome;
 use super::outcome::{release, wake_failed};
-use super::plan::{plan_wake, Ready, WakePlan};
+use super::plan::{plan_wake, HookJob, Ready, WakePlan};
 use super::shared::{Shared, Slot};
 use crate::error::{ErrorKind, Result};
 use crate::ledger::agents::{WakeFailure, WakeMode};
@@ -31,21 +31,13 @@ pub(super) fn claim_and_wake(
         prompt::claim_for_wake(&mut client, &shared.claim_params(limit))?
     };
     let n = claimed.len();
-    let ready: Vec<Ready> = claimed
+    let (ready, batch): (Vec<Ready>, Vec<Waking>) = claimed
         .into_iter()
         .filter_map(|c| prepare(shared, c))
-        .collect();
+        .unzip();
     if ready.is_empty() {
         return Ok(n);
     }
-    let batch: Vec<Waking> = ready
-        .iter()
-        .map(|r| Waking {
-            job_id: r.job.id,
-            fence: r.fence,
-            record: r.record.clone(),
-        })
-        .collect();
     let marked = shared
         .pool
         .get()
@@ -77,9 +69,10 @@ pub(super) fn claim_and_wake(
     Ok(n)
 }
 
-/// Takes a slot for a claimed job, plans its wake-up and renders its prompt; `None` when
-/// it was given back (shutdown) or its agent cannot be woken as configured (recorded).
-fn prepare(shared: &Arc<Shared>, claimed: ClaimedJob) -> Option<Ready> {
+/// Takes a slot for a claimed job, plans its wake-up and renders its prompt (with the
+/// wake record to mark it running); `None` when it was given back (shutdown) or its agent
+/// cannot be woken as configured (recorded).
+fn prepare(shared: &Arc<Shared>, claimed: ClaimedJob) -> Option<(Ready, Waking)> {
     let job = &claimed.input.job;
     shared.metrics.count(Outcome::Claimed, &job.target_agent);
     shared.log(
@@ -127,42 +120,51 @@ fn prepare(shared: &Arc<Shared>, claimed: ClaimedJob) -> Option<Ready> {
         prompt_version: prompt.version,
         memory_ids: prompt.memory_ids,
     };
-    let clears_backoff = claimed
-        .agent
-        .as_ref()
-        .is_some_and(|a| a.wake_failures != 0 || a.wake_backoff_until.is_some());
-    Some(Ready {
-        job: claimed.input.job,
+    let waking = Waking {
+        job_id: job.id,
         fence,
-        plan,
-        text: prompt.text,
         record,
-        clears_backoff,
-        slot,
-    })
+    };
+    Some((
+        Ready {
+            job: claimed.input.job,
+            fence,
+            plan,
+            text: prompt.text,
+            slot,
+        },
+        waking,
+    ))
 }
 
 /// Hands a job marked running to a hook worker, or to a thread running its command.
 fn deliver(shared: &Arc<Shared>, workers: &HookWorkers, ready: Ready) {
-    match ready.plan {
-        WakePlan::Hook(_) => workers.submit(shared, ready),
-        WakePlan::Exec { .. } => {
+    let Ready {
+        job,
+        fence,
+        plan,
+        text,
+        slot,
+    } = ready;
+    match plan {
+        WakePlan::Hook(target) => workers.submit(
+            shared,
+            HookJob {
+                job,
+                fence,
+                target,
+                text,
+                slot,
+            },
+        ),
+        WakePlan::Exec { argv, timeout } => {
             let worker = Arc::clone(shared);
-            let job_id = ready.job.id;
+            let job_id = job.id;
             let spawned = std::thread::Builder::new()
                 .name(format!("job-{job_id}"))
                 .spawn(move || {
-                    if let WakePlan::Exec { argv, timeout } = &ready.plan {
-                        exec::run(
-                            &worker,
-                            &ready.job,
-                            ready.fence,
-                            argv,
-                            *timeout,
-                            &ready.text,
-                        );
-                    }
-                    drop(ready.slot);
+                    exec::run(&worker, &job, fence, &argv, timeout, &text);
+                    drop(slot);
                 });
             if let Err(e) = spawned {
                 // The closure (and its slot) is dropped; the lease recovers the job.

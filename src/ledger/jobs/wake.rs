@@ -66,10 +66,10 @@ pub struct WakeRecord {
 }
 
 /// Marks a leased job running because the supervisor is about to wake its agent, and
-/// records how (mode, prompt hash) on the attempt.
-///
-/// One statement on the usual path (the dispatch latency is a handful of round trips);
-/// when the fence does not match, the general fenced path runs to record and explain it.
+/// records how (mode, prompt hash) on the attempt, through the general fenced path: a
+/// fence that does not match is recorded and explained. The supervisor's usual case is
+/// [`mark_woken_many`], one statement for a whole batch, which calls this for a job that
+/// changed hands.
 pub fn mark_woken(
     tx: &mut postgres::Transaction<'_>,
     job_id: Uuid,
@@ -77,46 +77,6 @@ pub fn mark_woken(
     caller: &Caller,
     wake: &WakeRecord,
 ) -> Result<Job> {
-    // The actor CTE is an uncorrelated subquery of the jobs update, so it runs first and
-    // the history trigger sees the actor. The attempts update reads the jobs update, so
-    // locks are taken jobs first, then job_attempts, as in every closing call.
-    let row = tx.query_opt(
-        "with actor as materialized (
-           select set_config('agentbus.actor', $3, true) as a,
-                  set_config('agentbus.reason', 'waking the agent', true) as r
-         ),
-         woken as (
-           update jobs set status = 'running'
-           where id = $1 and lease_token = $2 and job_in_flight(status)
-             and ($7::int is null or attempt_count = $7)
-             and exists (select 1 from actor)
-           returning jobs.*
-         ),
-         attempt as (
-           update job_attempts
-           set status = 'running', wake_mode = $4, woken_at = now(),
-               prompt_hash = $5, prompt_version = $6, memory_ids = $8
-           where job_id = $1
-             and attempt_no = (select attempt_count from woken)
-             and finished_at is null
-           returning 1
-         )
-         select to_jsonb(w.*) as row, (select count(*) from attempt) as attempts
-         from woken w",
-        &[
-            &job_id,
-            &fence.lease_token,
-            &caller.actor,
-            &wake.wake_mode,
-            &wake.prompt_hash,
-            &wake.prompt_version,
-            &fence.attempt,
-            &wake.memory_ids,
-        ],
-    )?;
-    if let (Some(row), Some(_)) = (row, fence.lease_token) {
-        return decode(&row, "row");
-    }
     fenced(
         tx,
         job_id,
@@ -246,51 +206,6 @@ pub fn mark_woken_many(
     Ok(out)
 }
 
-/// Records that the hook admitted a run: the runId and status on the attempt and, when
-/// the job is still this attempt's, the run reference and a lease long enough for the
-/// run (`lease_seconds` from now, never shortened). One statement, locking the job before
-/// the attempt like every closing call, so an agent closing the job at the same moment
-/// cannot deadlock with it. Returns whether the attempt was found (then the caller clears
-/// the agent's wake back-off, `agents::record_wake_success`, in the same transaction).
-pub fn record_hook_admission(
-    tx: &mut postgres::Transaction<'_>,
-    job: &Job,
-    hook_status: i32,
-    run_id: Option<&str>,
-    lease_seconds: f64,
-) -> Result<bool> {
-    let row = tx.query_one(
-        "with locked as materialized (
-           select id from jobs where id = $1 for update
-         ),
-         extended as (
-           update jobs
-           set openclaw_task_ref = coalesce($3, openclaw_task_ref),
-               leased_until = greatest(leased_until, now() + make_interval(secs => $4))
-           where id = (select id from locked) and lease_token = $2
-             and job_in_flight(status)
-           returning 1
-         ),
-         attempt as (
-           update job_attempts
-           set hook_status = $5, run_id = coalesce($3, run_id)
-           where job_id = (select id from locked) and attempt_no = $6
-           returning 1
-         )
-         select (select count(*) from extended), (select count(*) from attempt)",
-        &[
-            &job.id,
-            &job.lease_token,
-            &run_id,
-            &lease_seconds,
-            &hook_status,
-            &job.attempt_count,
-        ],
-    )?;
-    let attempts: i64 = row.try_get(1)?;
-    Ok(attempts > 0)
-}
-
 /// A hook's admission of a run, for [`record_hook_admissions`].
 #[derive(Debug, Clone)]
 pub struct Admission {
@@ -308,10 +223,13 @@ pub struct Admission {
     pub lease_seconds: f64,
 }
 
-/// [`record_hook_admission`] for a batch, in one statement: the jobs are locked in id
-/// order before any attempt (so two batches, or a batch and an agent closing one of its
-/// jobs, cannot deadlock). Returns, in the order of `batch`, whether each attempt was
-/// found.
+/// Records that the hook admitted each run of a batch, in one statement: the runId and
+/// status on the attempt and, when the job is still this attempt's, the run reference
+/// and a lease long enough for the run (`lease_seconds` from now, never shortened). The
+/// jobs are locked in id order before any attempt, so two batches, or a batch and an
+/// agent closing one of its jobs, cannot deadlock. Returns, in the order of `batch`,
+/// whether each attempt was found (the caller then clears those agents' wake back-off,
+/// `agents::record_wake_successes`, in the same transaction).
 pub fn record_hook_admissions(
     client: &mut impl postgres::GenericClient,
     batch: &[Admission],
