@@ -76,8 +76,8 @@ max_connections = 100
 CONF
 echo "host all all 10.77.0.0/16 trust" >> "$work/pg/pg_hba.conf"
 runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w start > /dev/null
-# pg_ctl -w waits for the socket directory; the server only warns when it cannot bind one
-# of its TCP addresses, so ask 127.0.0.1 itself.
+# pg_ctl -w returns once the server says it is ready, and the server only warns when it
+# cannot bind one of its TCP addresses: ask 127.0.0.1 itself.
 for _ in $(seq 1 50); do
   "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$port" && break
   sleep 0.2

@@ -6,7 +6,7 @@
 //    at a time is added with graphile_worker.add_job() from a separate connection; the
 //    figure is the time from the start of that call (insert + commit) to the moment the
 //    task function starts, 20 ms apart like the agentbus run. Worker and adder share this
-//    process, as in graphile-worker's own latency test.
+//    process.
 // 2. Drain: DRAIN_JOBS no-op jobs are queued, then a worker with the given concurrency is
 //    started; the figure is jobs/s from its start until no job is left.
 // Prints lines in the same form as the agentbus figures. Nothing is asserted.
