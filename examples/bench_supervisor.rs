@@ -195,8 +195,9 @@ fn stop(child: &mut Child) {
 
 /// Waits until `n` jobs succeeded; returns the seconds from `started` to the last close,
 /// read from the jobs' own `completed_at` (the database clock, taken at `started` too), so
-/// the figure does not depend on how often this polls. It polls every 200 ms: a count
-/// over the whole table every few milliseconds took CPU from what is measured.
+/// the figure does not depend on how often this polls. Each poll asks only whether any job
+/// is still open (a look at the small index of open jobs): a count over the whole table
+/// every 200 ms took 5-6 % of the CPU from what is measured.
 fn wait_all_succeeded(url: &str, n: i32, started: Instant) -> AnyResult<f64> {
     let mut c = connect(url)?;
     let at_start: f64 = c
@@ -206,18 +207,28 @@ fn wait_all_succeeded(url: &str, n: i32, started: Instant) -> AnyResult<f64> {
         )?
         .get(0);
     loop {
-        let row = c.query_one(
-            "select count(*), extract(epoch from max(completed_at))::float8
-               from jobs where status = 'succeeded'",
-            &[],
-        )?;
-        let done: i64 = row.get(0);
-        if done >= i64::from(n) {
+        let open: bool = c
+            .query_one(
+                "select exists (select 1 from jobs
+                                where status not in ('succeeded', 'dead', 'cancelled'))",
+                &[],
+            )?
+            .get(0);
+        if !open {
+            let row = c.query_one(
+                "select count(*), extract(epoch from max(completed_at))::float8
+                   from jobs where status = 'succeeded'",
+                &[],
+            )?;
+            let done: i64 = row.get(0);
+            if done < i64::from(n) {
+                return Err(format!("only {done} of {n} jobs succeeded").into());
+            }
             let last: Option<f64> = row.get(1);
             return Ok(last.map_or(started.elapsed().as_secs_f64(), |l| l - at_start));
         }
         if started.elapsed() > Duration::from_secs(1800) {
-            return Err(format!("only {done} of {n} jobs succeeded in 30 min").into());
+            return Err(format!("jobs still open after 30 min ({n} enqueued)").into());
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -148,6 +148,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "archive",
         sql: include_str!("../../sql/0023_archive.sql"),
     },
+    Migration {
+        version: 24,
+        name: "lighter_writes",
+        sql: include_str!("../../sql/0024_lighter_writes.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

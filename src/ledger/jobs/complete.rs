@@ -6,6 +6,7 @@ use super::{Caller, Fence, Job, JobStatus};
 use crate::db::decode;
 use crate::error::Result;
 use crate::ledger::validate::check_optional_text;
+use postgres::types::Type;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -108,7 +109,9 @@ fn complete_current(
     // The settings CTE is an uncorrelated subquery of the jobs update, so it runs before
     // the row is changed and the history trigger sees the actor. The lease token is also
     // the session's, as on the general path, for the guardrails of an agent login.
-    let row = tx.query_opt(
+    // Typed parameters: the statement is parsed, bound and run in one round trip (an
+    // agent's CLI call is a fresh connection, so there is nothing to prepare ahead).
+    let row = tx.query_typed_opt(
         &format!(
             "with settings as materialized (
                select set_config('agentbus.actor', $7, true),
@@ -134,16 +137,16 @@ fn complete_current(
              from done d"
         ),
         &[
-            &job_id,
-            &p.result,
-            &p.summary,
-            &p.openclaw_task_ref,
-            &p.openclaw_session_key,
-            &p.no_work,
-            &caller.actor,
-            &reason,
-            &token,
-            &attempt,
+            (&job_id, Type::UUID),
+            (&p.result, Type::JSONB),
+            (&p.summary, Type::TEXT),
+            (&p.openclaw_task_ref, Type::TEXT),
+            (&p.openclaw_session_key, Type::TEXT),
+            (&p.no_work, Type::BOOL),
+            (&caller.actor, Type::TEXT),
+            (&reason, Type::TEXT),
+            (&token, Type::UUID),
+            (&attempt, Type::INT4),
         ],
     )?;
     row.map(|r| decode(&r, "row")).transpose()
