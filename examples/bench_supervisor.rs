@@ -5,7 +5,9 @@
 //!    OpenClaw gateway on 127.0.0.1 receives the wake-up request.
 //! 2. Drain rate, hook mode: N jobs over A agents are queued, then a supervisor is
 //!    started against a fake gateway that answers 200 and completes each job through the
-//!    library (as the agent would); the figure is jobs/s from start to the last success.
+//!    library (as an agent runtime holding its connection would: eight agents, each with
+//!    a `db::Session`, so the close is prepared once per connection); the figure is jobs/s
+//!    from start to the last success.
 //! 3. Drain rate, exec mode: the same with `--exec 'agentbus complete-job ...'`, i.e. a
 //!    process per job that connects and closes its job.
 //!
@@ -251,7 +253,9 @@ impl Fake {
         if complete {
             for _ in 0..8 {
                 let rx = Arc::clone(&rx);
-                let mut client = connect(db_url)?;
+                // Each agent holds its connection, as an agent runtime embedding the
+                // library would: the close is prepared once per connection.
+                let mut session = db::Session::new(connect(db_url)?);
                 std::thread::spawn(move || loop {
                     let next = rx
                         .lock()
@@ -267,7 +271,7 @@ impl Fake {
                         actor: "bench-agent".into(),
                         command: "complete-job".into(),
                     };
-                    let _ = agentbus::db::transaction(&mut client, |tx| {
+                    let _ = session.transaction(|tx| {
                         jobs::complete(tx, job, fence, &caller, &CompleteParams::default())
                     });
                 });

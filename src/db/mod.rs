@@ -4,7 +4,10 @@
 pub mod backup;
 pub mod migrate;
 pub mod migrate_check;
+mod session;
 pub mod tls;
+
+pub use session::{Session, SessionTx, Tx};
 
 use std::time::Duration;
 
@@ -376,7 +379,14 @@ pub fn transaction<T>(
     f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T>,
 ) -> Result<T> {
     let mut tx = client.transaction()?;
-    match f(&mut tx) {
+    let result = f(&mut tx);
+    finish(tx, result)
+}
+
+/// Ends `tx` after its work gave `result`: commits on `Ok` and on an error that keeps its
+/// writes (a refusal recorded on the attempt), rolls back otherwise.
+fn finish<T>(tx: postgres::Transaction<'_>, result: Result<T>) -> Result<T> {
+    match result {
         Ok(value) => {
             tx.commit()?;
             Ok(value)

@@ -6,9 +6,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{decode, decode_all, set_actor};
+use crate::db::{decode, decode_all, set_actor, Tx};
 use crate::error::{Error, Result};
 use crate::ledger::validate::{check_name, check_optional_text, check_required_text};
+use postgres::types::Type;
 
 /// A row of `agents`. Field names are the column names.
 #[allow(missing_docs)]
@@ -178,17 +179,17 @@ pub fn record_wake_failure(
 
 /// Clears the wake error streak of agents that were just woken successfully, in one
 /// statement (no write for an agent with nothing to clear).
-pub fn record_wake_successes(
-    client: &mut impl postgres::GenericClient,
+pub fn record_wake_successes<'c>(
+    tx: &mut impl Tx<'c>,
     namespace: &str,
     agent_ids: &[&str],
 ) -> Result<()> {
-    client.execute(
+    tx.query_typed_cached(
         "update agents
          set wake_failures = 0, wake_backoff_until = null
          where namespace = $1 and agent_id = any($2)
            and (wake_failures <> 0 or wake_backoff_until is not null)",
-        &[&namespace, &agent_ids],
+        &[(&namespace, Type::TEXT), (&agent_ids, Type::TEXT_ARRAY)],
     )?;
     Ok(())
 }

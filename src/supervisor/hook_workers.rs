@@ -243,7 +243,7 @@ fn write_admissions(shared: &Shared, rx: &Receiver<Admitted>) {
             .map(|a| (a.admission, (a.job, a.slot)))
             .unzip();
         let recorded = shared.pool.get().and_then(|mut c| {
-            crate::db::transaction(&mut c, |tx| {
+            c.session().transaction(|tx| {
                 let found = jobs::record_hook_admissions(tx, &admissions)?;
                 let mut agents_woken: Vec<&str> = woken
                     .iter()

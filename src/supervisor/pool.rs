@@ -1,27 +1,20 @@
 //! A small connection pool: the supervisor's threads share a few long-lived connections
-//! instead of paying a backend start (5-6 ms) per job, and each connection keeps the hot
-//! statements it prepared (`db::Prepare`), so the dispatch path parses and plans them
-//! once. The supervisor always holds sessions of its own (it refuses a transaction-mode
+//! instead of paying a backend start (5-6 ms) per job, and each connection is a
+//! `db::Session` keeping the hot statements it prepared, so the dispatch path parses and
+//! plans them once. The supervisor always holds sessions of its own (it refuses a transaction-mode
 //! pooler), so named statements are safe here.
 
-use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-use crate::db::{connect, DbConfig, Prepare, SessionSettings};
+use crate::db::{connect, DbConfig, Prepare, Session, SessionSettings};
 use crate::error::Result;
-
-/// A connection with the statements prepared on it.
-struct Conn {
-    client: postgres::Client,
-    statements: HashMap<&'static str, postgres::Statement>,
-}
 
 /// Idle connections, opened on demand, dropped when broken.
 pub struct Pool {
     db: DbConfig,
     settings: SessionSettings,
-    idle: Mutex<Vec<Conn>>,
+    idle: Mutex<Vec<Session>>,
     max_idle: usize,
 }
 
@@ -40,11 +33,8 @@ impl Pool {
     pub fn get(&self) -> Result<Pooled<'_>> {
         let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match reused {
-            Some(c) if !c.client.is_closed() => c,
-            _ => Conn {
-                client: connect(&self.db, &self.settings)?,
-                statements: HashMap::new(),
-            },
+            Some(c) if !c.is_closed() => c,
+            _ => Session::new(connect(&self.db, &self.settings)?),
         };
         Ok(Pooled {
             pool: self,
@@ -68,33 +58,34 @@ impl Pool {
 /// A connection borrowed from the pool; returned on drop unless broken.
 pub struct Pooled<'a> {
     pool: &'a Pool,
-    conn: Option<Conn>,
+    conn: Option<Session>,
+}
+
+impl Pooled<'_> {
+    /// The connection with its prepared statements, for a transaction that uses them.
+    pub fn session(&mut self) -> &mut Session {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!())
+    }
 }
 
 impl Deref for Pooled<'_> {
     type Target = postgres::Client;
     fn deref(&self) -> &postgres::Client {
         // Only `None` after drop.
-        self.conn
-            .as_ref()
-            .map(|c| &c.client)
-            .unwrap_or_else(|| unreachable!())
+        self.conn.as_deref().unwrap_or_else(|| unreachable!())
     }
 }
 
 impl DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut postgres::Client {
-        self.conn
-            .as_mut()
-            .map(|c| &mut c.client)
-            .unwrap_or_else(|| unreachable!())
+        self.conn.as_deref_mut().unwrap_or_else(|| unreachable!())
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            if conn.client.is_closed() {
+            if conn.is_closed() {
                 return;
             }
             if let Ok(mut idle) = self.pool.idle.lock() {
@@ -108,13 +99,10 @@ impl Drop for Pooled<'_> {
 
 impl Prepare for Pooled<'_> {
     fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement> {
-        let conn = self.conn.as_mut().unwrap_or_else(|| unreachable!());
-        if let Some(statement) = conn.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = conn.client.prepare(sql)?;
-        conn.statements.insert(sql, statement.clone());
-        Ok(statement)
+        self.conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!())
+            .prepared(sql)
     }
 
     fn client(&mut self) -> &mut postgres::Client {

@@ -4,10 +4,12 @@
 use super::close::{check_openclaw_refs, close_attempt, fenced, LEASED_OR_RUNNING};
 use super::{Caller, Fence, Job, JobStatus};
 use crate::db::decode;
+use crate::db::Tx;
 use crate::error::Result;
 use crate::ledger::validate::check_optional_text;
-use postgres::types::Type;
+use postgres::types::{ToSql, Type};
 use serde_json::Value;
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// What `complete-job` records.
@@ -47,8 +49,10 @@ const SET_SUCCEEDED: &str = "status = 'succeeded',
 /// else (no token, a stale one, a job already closed, a row the login may not change)
 /// takes the general fenced path, which explains and records the refusal or repeats an
 /// idempotent close; both paths leave the same rows.
-pub fn complete(
-    tx: &mut postgres::Transaction<'_>,
+///
+/// On a [`crate::db::SessionTx`] the one statement is prepared once per connection.
+pub fn complete<'c>(
+    tx: &mut impl Tx<'c>,
     job_id: Uuid,
     fence: Fence,
     caller: &Caller,
@@ -66,7 +70,7 @@ pub fn complete(
         }
     }
     fenced(
-        tx,
+        tx.transaction(),
         job_id,
         fence,
         caller,
@@ -97,8 +101,8 @@ pub fn complete(
 
 /// The one-statement path: `None` when the job is not in flight under this token (and
 /// attempt), leaving everything as it was.
-fn complete_current(
-    tx: &mut postgres::Transaction<'_>,
+fn complete_current<'c>(
+    tx: &mut impl Tx<'c>,
     job_id: Uuid,
     token: Uuid,
     attempt: Option<i32>,
@@ -106,48 +110,53 @@ fn complete_current(
     reason: &str,
     p: &CompleteParams,
 ) -> Result<Option<Job>> {
-    // The settings CTE is an uncorrelated subquery of the jobs update, so it runs before
-    // the row is changed and the history trigger sees the actor. The lease token is also
-    // the session's, as on the general path, for the guardrails of an agent login.
-    // Typed parameters: the statement is parsed, bound and run in one round trip (an
-    // agent's CLI call is a fresh connection, so there is nothing to prepare ahead).
-    let row = tx.query_typed_opt(
-        &format!(
-            "with settings as materialized (
-               select set_config('agentbus.actor', $7, true),
-                      set_config('agentbus.reason', $8, true),
-                      set_config('agentbus.lease_token', $9::uuid::text, true)
-             ),
-             done as (
-               update jobs set {SET_SUCCEEDED}
-               where id = $1 and lease_token = $9 and job_in_flight(status)
-                 and ($10::int is null or attempt_count = $10)
-                 and exists (select 1 from settings)
-               returning jobs.*
-             ),
-             attempt as (
-               update job_attempts
-               set status = 'succeeded', summary = coalesce($3, summary), finished_at = now()
-               where job_id = $1
-                 and attempt_no = (select attempt_count from done)
-                 and finished_at is null
-               returning 1
-             )
-             select to_jsonb(d.*) as row, (select count(*) from attempt) as attempts
-             from done d"
-        ),
-        &[
-            (&job_id, Type::UUID),
-            (&p.result, Type::JSONB),
-            (&p.summary, Type::TEXT),
-            (&p.openclaw_task_ref, Type::TEXT),
-            (&p.openclaw_session_key, Type::TEXT),
-            (&p.no_work, Type::BOOL),
-            (&caller.actor, Type::TEXT),
-            (&reason, Type::TEXT),
-            (&token, Type::UUID),
-            (&attempt, Type::INT4),
-        ],
-    )?;
+    let params: [(&(dyn ToSql + Sync), Type); 10] = [
+        (&job_id, Type::UUID),
+        (&p.result, Type::JSONB),
+        (&p.summary, Type::TEXT),
+        (&p.openclaw_task_ref, Type::TEXT),
+        (&p.openclaw_session_key, Type::TEXT),
+        (&p.no_work, Type::BOOL),
+        (&caller.actor, Type::TEXT),
+        (&reason, Type::TEXT),
+        (&token, Type::UUID),
+        (&attempt, Type::INT4),
+    ];
+    let row = tx
+        .query_typed_cached(COMPLETE_CURRENT.as_str(), &params)?
+        .into_iter()
+        .next();
     row.map(|r| decode(&r, "row")).transpose()
 }
+
+/// The one statement of [`complete_current`] ($1-$6 as in [`SET_SUCCEEDED`], $7 actor,
+/// $8 reason, $9 lease token, $10 attempt or null). The settings CTE is an uncorrelated
+/// subquery of the jobs update, so it runs before the row is changed and the history
+/// trigger sees the actor. The lease token is also the session's, as on the general path,
+/// for the guardrails of an agent login.
+static COMPLETE_CURRENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with settings as materialized (
+           select set_config('agentbus.actor', $7, true),
+                  set_config('agentbus.reason', $8, true),
+                  set_config('agentbus.lease_token', $9::uuid::text, true)
+         ),
+         done as (
+           update jobs set {SET_SUCCEEDED}
+           where id = $1 and lease_token = $9 and job_in_flight(status)
+             and ($10::int is null or attempt_count = $10)
+             and exists (select 1 from settings)
+           returning jobs.*
+         ),
+         attempt as (
+           update job_attempts
+           set status = 'succeeded', summary = coalesce($3, summary), finished_at = now()
+           where job_id = $1
+             and attempt_no = (select attempt_count from done)
+             and finished_at is null
+           returning 1
+         )
+         select to_jsonb(d.*) as row, (select count(*) from attempt) as attempts
+         from done d"
+    )
+});

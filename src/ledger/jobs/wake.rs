@@ -3,8 +3,9 @@
 
 use super::close::{close_attempt, fenced, LEASED_OR_RUNNING};
 use super::{AttemptFacts, AttemptStatus, Caller, Fence, Job, JobStatus};
-use crate::db::{decode, Prepare};
+use crate::db::{decode, Prepare, Tx};
 use crate::error::{Error, Result};
+use postgres::types::Type;
 use uuid::Uuid;
 
 /// Writes `facts` onto attempt `attempt_no` of `job_id`, finished or not.
@@ -223,6 +224,35 @@ pub struct Admission {
     pub lease_seconds: f64,
 }
 
+/// The statement of [`record_hook_admissions`] ($1 the admissions as JSON, $2 their ids).
+const RECORD_HOOK_ADMISSIONS: &str = "with a as (
+            select * from jsonb_to_recordset($1::jsonb)
+              as a(id uuid, token uuid, attempt int, status int, run_id text, lease float8)
+          ),
+          locked as materialized (
+            select j.id from jobs j where j.id = any($2::uuid[]) order by j.id for update
+          ),
+          extended as (
+            update jobs j
+            set openclaw_task_ref = coalesce(a.run_id, j.openclaw_task_ref),
+                leased_until = greatest(j.leased_until, now() + make_interval(secs => a.lease))
+            from a
+            where j.id = any($2::uuid[]) and j.id = a.id and j.id in (select id from locked)
+              and j.lease_token = a.token and job_in_flight(j.status)
+            returning j.id
+          ),
+          attempt as (
+            update job_attempts t
+            set hook_status = a.status, run_id = coalesce(a.run_id, t.run_id)
+            from a
+            where t.job_id = any($2::uuid[]) and t.job_id = a.id
+              and t.job_id in (select id from locked) and t.attempt_no = a.attempt
+            returning t.job_id
+          )
+          select a.id, exists (select 1 from attempt t where t.job_id = a.id) as found,
+                 (select count(*) from extended) as extended
+          from a";
+
 /// Records that the hook admitted each run of a batch, in one statement: the runId and
 /// status on the attempt and, when the job is still this attempt's, the run reference
 /// and a lease long enough for the run (`lease_seconds` from now, never shortened). The
@@ -230,10 +260,7 @@ pub struct Admission {
 /// agent closing one of its jobs, cannot deadlock. Returns, in the order of `batch`,
 /// whether each attempt was found (the caller then clears those agents' wake back-off,
 /// `agents::record_wake_successes`, in the same transaction).
-pub fn record_hook_admissions(
-    client: &mut impl postgres::GenericClient,
-    batch: &[Admission],
-) -> Result<Vec<bool>> {
+pub fn record_hook_admissions<'c>(tx: &mut impl Tx<'c>, batch: &[Admission]) -> Result<Vec<bool>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -254,35 +281,10 @@ pub fn record_hook_admissions(
     // attempts by their keys whatever the size of the tables (a join against the JSON
     // rows was planned as a scan of every job).
     let ids: Vec<Uuid> = batch.iter().map(|a| a.job_id).collect();
-    let rows = client.query(
-        "with a as (
-           select * from jsonb_to_recordset($1::jsonb)
-             as a(id uuid, token uuid, attempt int, status int, run_id text, lease float8)
-         ),
-         locked as materialized (
-           select j.id from jobs j where j.id = any($2::uuid[]) order by j.id for update
-         ),
-         extended as (
-           update jobs j
-           set openclaw_task_ref = coalesce(a.run_id, j.openclaw_task_ref),
-               leased_until = greatest(j.leased_until, now() + make_interval(secs => a.lease))
-           from a
-           where j.id = any($2::uuid[]) and j.id = a.id and j.id in (select id from locked)
-             and j.lease_token = a.token and job_in_flight(j.status)
-           returning j.id
-         ),
-         attempt as (
-           update job_attempts t
-           set hook_status = a.status, run_id = coalesce(a.run_id, t.run_id)
-           from a
-           where t.job_id = any($2::uuid[]) and t.job_id = a.id
-             and t.job_id in (select id from locked) and t.attempt_no = a.attempt
-           returning t.job_id
-         )
-         select a.id, exists (select 1 from attempt t where t.job_id = a.id) as found,
-                (select count(*) from extended) as extended
-         from a",
-        &[&serde_json::Value::Array(items), &ids],
+    let items = serde_json::Value::Array(items);
+    let rows = tx.query_typed_cached(
+        RECORD_HOOK_ADMISSIONS,
+        &[(&items, Type::JSONB), (&ids, Type::UUID_ARRAY)],
     )?;
     let mut found = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {

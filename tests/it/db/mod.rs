@@ -3,5 +3,6 @@
 mod backup;
 mod connection;
 mod migrations;
+pub(crate) mod session;
 mod sql;
 mod tls;

@@ -6,6 +6,7 @@ use agentbus::ledger::jobs::{self, Admission, Caller, CompleteParams, Fence, Wak
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::db::session::closed_shape;
 use crate::support::TestDb;
 
 fn caller(actor: &str, command: &str) -> Caller {
@@ -123,14 +124,16 @@ fn hook_admissions_are_recorded_together_and_a_job_not_held_is_not_found() {
         lease_seconds: 3600.0,
     };
     let unknown = Uuid::new_v4().to_string();
-    let found = jobs::record_hook_admissions(
-        &mut c,
-        &[
-            admission(&claimed[0].0, Some(&claimed[0].1), "run-0"),
-            admission(&unknown, None, "run-x"),
-            admission(&claimed[1].0, Some(&claimed[1].1), "run-1"),
-        ],
-    )
+    let found = agentbus::db::transaction(&mut c, |tx| {
+        jobs::record_hook_admissions(
+            tx,
+            &[
+                admission(&claimed[0].0, Some(&claimed[0].1), "run-0"),
+                admission(&unknown, None, "run-x"),
+                admission(&claimed[1].0, Some(&claimed[1].1), "run-1"),
+            ],
+        )
+    })
     .unwrap();
 
     assert_eq!(found, vec![true, false, true]);
@@ -194,18 +197,7 @@ fn completing_under_a_current_lease_leaves_the_rows_the_general_path_leaves() {
     close(&mut c, &fast, by_token);
     close(&mut c, &general, by_attempt);
 
-    let shape = |id: &str| -> Value {
-        db.one(&format!(
-            "select jsonb_build_object(
-               'job', (select to_jsonb(j.*) - '{{id,subject,created_at,updated_at,completed_at,lease_token,run_after}}'::text[]
-                         from jobs j where id = '{id}'),
-               'attempt', (select to_jsonb(a.*) - '{{id,job_id,lease_token,started_at,finished_at}}'::text[]
-                             from job_attempts a where job_id = '{id}'),
-               'history', (select jsonb_agg(jsonb_build_array(from_status, to_status, actor, reason) order by id)
-                             from job_history where job_id = '{id}'))"
-        ))
-    };
-    let (f, g) = (shape(&fast), shape(&general));
+    let (f, g) = (closed_shape(&db, &fast), closed_shape(&db, &general));
     assert_eq!(f["job"]["status"], "succeeded");
     assert_eq!(
         f["job"]["result"],

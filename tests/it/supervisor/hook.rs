@@ -114,6 +114,31 @@ fn hook_500_fails_the_attempt_without_counting_it_and_backs_the_agent_off() {
 }
 
 #[test]
+fn an_admitted_wake_clears_the_agents_back_off() {
+    let db = TestDb::new();
+    // Three failed wake-ups earlier; the back-off has run out, so the job is claimed.
+    db.client()
+        .batch_execute(
+            "insert into agents (namespace, agent_id, wake_failures, wake_backoff_until)
+             values ('default', 'scout', 3, now() - interval '1 second')",
+        )
+        .unwrap();
+    let fake = FakeHook::start(
+        Answer::Status(200),
+        Some((Duration::from_millis(50), db.url.clone())),
+    );
+    let id = db.enqueue("scout", "find leads", &[]);
+    let out = db.supervise_once(&["--hook-url", &fake.url], &[], MINUTE);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(job(&db, &id)["status"], "succeeded");
+    let cleared: bool = db.one(
+        "select wake_failures = 0 and wake_backoff_until is null
+         from agents where agent_id = 'scout'",
+    );
+    assert!(cleared, "the admitted wake-up left the back-off in place");
+}
+
+#[test]
 fn hook_401_pauses_the_agent_and_keeps_the_job() {
     let db = TestDb::new();
     let fake = FakeHook::start(Answer::Status(401), None);

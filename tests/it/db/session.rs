@@ -1,0 +1,135 @@
+//! `db::Session`: a connection that prepares the close once and reuses it, with the same
+//! rows, the same refusals and the same transactions as a plain connection.
+
+use agentbus::db::{self, Session};
+use agentbus::error::Error;
+use agentbus::ledger::jobs::{self, Caller, CompleteParams, Fence};
+use serde_json::Value;
+
+use crate::support::TestDb;
+
+fn agent() -> Caller {
+    Caller {
+        actor: "scout".into(),
+        command: "complete-job".into(),
+    }
+}
+
+fn by_token(token: &str) -> Fence {
+    Fence {
+        lease_token: Some(token.parse().unwrap()),
+        attempt: None,
+        force: false,
+    }
+}
+
+/// Named statements prepared on `session`'s server connection (asked through the simple
+/// protocol, which prepares nothing itself).
+fn prepared_on(session: &mut Session) -> i64 {
+    let rows = session
+        .simple_query("select count(*) from pg_prepared_statements")
+        .unwrap();
+    rows.iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// A closed job's rows without what differs from job to job (ids, times, tokens).
+pub(crate) fn closed_shape(db: &TestDb, id: &str) -> Value {
+    db.one(&format!(
+        "select jsonb_build_object(
+           'job', (select to_jsonb(j.*) - '{{id,subject,created_at,updated_at,completed_at,lease_token,run_after}}'::text[]
+                     from jobs j where id = '{id}'),
+           'attempt', (select to_jsonb(a.*) - '{{id,job_id,lease_token,started_at,finished_at}}'::text[]
+                         from job_attempts a where job_id = '{id}'),
+           'history', (select jsonb_agg(jsonb_build_array(from_status, to_status, actor, reason) order by id)
+                         from job_history where job_id = '{id}'))"
+    ))
+}
+
+#[test]
+fn a_session_prepares_the_close_once_and_leaves_the_rows_a_plain_connection_leaves() {
+    let db = TestDb::new();
+    let ids: Vec<String> = (0..3)
+        .map(|i| db.enqueue("scout", &format!("job {i}"), &[]))
+        .collect();
+    let claims: Vec<(String, String)> = (0..3).map(|_| db.claim_one("sup", None)).collect();
+    let params = CompleteParams {
+        summary: Some("done".into()),
+        ..Default::default()
+    };
+
+    let mut session = Session::new(db.client());
+    for (id, token) in &claims[..2] {
+        let job = session
+            .transaction(|tx| {
+                jobs::complete(tx, id.parse().unwrap(), by_token(token), &agent(), &params)
+            })
+            .unwrap();
+        assert_eq!(job.id.to_string(), *id);
+    }
+    assert_eq!(prepared_on(&mut session), 1, "one statement, prepared once");
+
+    let (id, token) = &claims[2];
+    let mut plain = db.client();
+    db::transaction(&mut plain, |tx| {
+        jobs::complete(tx, id.parse().unwrap(), by_token(token), &agent(), &params)
+    })
+    .unwrap();
+
+    let first = closed_shape(&db, &ids[0]);
+    assert_eq!(first["job"]["status"], "succeeded", "{first}");
+    for id in &ids[1..] {
+        assert_eq!(closed_shape(&db, id), first, "job {id} differs");
+    }
+}
+
+#[test]
+fn a_session_refuses_a_stale_token_and_keeps_its_statement_across_rolled_back_work() {
+    let db = TestDb::new();
+    let id = db.enqueue("scout", "find leads", &[]);
+    let (claimed, token) = db.claim_one("sup", None);
+    assert_eq!(claimed, id);
+    let job_id = id.parse().unwrap();
+    let params = CompleteParams::default();
+    let mut session = Session::new(db.client());
+
+    // A token that is not the job's: refused (exit 4), nothing written.
+    let before = db.snapshot();
+    let stale = session
+        .transaction(|tx| {
+            jobs::complete(
+                tx,
+                job_id,
+                by_token(&uuid::Uuid::new_v4().to_string()),
+                &agent(),
+                &params,
+            )
+        })
+        .unwrap_err();
+    assert_eq!(stale.kind.exit_code(), 4, "{stale:?}");
+    assert_eq!(before, db.snapshot(), "a refused close wrote something");
+
+    // A close whose transaction is then rolled back leaves the job as it was ...
+    let rolled_back = session.transaction(|tx| {
+        jobs::complete(tx, job_id, by_token(&token), &agent(), &params)?;
+        Err::<(), _>(Error::not_found("the caller gave up"))
+    });
+    assert!(rolled_back.is_err());
+    let status: String = db.one(&format!("select status::text from jobs where id = '{id}'"));
+    assert_eq!(status, "leased", "a rolled-back close changed the job");
+
+    // ... and the statement prepared meanwhile still serves the session.
+    let job = session
+        .transaction(|tx| jobs::complete(tx, job_id, by_token(&token), &agent(), &params))
+        .unwrap();
+    assert_eq!(job.status.to_string(), "succeeded");
+    assert_eq!(prepared_on(&mut session), 1);
+    let closes: i64 = db.one(&format!(
+        "select count(*) from job_history where job_id = '{id}' and to_status = 'succeeded'"
+    ));
+    assert_eq!(closes, 1);
+}
