@@ -153,6 +153,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lighter_writes",
         sql: include_str!("../../sql/0024_lighter_writes.sql"),
     },
+    Migration {
+        version: 25,
+        name: "slot_notice_after_commit",
+        sql: include_str!("../../sql/0025_slot_notice_after_commit.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).

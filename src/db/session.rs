@@ -35,13 +35,44 @@ impl Session {
     /// Runs `f` in one transaction, committed when it returns `Ok` (or an error that keeps
     /// its writes), rolled back otherwise; like [`super::transaction`], with the
     /// connection's prepared statements at hand.
+    ///
+    /// The notifications the work queued with [`Tx::notify_after_commit`] are sent once the
+    /// commit returned, in one statement of their own that changes no row and does not
+    /// wait for a flush. They are hints: if sending them fails, the work stays committed
+    /// and the result is the work's (a listener also polls).
     pub fn transaction<T>(&mut self, f: impl FnOnce(&mut SessionTx<'_>) -> Result<T>) -> Result<T> {
         let mut tx = SessionTx {
             tx: self.client.transaction()?,
             statements: &mut self.statements,
+            notices: Vec::new(),
         };
         let result = f(&mut tx);
-        finish(tx.tx, result)
+        let (result, notices) = {
+            let whole = tx;
+            let SessionTx { tx, notices, .. } = whole;
+            (finish(tx, result), notices)
+        };
+        let committed = match &result {
+            Ok(_) => true,
+            Err(e) => e.keep_writes,
+        };
+        if committed && !notices.is_empty() {
+            let _ = self.send_notices(&notices);
+        }
+        result
+    }
+
+    /// Sends `notices` (channel, payload) in one statement whose commit does not wait for
+    /// the disk: it changes no row.
+    fn send_notices(&mut self, notices: &[(&'static str, String)]) -> Result<()> {
+        let (channels, payloads): (Vec<&str>, Vec<&str>) =
+            notices.iter().map(|(c, p)| (*c, p.as_str())).unzip();
+        let statement = self.prepared(
+            "select set_config('synchronous_commit', 'off', true), pg_notify(n.channel, n.payload)
+             from unnest($1::text[], $2::text[]) as n(channel, payload)",
+        )?;
+        self.client.execute(&statement, &[&channels, &payloads])?;
+        Ok(())
     }
 }
 
@@ -77,6 +108,7 @@ impl Prepare for Session {
 pub struct SessionTx<'a> {
     tx: postgres::Transaction<'a>,
     statements: &'a mut HashMap<&'static str, postgres::Statement>,
+    notices: Vec<(&'static str, String)>,
 }
 
 /// A transaction a library call runs in: a plain [`postgres::Transaction`] (every
@@ -88,6 +120,17 @@ pub trait Tx<'c> {
     fn transaction(&mut self) -> &mut postgres::Transaction<'c>;
     /// `sql` prepared on this connection, or `None` when statements are not kept.
     fn cached(&mut self, sql: &'static str) -> Result<Option<postgres::Statement>>;
+
+    /// Whether notifications given to [`Tx::notify_after_commit`] are sent after the
+    /// commit (a session's transaction) rather than dropped.
+    fn notifies_after_commit(&self) -> bool {
+        false
+    }
+
+    /// Queues a notification on `channel` for after a successful commit (see
+    /// [`Session::transaction`]); a plain transaction drops it, so a caller asks
+    /// [`Tx::notifies_after_commit`] first and otherwise lets the database notify.
+    fn notify_after_commit(&mut self, _channel: &'static str, _payload: String) {}
 
     /// Runs `sql`: as the statement prepared on this connection when statements are kept,
     /// else parsed, bound and run in one round trip (the parameters' types given, so
@@ -129,5 +172,13 @@ impl<'c> Tx<'c> for SessionTx<'c> {
         let statement = self.tx.prepare(sql)?;
         self.statements.insert(sql, statement.clone());
         Ok(Some(statement))
+    }
+
+    fn notifies_after_commit(&self) -> bool {
+        true
+    }
+
+    fn notify_after_commit(&mut self, channel: &'static str, payload: String) {
+        self.notices.push((channel, payload));
     }
 }

@@ -64,13 +64,42 @@ pub fn complete<'c>(
         p.openclaw_session_key.as_deref(),
     )?;
     let reason = p.summary.as_deref().unwrap_or("completed");
-    if let (Some(token), false) = (fence.lease_token, fence.force) {
-        if let Some(job) = complete_current(tx, job_id, token, fence.attempt, caller, reason, p)? {
-            return Ok(job);
+    let job = match (fence.lease_token, fence.force) {
+        (Some(token), false) => {
+            complete_current(tx, job_id, token, fence.attempt, caller, reason, p)?
         }
+        _ => None,
+    };
+    let job = match job {
+        Some(job) => job,
+        None => complete_fenced(tx.transaction(), job_id, fence, caller, reason, p)?,
+    };
+    if tx.notifies_after_commit() {
+        // The freed slot, announced by the session once the close is committed (the
+        // trigger leaves this job's to the session: `agentbus.slot_notice`, set by the
+        // one statement; on the general path both may send it, a harmless second hint).
+        let notice = serde_json::json!({
+            "namespace": job.namespace,
+            "target_agent": job.target_agent,
+            "job_id": job.id,
+            "slot_freed": true,
+        });
+        tx.notify_after_commit("jobs_ready", notice.to_string());
     }
+    Ok(job)
+}
+
+/// The general fenced path of [`complete`].
+fn complete_fenced(
+    tx: &mut postgres::Transaction<'_>,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    reason: &str,
+    p: &CompleteParams,
+) -> Result<Job> {
     fenced(
-        tx.transaction(),
+        tx,
         job_id,
         fence,
         caller,
@@ -110,7 +139,12 @@ fn complete_current<'c>(
     reason: &str,
     p: &CompleteParams,
 ) -> Result<Option<Job>> {
-    let params: [(&(dyn ToSql + Sync), Type); 10] = [
+    let slot_notice = if tx.notifies_after_commit() {
+        job_id.to_string()
+    } else {
+        String::new()
+    };
+    let params: [(&(dyn ToSql + Sync), Type); 11] = [
         (&job_id, Type::UUID),
         (&p.result, Type::JSONB),
         (&p.summary, Type::TEXT),
@@ -121,6 +155,7 @@ fn complete_current<'c>(
         (&reason, Type::TEXT),
         (&token, Type::UUID),
         (&attempt, Type::INT4),
+        (&slot_notice, Type::TEXT),
     ];
     let row = tx
         .query_typed_cached(COMPLETE_CURRENT.as_str(), &params)?
@@ -130,7 +165,8 @@ fn complete_current<'c>(
 }
 
 /// The one statement of [`complete_current`] ($1-$6 as in [`SET_SUCCEEDED`], $7 actor,
-/// $8 reason, $9 lease token, $10 attempt or null). The settings CTE is an uncorrelated
+/// $8 reason, $9 lease token, $10 attempt or null, $11 the job's id when the caller
+/// announces its freed slot itself, else empty). The settings CTE is an uncorrelated
 /// subquery of the jobs update, so it runs before the row is changed and the history
 /// trigger sees the actor. The lease token is also the session's, as on the general path,
 /// for the guardrails of an agent login.
@@ -139,7 +175,8 @@ static COMPLETE_CURRENT: LazyLock<String> = LazyLock::new(|| {
         "with settings as materialized (
            select set_config('agentbus.actor', $7, true),
                   set_config('agentbus.reason', $8, true),
-                  set_config('agentbus.lease_token', $9::uuid::text, true)
+                  set_config('agentbus.lease_token', $9::uuid::text, true),
+                  set_config('agentbus.slot_notice', $11, true)
          ),
          done as (
            update jobs set {SET_SUCCEEDED}

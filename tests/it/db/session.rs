@@ -4,6 +4,7 @@
 use agentbus::db::{self, Session};
 use agentbus::error::Error;
 use agentbus::ledger::jobs::{self, Caller, CompleteParams, Fence};
+use postgres::fallible_iterator::FallibleIterator;
 use serde_json::Value;
 
 use crate::support::TestDb;
@@ -71,7 +72,8 @@ fn a_session_prepares_the_close_once_and_leaves_the_rows_a_plain_connection_leav
             .unwrap();
         assert_eq!(job.id.to_string(), *id);
     }
-    assert_eq!(prepared_on(&mut session), 1, "one statement, prepared once");
+    // The close and the notice of its freed slot, each prepared once.
+    assert_eq!(prepared_on(&mut session), 2);
 
     let (id, token) = &claims[2];
     let mut plain = db.client();
@@ -127,9 +129,72 @@ fn a_session_refuses_a_stale_token_and_keeps_its_statement_across_rolled_back_wo
         .transaction(|tx| jobs::complete(tx, job_id, by_token(&token), &agent(), &params))
         .unwrap();
     assert_eq!(job.status.to_string(), "succeeded");
-    assert_eq!(prepared_on(&mut session), 1);
+    assert_eq!(prepared_on(&mut session), 2, "the close and its notice");
     let closes: i64 = db.one(&format!(
         "select count(*) from job_history where job_id = '{id}' and to_status = 'succeeded'"
     ));
     assert_eq!(closes, 1);
+}
+
+/// The `jobs_ready` notifications `listener` received within half a second.
+fn heard(listener: &mut postgres::Client) -> Vec<Value> {
+    let mut notes = listener.notifications();
+    let mut iter = notes.timeout_iter(std::time::Duration::from_millis(500));
+    let mut heard = Vec::new();
+    while let Ok(Some(n)) = iter.next() {
+        heard.push(serde_json::from_str(n.payload()).unwrap());
+    }
+    heard
+}
+
+#[test]
+fn a_session_announces_the_freed_slot_once_after_its_commit_and_not_after_a_rollback() {
+    let db = TestDb::new();
+    let id = db.enqueue("scout", "find leads", &[]);
+    let other = db.enqueue("scout", "write it up", &[]);
+    let (first, token) = db.claim_one("sup", None);
+    let (second, other_token) = db.claim_one("sup", None);
+    assert_eq!(
+        (first.as_str(), second.as_str()),
+        (id.as_str(), other.as_str())
+    );
+    let mut listener = db.client();
+    listener.batch_execute("LISTEN jobs_ready").unwrap();
+    let params = CompleteParams::default();
+    let mut session = Session::new(db.client());
+
+    // Rolled back: the job is not closed and nothing is announced.
+    let _ = session.transaction(|tx| {
+        jobs::complete(tx, id.parse().unwrap(), by_token(&token), &agent(), &params)?;
+        Err::<(), _>(Error::not_found("the caller gave up"))
+    });
+    assert!(heard(&mut listener).is_empty());
+
+    // Committed: one notice (the trigger left it to the session), naming the job.
+    session
+        .transaction(|tx| {
+            jobs::complete(tx, id.parse().unwrap(), by_token(&token), &agent(), &params)
+        })
+        .unwrap();
+    let notes = heard(&mut listener);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["job_id"], id.as_str());
+    assert_eq!(notes[0]["target_agent"], "scout");
+    assert_eq!(notes[0]["slot_freed"], true);
+
+    // A plain transaction's close is announced by the trigger, once, as before.
+    let mut plain = db.client();
+    db::transaction(&mut plain, |tx| {
+        jobs::complete(
+            tx,
+            other.parse().unwrap(),
+            by_token(&other_token),
+            &agent(),
+            &params,
+        )
+    })
+    .unwrap();
+    let notes = heard(&mut listener);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["job_id"], other.as_str());
 }
