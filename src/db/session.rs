@@ -47,11 +47,7 @@ impl Session {
             notices: Vec::new(),
         };
         let result = f(&mut tx);
-        let (result, notices) = {
-            let whole = tx;
-            let SessionTx { tx, notices, .. } = whole;
-            (finish(tx, result), notices)
-        };
+        let (result, notices) = tx.finish(result);
         let committed = match &result {
             Ok(_) => true,
             Err(e) => e.keep_writes,
@@ -91,12 +87,7 @@ impl DerefMut for Session {
 
 impl Prepare for Session {
     fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
+        kept(&mut self.statements, &mut self.client, sql)
     }
 
     fn client(&mut self) -> &mut postgres::Client {
@@ -104,11 +95,35 @@ impl Prepare for Session {
     }
 }
 
+/// `sql` from `statements`, prepared on `client` (the connection they belong to) the
+/// first time.
+fn kept(
+    statements: &mut HashMap<&'static str, postgres::Statement>,
+    client: &mut impl postgres::GenericClient,
+    sql: &'static str,
+) -> Result<postgres::Statement> {
+    if let Some(statement) = statements.get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = client.prepare(sql)?;
+    statements.insert(sql, statement.clone());
+    Ok(statement)
+}
+
 /// A transaction on a [`Session`].
 pub struct SessionTx<'a> {
     tx: postgres::Transaction<'a>,
     statements: &'a mut HashMap<&'static str, postgres::Statement>,
     notices: Vec<(&'static str, String)>,
+}
+
+impl SessionTx<'_> {
+    /// Commits or rolls back after the work gave `result` (see [`finish`]); returns the
+    /// outcome and the notifications queued for after the commit. Consuming the whole
+    /// transaction ends its borrow of the session.
+    fn finish<T>(self, result: Result<T>) -> (Result<T>, Vec<(&'static str, String)>) {
+        (finish(self.tx, result), self.notices)
+    }
 }
 
 /// A transaction a library call runs in: a plain [`postgres::Transaction`] (every
@@ -166,12 +181,7 @@ impl<'c> Tx<'c> for SessionTx<'c> {
     }
 
     fn cached(&mut self, sql: &'static str) -> Result<Option<postgres::Statement>> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(Some(statement.clone()));
-        }
-        let statement = self.tx.prepare(sql)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(Some(statement))
+        kept(self.statements, &mut self.tx, sql).map(Some)
     }
 
     fn notifies_after_commit(&self) -> bool {

@@ -1,8 +1,8 @@
 //! A small connection pool: the supervisor's threads share a few long-lived connections
 //! instead of paying a backend start (5-6 ms) per job, and each connection is a
 //! `db::Session` keeping the hot statements it prepared, so the dispatch path parses and
-//! plans them once. The supervisor always holds sessions of its own (it refuses a transaction-mode
-//! pooler), so named statements are safe here.
+//! plans them once. The supervisor always holds sessions of its own (it refuses a
+//! transaction-mode pooler), so named statements are safe here.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
@@ -99,10 +99,7 @@ impl Drop for Pooled<'_> {
 
 impl Prepare for Pooled<'_> {
     fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement> {
-        self.conn
-            .as_mut()
-            .unwrap_or_else(|| unreachable!())
-            .prepared(sql)
+        self.session().prepared(sql)
     }
 
     fn client(&mut self) -> &mut postgres::Client {

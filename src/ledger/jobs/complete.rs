@@ -50,7 +50,9 @@ const SET_SUCCEEDED: &str = "status = 'succeeded',
 /// takes the general fenced path, which explains and records the refusal or repeats an
 /// idempotent close; both paths leave the same rows.
 ///
-/// On a [`crate::db::SessionTx`] the one statement is prepared once per connection.
+/// On a [`crate::db::SessionTx`] the one statement is prepared once per connection, and
+/// the job's freed slot is announced (`jobs_ready`) by the session after its commit
+/// instead of by the trigger inside it.
 pub fn complete<'c>(
     tx: &mut impl Tx<'c>,
     job_id: Uuid,
