@@ -1,7 +1,7 @@
 //! `db::Session`: a connection that prepares the close once and reuses it, with the same
 //! rows, the same refusals and the same transactions as a plain connection.
 
-use agentbus::db::{self, Session};
+use agentbus::db::{self, Session, Tx};
 use agentbus::error::Error;
 use agentbus::ledger::jobs::{self, Caller, CompleteParams, Fence};
 use postgres::fallible_iterator::FallibleIterator;
@@ -158,6 +158,8 @@ fn a_session_announces_the_freed_slot_once_after_its_commit_and_not_after_a_roll
         (first.as_str(), second.as_str()),
         (id.as_str(), other.as_str())
     );
+    let third = db.enqueue("scout", "read it back", &[]);
+    db.claim_one("sup", None);
     let mut listener = db.client();
     listener.batch_execute("LISTEN jobs_ready").unwrap();
     let params = CompleteParams::default();
@@ -170,12 +172,19 @@ fn a_session_announces_the_freed_slot_once_after_its_commit_and_not_after_a_roll
     });
     assert!(heard(&mut listener).is_empty());
 
-    // Committed: one notice (the trigger left it to the session), naming the job.
-    session
+    // Committed: one notice, naming the job. The close named its job for the trigger,
+    // which leaves such a job's notice to the caller (shown below), so the one heard is
+    // the session's, sent after the commit.
+    let named: String = session
         .transaction(|tx| {
-            jobs::complete(tx, id.parse().unwrap(), by_token(&token), &agent(), &params)
+            jobs::complete(tx, id.parse().unwrap(), by_token(&token), &agent(), &params)?;
+            let row = tx
+                .transaction()
+                .query_one("select current_setting('agentbus.slot_notice', true)", &[])?;
+            Ok(row.get(0))
         })
         .unwrap();
+    assert_eq!(named, id);
     let notes = heard(&mut listener);
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["job_id"], id.as_str());
@@ -197,4 +206,23 @@ fn a_session_announces_the_freed_slot_once_after_its_commit_and_not_after_a_roll
     let notes = heard(&mut listener);
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["job_id"], other.as_str());
+
+    // The trigger stays silent for the job a transaction names, and only for it.
+    let mut raw = db.client();
+    let mut tx = raw.transaction().unwrap();
+    tx.execute(
+        "select set_config('agentbus.slot_notice', $1, true)",
+        &[&third],
+    )
+    .unwrap();
+    tx.execute(
+        "update jobs set status = 'cancelled' where id = $1::text::uuid",
+        &[&third],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    assert!(
+        heard(&mut listener).is_empty(),
+        "the trigger announced a named job"
+    );
 }
