@@ -1,11 +1,11 @@
 //! The layout ARCHITECTURE.md describes, checked: dependencies between areas point one way,
 //! no two modules import each other (directly or around a loop), and no source file is
-//! over 600 lines.
+//! over 600 lines (tests and examples included).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::support::source::{relative, rust_files as source_files};
+use crate::support::source::{all_rust_files, relative, rust_files as source_files};
 
 /// Each area and its rank: an area may use only areas of a lower rank (and itself).
 /// `fleet` and `lanes` share a rank and may not use each other.
@@ -87,7 +87,7 @@ fn no_two_modules_import_each_other() {
 
 #[test]
 fn no_source_file_is_over_600_lines() {
-    let long: Vec<String> = source_files()
+    let long: Vec<String> = all_rust_files()
         .into_iter()
         .filter_map(|f| {
             let n = std::fs::read_to_string(&f).ok()?.lines().count();

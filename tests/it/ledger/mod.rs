@@ -2,6 +2,7 @@
 //! agents, operator controls, standing orders, and hostile input.
 
 mod agents;
+mod bad_config;
 mod bad_input;
 mod concurrency;
 mod controls;

@@ -5,6 +5,15 @@ use std::path::{Path, PathBuf};
 
 /// Every `.rs` file under `src/`, in a stable order.
 pub fn rust_files() -> Vec<PathBuf> {
+    rust_files_under(&["src"])
+}
+
+/// Every `.rs` file of the crate: its source, tests and examples.
+pub fn all_rust_files() -> Vec<PathBuf> {
+    rust_files_under(&["src", "tests", "examples"])
+}
+
+fn rust_files_under(folders: &[&str]) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .expect("read a source folder")
@@ -19,8 +28,11 @@ pub fn rust_files() -> Vec<PathBuf> {
             }
         }
     }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+    for folder in folders {
+        walk(&root.join(folder), &mut out);
+    }
     out
 }
 
