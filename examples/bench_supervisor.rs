@@ -138,16 +138,20 @@ fn main() -> AnyResult<()> {
     Ok(())
 }
 
-fn connect(url: &str) -> AnyResult<postgres::Client> {
-    let settings = SessionSettings {
+/// The bench's connection settings (its agents' too).
+fn settings() -> SessionSettings {
+    SessionSettings {
         application_name: "agentbus-bench".into(),
         statement_timeout: None,
         lock_timeout: None,
         synchronous_commit: true,
         lease_token: None,
         idle_in_transaction_timeout: db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
-    };
-    Ok(db::connect(&DbConfig::parse(url)?, &settings)?)
+    }
+}
+
+fn connect(url: &str) -> AnyResult<postgres::Client> {
+    Ok(db::connect(&DbConfig::parse(url)?, &settings())?)
 }
 
 fn fresh_db(admin: &str, agentbus: &str, name: &str) -> AnyResult<String> {
@@ -255,7 +259,7 @@ impl Fake {
                 let rx = Arc::clone(&rx);
                 // Each agent holds its connection, as an agent runtime embedding the
                 // library would: the close is prepared once per connection.
-                let mut session = db::Session::new(connect(db_url)?);
+                let mut session = db::Session::connect(&DbConfig::parse(db_url)?, &settings())?;
                 std::thread::spawn(move || loop {
                     let next = rx
                         .lock()

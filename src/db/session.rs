@@ -14,8 +14,8 @@ use std::ops::{Deref, DerefMut};
 
 use postgres::types::{ToSql, Type};
 
-use super::{finish, Prepare};
-use crate::error::Result;
+use super::{connect, finish, DbConfig, PoolMode, Prepare, SessionSettings};
+use crate::error::{Error, Result};
 
 /// A connection and the statements prepared on it.
 pub struct Session {
@@ -24,7 +24,26 @@ pub struct Session {
 }
 
 impl Session {
-    /// `client`, with no statement prepared yet.
+    /// Connects (as [`connect`]) and holds the connection as a session. Refuses a
+    /// connection through a transaction-mode pooler (`AGENTBUS_POOL_MODE=transaction`)
+    /// before connecting: there a statement prepared on one server connection would be
+    /// run on another that never prepared it.
+    pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<Session> {
+        if db.pool == PoolMode::Transaction {
+            return Err(Error::config(
+                "a session keeps prepared statements on its connection, which a \
+                 transaction-mode pooler does not keep (AGENTBUS_POOL_MODE=transaction)",
+            )
+            .with_hint(
+                "connect this process directly to PostgreSQL or through a session-mode pool; \
+                 agents' one-shot commands may keep the transaction pooler",
+            ));
+        }
+        Ok(Session::new(connect(db, settings)?))
+    }
+
+    /// `client`, with no statement prepared yet. The caller vouches that `client` is a
+    /// session of its own (see [`Session::connect`], which checks).
     pub fn new(client: postgres::Client) -> Session {
         Session {
             client,

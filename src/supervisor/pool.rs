@@ -34,7 +34,7 @@ impl Pool {
         let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match reused {
             Some(c) if !c.is_closed() => c,
-            _ => Session::new(connect(&self.db, &self.settings)?),
+            _ => Session::connect(&self.db, &self.settings)?,
         };
         Ok(Pooled {
             pool: self,

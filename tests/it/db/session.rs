@@ -226,3 +226,64 @@ fn a_session_announces_the_freed_slot_once_after_its_commit_and_not_after_a_roll
         "the trigger announced a named job"
     );
 }
+
+fn settings() -> db::SessionSettings {
+    db::SessionSettings {
+        application_name: "agentbus-test".into(),
+        statement_timeout: None,
+        lock_timeout: None,
+        synchronous_commit: true,
+        lease_token: None,
+        idle_in_transaction_timeout: db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
+    }
+}
+
+#[test]
+fn a_session_is_refused_through_a_transaction_pooler_before_connecting() {
+    // Port 1 answers nothing: had it tried to connect, the error would say unreachable.
+    let url = "postgresql://agent@127.0.0.1:1/agentbus";
+    let lookup = |mode: &'static str| {
+        move |k: &str| match k {
+            "AGENTBUS_DATABASE_URL" => Some(url.to_string()),
+            "AGENTBUS_POOL_MODE" => Some(mode.to_string()),
+            _ => None,
+        }
+    };
+    let through_pooler = db::DbConfig::from_lookup(lookup("transaction")).unwrap();
+    let e = Session::connect(&through_pooler, &settings())
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind, agentbus::error::ErrorKind::Config, "{e:?}");
+    assert_eq!(e.kind.exit_code(), 78);
+    assert!(
+        e.message.contains("AGENTBUS_POOL_MODE=transaction"),
+        "{e:?}"
+    );
+
+    // The same address in session mode does try, and finds nobody there.
+    let direct = db::DbConfig::from_lookup(lookup("session")).unwrap();
+    let e = Session::connect(&direct, &settings())
+        .err()
+        .expect("nobody");
+    assert_eq!(e.kind, agentbus::error::ErrorKind::Temporary, "{e:?}");
+
+    // A real server in session mode: a session that prepares its statements.
+    let db = TestDb::new();
+    let mut session =
+        Session::connect(&db::DbConfig::parse(&db.url).unwrap(), &settings()).expect("a session");
+    let id = db.enqueue("scout", "through a session", &[]);
+    let (_, token) = db.claim_one("sup", None);
+    let job = session
+        .transaction(|tx| {
+            jobs::complete(
+                tx,
+                id.parse().unwrap(),
+                by_token(&token),
+                &agent(),
+                &CompleteParams::default(),
+            )
+        })
+        .unwrap();
+    assert_eq!(job.status.as_str(), "succeeded");
+    assert!(prepared_on(&mut session) >= 1);
+}
