@@ -147,7 +147,14 @@ impl From<postgres::Error> for Error {
     /// parameters, so passwords cannot leak through here.
     fn from(err: postgres::Error) -> Self {
         let Some(db) = err.as_db_error() else {
-            // No SQLSTATE: the connection failed or was lost.
+            // No SQLSTATE and not about the connection: a row or a parameter this build
+            // cannot convert, or an unexpected number of rows. Retrying cannot help.
+            if is_conversion_error(&err) {
+                return Error::failure(format!("unexpected database response: {err}")).with_hint(
+                    "a bug in agentbus or a schema it does not know; retrying will not help",
+                );
+            }
+            // Otherwise the connection failed or was lost.
             if err.is_closed() {
                 return Error::temporary("database connection lost")
                     .with_hint("safe to retry the same command");
@@ -209,6 +216,23 @@ impl From<postgres::Error> for Error {
             _ => Error::failure(format!("database error {code}: {message}")),
         }
     }
+}
+
+/// Whether `err` is about the data rather than the connection: rust-postgres keeps its
+/// error kinds private, so these are told by the messages of the kinds that are not
+/// (conversion of a column or parameter, an unknown column, a parameter count, a row
+/// count). Anything else without a SQLSTATE stays a connection problem, safe to retry.
+fn is_conversion_error(err: &postgres::Error) -> bool {
+    let text = err.to_string();
+    [
+        "error deserializing column",
+        "error serializing parameter",
+        "invalid column",
+        "expected ",
+        "query returned an unexpected number of rows",
+    ]
+    .iter()
+    .any(|p| text.starts_with(p))
 }
 
 /// The underlying I/O reason of a connection error, without the connection string.

@@ -2,6 +2,7 @@
 
 mod backup;
 mod connection;
+mod errors;
 mod migrations;
 pub(crate) mod session;
 mod sql;
