@@ -8,6 +8,8 @@
 # AGENTBUS_BIN_DIR, BENCH_BACKUP_JOBS.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 base=${DATABASE_URL:-$(scripts/pg-local.sh)}
 jobs=${BENCH_BACKUP_JOBS:-1000000}
@@ -15,7 +17,7 @@ if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   export PATH="$AGENTBUS_BIN_DIR:$PATH"
 else
   cargo build --release --quiet
-  export PATH="$root/target/release:$PATH"
+  export PATH="$CARGO_TARGET_DIR/release:$PATH"
 fi
 src=${base%/*}/agentbus_bench_backup
 dst=${base%/*}/agentbus_bench_restore

@@ -18,6 +18,8 @@
 # Environment: CYCLES, RUN_SECONDS, AGENTBUS_BIN_DIR.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 cycles=${CYCLES:-1000000}
 clients=4
@@ -26,7 +28,7 @@ if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   bin="$AGENTBUS_BIN_DIR/agentbus"
 else
   cargo build --release --quiet --bin agentbus
-  bin="$root/target/release/agentbus"
+  bin="$CARGO_TARGET_DIR/release/agentbus"
 fi
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -n 1)
 [ -x "$pgbin/initdb" ] || { echo "bench-bloat: no PostgreSQL binaries under /usr/lib/postgresql" >&2; exit 1; }

@@ -14,10 +14,12 @@
 # the target from issue 2 is enqueue-job median <= 1.5 x the psql median.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 N=${N:-300}
 
 cargo build --release --quiet
-bin="$PWD/target/release/agentbus"
+bin="$CARGO_TARGET_DIR/release/agentbus"
 base=$(scripts/pg-local.sh)
 psql_cmd=$(command -v psql || ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -n 1)
 admin="${base%/*}/postgres"

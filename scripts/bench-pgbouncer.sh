@@ -15,6 +15,8 @@
 # AGENTS (200), SECONDS_EACH (30), POOL (20), AGENTBUS_BIN_DIR (default: a release build).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 base=${DATABASE_URL:-$(scripts/pg-local.sh)}
 agents=${AGENTS:-200}
@@ -24,7 +26,7 @@ if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   bin="$AGENTBUS_BIN_DIR/agentbus"
 else
   cargo build --release --quiet --bin agentbus
-  bin="$root/target/release/agentbus"
+  bin="$CARGO_TARGET_DIR/release/agentbus"
 fi
 db=agentbus_bench_pgbouncer
 direct=${base%/*}/$db

@@ -24,6 +24,8 @@
 # AGENTBUS_BIN_DIR (default: a release build made here), KEEP=1 keeps the database.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 base=${DATABASE_URL:-$(scripts/pg-local.sh)}
 sizes=${SIZES:-10000 100000 1000000 5000000}
@@ -32,7 +34,7 @@ if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   bin="$AGENTBUS_BIN_DIR/agentbus"
 else
   cargo build --release --quiet --bin agentbus
-  bin="$root/target/release/agentbus"
+  bin="$CARGO_TARGET_DIR/release/agentbus"
 fi
 db=agentbus_bench_scale
 url=${base%/*}/$db

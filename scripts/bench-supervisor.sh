@@ -21,6 +21,8 @@
 # examples/bench_supervisor.rs and scripts/bench-graphile/bench.mjs for the methods.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 LATENCY_JOBS=${LATENCY_JOBS:-300}
 DRAIN_JOBS=${DRAIN_JOBS:-10000}
 AGENTS=${AGENTS:-10}
@@ -52,8 +54,8 @@ if [ "$GRAPHILE" = 1 ]; then
 fi
 for round in $(seq 1 "$ROUNDS"); do
   [ "$ROUNDS" = 1 ] || echo "round $round of $ROUNDS"
-  target/release/examples/bench_supervisor "$admin" "$PWD/target/release/agentbus-supervisor" \
-    "$PWD/target/release/agentbus" "$LATENCY_JOBS" "$DRAIN_JOBS" "$AGENTS" "$CONCURRENCY"
+  "$CARGO_TARGET_DIR"/release/examples/bench_supervisor "$admin" "$CARGO_TARGET_DIR/release/agentbus-supervisor" \
+    "$CARGO_TARGET_DIR/release/agentbus" "$LATENCY_JOBS" "$DRAIN_JOBS" "$AGENTS" "$CONCURRENCY"
   if [ "$GRAPHILE" = 1 ]; then
     (cd "$gw" && node_modules/.bin/node bench.mjs "$admin" "$LATENCY_JOBS" "${DRAIN_JOBS%%,*}" 1 10) \
       || echo "graphile-worker: the run failed (above); the agentbus figures stand"

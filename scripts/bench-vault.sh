@@ -11,6 +11,8 @@
 # (default 1: the sizes above; 0.1 for a quick run).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 base=${DATABASE_URL:-$(scripts/pg-local.sh)}
 scale=${BENCH_VAULT_SCALE:-1}
@@ -18,7 +20,7 @@ if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   export PATH="$AGENTBUS_BIN_DIR:$PATH"
 else
   cargo build --release --quiet
-  export PATH="$root/target/release:$PATH"
+  export PATH="$CARGO_TARGET_DIR/release:$PATH"
 fi
 db=agentbus_bench_vault
 admin_url=$base

@@ -33,6 +33,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 ns=${AGENTBUS_DEMO_NAMESPACE:-gtm-demo}
 out=${AGENTBUS_DEMO_OUT:-$root/.agentbus/demo}
@@ -64,7 +66,7 @@ if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   bin=$AGENTBUS_BIN_DIR
 else
   cargo build --release --quiet --bin agentbus --bin agentbus-supervisor
-  bin=$root/target/release
+  bin=$CARGO_TARGET_DIR/release
 fi
 export PATH="$bin:$PATH"
 export AGENTBUS_NAMESPACE=$ns AGENTBUS_DEMO_OUT=$out

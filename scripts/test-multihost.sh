@@ -19,6 +19,8 @@
 # hold the port as its source port when the cluster binds it).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 say() { printf '== %s\n' "$*"; }
 die() { printf 'test-multihost: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -47,7 +49,7 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build --quiet --bin agentbus --bin agentbus-supervisor
-export PATH="$root/target/debug:$PATH"
+export PATH="$CARGO_TARGET_DIR/debug:$PATH"
 
 say "three hosts: network namespaces joined by veth pairs"
 listen=127.0.0.1

@@ -20,6 +20,8 @@
 # when a check fails.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 
 OPENCLAW_VERSION=2026.9.6
@@ -50,7 +52,7 @@ node_bin=$oc/node_modules/.bin
 
 say "agentbus (debug build) and the database"
 cargo build --quiet --bin agentbus --bin agentbus-supervisor
-bin=$root/target/debug
+bin=$CARGO_TARGET_DIR/debug
 db_url=$(scripts/pg-local.sh)
 PGOPTIONS="-c client_min_messages=warning" "$bin/agentbus" --version
 export DATABASE_URL=$db_url

@@ -15,6 +15,8 @@
 # AGENTBUS_BIN_DIR (binaries; default: a release build), PGBACKREST_TEST_PORT (54331).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 port=${PGBACKREST_TEST_PORT:-54331}
 say() { printf '== %s\n' "$*"; }
@@ -24,7 +26,7 @@ if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   bin=$AGENTBUS_BIN_DIR
 else
   cargo build --release --quiet --bin agentbus
-  bin=$root/target/release
+  bin=$CARGO_TARGET_DIR/release
 fi
 
 if ! command -v pgbackrest > /dev/null; then

@@ -18,6 +18,8 @@
 # scripts/pg-local.sh), AGENTBUS_PGBOUNCER_PORT (default 64320).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 say() { printf '== %s\n' "$*"; }
 die() { printf 'test-pgbouncer: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -37,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build --quiet --bin agentbus --bin agentbus-supervisor
-bin=$root/target/debug
+bin=$CARGO_TARGET_DIR/debug
 export PATH="$bin:$PATH"
 export PGOPTIONS="-c client_min_messages=warning"
 psql "$base" -Xq -c "drop database if exists $db with (force)" -c "create database $db" > /dev/null

@@ -16,6 +16,8 @@
 # AGENTBUS_PREVIOUS_REF (default: found from sql/RELEASED as above).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 say() { printf '== %s\n' "$*"; }
 die() { printf 'test-rolling-upgrade: error: %s\n' "$*" >&2; exit 1; }
@@ -51,11 +53,11 @@ trap cleanup EXIT
 
 say "building both"
 git archive "$prev" | tar -x -C "$work" --one-top-level=prev
-cargo build --quiet --manifest-path "$work/prev/Cargo.toml" --target-dir "$root/target/previous-release" \
+cargo build --quiet --manifest-path "$work/prev/Cargo.toml" --target-dir "$CARGO_TARGET_DIR/previous-release" \
   --bin agentbus --bin agentbus-supervisor
 cargo build --quiet --bin agentbus --bin agentbus-supervisor
-old=$root/target/previous-release/debug
-new=$root/target/debug
+old=$CARGO_TARGET_DIR/previous-release/debug
+new=$CARGO_TARGET_DIR/debug
 "$old/agentbus" --version; "$new/agentbus" --version
 
 psql "$base" -Xq -c "drop database if exists agentbus_rolling_upgrade with (force)" \

@@ -9,6 +9,8 @@
 # use instead of a release build), AGENTBUS_THINKING_NAMESPACE.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 cd "$root"
 ns=${AGENTBUS_THINKING_NAMESPACE:-ops-thinking}
 DATABASE_URL=$(scripts/pg-local.sh)
@@ -17,7 +19,7 @@ if [ -n "${AGENTBUS_BIN_DIR:-}" ]; then
   export PATH="$AGENTBUS_BIN_DIR:$PATH"
 else
   cargo build --release --quiet
-  export PATH="$root/target/release:$PATH"
+  export PATH="$CARGO_TARGET_DIR/release:$PATH"
 fi
 work=$(mktemp -d)
 supervisor=
