@@ -22,8 +22,11 @@ use crate::ledger::time::Since;
 /// opportunity_stale_new (nobody triaged it), opportunity_duplicate_title (several agents
 /// propose the same thing), low_confidence_repeat (one agent proposing many weak ones),
 /// budget_rejected (an agent hitting its daily budget); and guardrail_refused (an agent a
-/// fleet guardrail refused, such as a hand-off outside its list). Each names the ids involved and a
-/// command to run. With --record, each finding not recorded before is written once as an
+/// fleet guardrail refused, such as a hand-off outside its list); restore_drill_overdue (no
+/// backup proven restorable lately); vacuum_horizon_pinned (a transaction open longer than
+/// --long-transaction, a forgotten prepared transaction or an unread replication slot keeps
+/// vacuum from removing the ledger's dead rows; other roles' transactions are visible only
+/// to superusers and pg_read_all_stats). Each names the ids involved and a command to run. With --record, each finding not recorded before is written once as an
 /// audit.finding event (dedupe key = the finding's key), for the auditor agent and the
 /// publisher. `audit standing-orders` is the per-order table.
 #[derive(Debug, Args)]
@@ -85,6 +88,11 @@ struct FindingsArgs {
     /// This many low-confidence (1-2) opportunities of one agent in the window is a finding
     #[arg(long, default_value_t = 3, value_name = "N")]
     low_confidence_repeat: i64,
+
+    /// A transaction (or prepared transaction) holding back vacuum longer than this is a
+    /// finding
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = parse_span)]
+    long_transaction: std::time::Duration,
 
     /// Write each new finding once as an audit.finding event
     #[arg(long)]
@@ -218,6 +226,7 @@ fn limits(a: &FindingsArgs, now: chrono::DateTime<chrono::Utc>) -> Limits {
         retry_storm: a.retry_storm,
         stale_opportunity: a.stale_opportunity,
         low_confidence_repeat: a.low_confidence_repeat.max(1),
+        long_transaction: a.long_transaction,
         since: a.since.resolve(now),
     }
 }

@@ -29,6 +29,7 @@ pub const CODES: &[&str] = &[
     "budget_rejected",
     "guardrail_refused",
     "restore_drill_overdue",
+    "vacuum_horizon_pinned",
 ];
 
 /// The topic recorded findings are emitted on.
@@ -56,6 +57,8 @@ pub struct Limits {
     pub stale_opportunity: Duration,
     /// This many low-confidence (1 or 2) opportunities from one agent in the window.
     pub low_confidence_repeat: i64,
+    /// A transaction (or prepared transaction) holding back vacuum longer than this.
+    pub long_transaction: Duration,
     /// Window for events that happened (dead jobs, missed runs, unclosed runs).
     pub since: DateTime<Utc>,
 }
@@ -96,7 +99,7 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn age(seconds: f64) -> String {
+pub(super) fn age(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as i64;
     if s < 120 {
         format!("{s}s")
@@ -398,6 +401,7 @@ pub fn audit(
 
     proactive_findings(tx, namespace, limits, &mut findings)?;
     super::drills::findings(tx, namespace, &mut findings)?;
+    super::horizon::findings(tx, limits.long_transaction, &mut findings)?;
 
     let mut recorded = 0;
     if record && !findings.is_empty() {

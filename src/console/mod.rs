@@ -6,6 +6,7 @@ pub mod doctor;
 mod drills;
 pub mod findings;
 pub mod health;
+mod horizon;
 pub mod namespaces;
 pub mod prometheus;
 pub mod status;

@@ -169,3 +169,68 @@ fn bad_audit_arguments_are_usage_errors() {
     db.cli(&["audit", "--record", "standing-orders"])
         .fails(2, "cannot be used with");
 }
+
+#[test]
+fn a_transaction_holding_back_vacuum_is_named_with_its_pid() {
+    let db = TestDb::new();
+    // One session holds a snapshot, another has written and sits idle in its transaction.
+    let mut reader = db.client();
+    let mut writer = db.client();
+    let pid = |c: &mut postgres::Client| -> String {
+        c.query_one("select pg_backend_pid()::text", &[])
+            .unwrap()
+            .get(0)
+    };
+    let (reader_pid, writer_pid) = (pid(&mut reader), pid(&mut writer));
+    let mut snapshot = reader
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .unwrap();
+    snapshot
+        .query_one("select count(*) from jobs", &[])
+        .unwrap();
+    let mut wrote = writer.transaction().unwrap();
+    wrote
+        .execute("select set_config('agentbus.actor', 'x', true)", &[])
+        .unwrap();
+    wrote.query_one("select txid_current()", &[]).unwrap();
+
+    // Not yet long enough for the default (30 minutes).
+    let r = audit(&db, &[]);
+    assert!(!by_code(&r).contains_key("vacuum_horizon_pinned"), "{r}");
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = audit(&db, &["--long-transaction", "1s"]);
+    let found = by_code(&r)
+        .remove("vacuum_horizon_pinned")
+        .unwrap_or_default();
+    assert!(found.contains(&reader_pid), "{r}");
+    assert!(found.contains(&writer_pid), "{r}");
+    let finding = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["ids"][0] == reader_pid.as_str())
+        .unwrap();
+    assert!(
+        finding["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pg_terminate_backend({reader_pid})")),
+        "{finding}"
+    );
+    assert!(
+        finding["detail"]
+            .as_str()
+            .unwrap()
+            .contains("idle in transaction"),
+        "{finding}"
+    );
+
+    // Ended: no finding.
+    snapshot.commit().unwrap();
+    wrote.rollback().unwrap();
+    let r = audit(&db, &["--long-transaction", "1s"]);
+    assert!(!by_code(&r).contains_key("vacuum_horizon_pinned"), "{r}");
+}
