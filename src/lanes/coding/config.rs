@@ -54,6 +54,12 @@ pub struct RepoConfig {
     /// in); no deploy without it.
     #[serde(default)]
     pub deploy: Vec<String>,
+    /// Environment variables passed through to the deploy command (its credentials: a
+    /// deploy token, a kubeconfig path); besides PATH, HOME, LANG and TMPDIR nothing else
+    /// of the runner's environment is. Their values are removed from the deploy log and
+    /// from what the job records.
+    #[serde(default)]
+    pub deploy_env: Vec<String>,
     /// Path prefixes a run may never change (in addition to the job's own).
     #[serde(default)]
     pub forbidden_paths: Vec<String>,
@@ -98,6 +104,21 @@ fn default_max_files() -> i64 {
     50
 }
 
+/// Refuses passing on what reaches the ledger: `DATABASE_URL`, agentbus's own variables
+/// (`AGENTBUS_DATABASE_URL`, `AGENTBUS_LEASE_TOKEN`, ...) and libpq's (`PGPASSWORD`,
+/// `PGHOST`, ...). A coder or a deploy script never holds the runner's ledger access.
+fn check_pass_env(field: &str, names: &[String]) -> std::result::Result<(), String> {
+    match names
+        .iter()
+        .find(|n| *n == "DATABASE_URL" || n.starts_with("AGENTBUS_") || n.starts_with("PG"))
+    {
+        Some(n) => Err(format!(
+            "{field}: {n} reaches the ledger and is never passed on (pass the command's own credentials only)"
+        )),
+        None => Ok(()),
+    }
+}
+
 impl CodingConfig {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<CodingConfig> {
@@ -124,12 +145,14 @@ impl CodingConfig {
             if repo.max_changed_files < 1 {
                 return Err(format!("repos.{name}.max_changed_files must be at least 1"));
             }
+            check_pass_env(&format!("repos.{name}.deploy_env"), &repo.deploy_env)?;
         }
         for (name, runner) in &self.runners {
             check_name("a runner's name", name).map_err(problem)?;
             if runner.command.is_empty() {
                 return Err(format!("runners.{name}.command is empty"));
             }
+            check_pass_env(&format!("runners.{name}.env"), &runner.env)?;
         }
         Ok(())
     }

@@ -203,14 +203,17 @@ pub fn act(
                 .join(run.id.to_string());
             let _ = std::fs::create_dir_all(&dir);
             let log = dir.join("deploy.log");
+            let redactor =
+                Redactor::new(repo.deploy_env.iter().filter_map(|k| std::env::var(k).ok()));
             let ended = process::run(
                 &argv,
                 &repo.path,
-                &[],
+                &repo.deploy_env,
                 Duration::from_secs(1800),
                 &log,
-                &Redactor::default(),
+                &redactor,
             )?;
+            process::scrub(&log, &redactor);
             if ended.code != Some(0) {
                 let why = format!(
                     "the deploy command exited {:?}: {}",

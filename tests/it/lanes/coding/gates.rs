@@ -102,14 +102,13 @@ fn a_merge_is_refused_when_the_base_moved_unless_retested() {
     assert_eq!(git(&b.repo, &["show", "main:README"]), "moved");
 }
 
-#[test]
-fn a_deploy_comes_after_an_approved_merge_and_only_when_the_job_allows_it() {
-    let db = TestDb::new();
-    let b = Bench::new("");
+/// A run whose tests passed, its merge asked for, approved and carried out; its id. (Before
+/// the merge a deploy is refused: "not merged", exit 4.)
+fn merged_run(db: &TestDb, b: &Bench) -> String {
     b.plan(&["right"]);
     let (_, out) = run_change(
-        &db,
-        &b,
+        db,
+        b,
         &change(
             "fake",
             "single-shot",
@@ -125,7 +124,15 @@ fn a_deploy_comes_after_an_approved_merge_and_only_when_the_job_allows_it() {
         .as_str()
         .unwrap()
         .to_string();
-    approve_claim_run(&db, &b, &merge, None).ok();
+    approve_claim_run(db, b, &merge, None).ok();
+    run_id
+}
+
+#[test]
+fn a_deploy_comes_after_an_approved_merge_and_only_when_the_job_allows_it() {
+    let db = TestDb::new();
+    let b = Bench::new("");
+    let run_id = merged_run(&db, &b);
     let deploy = db.cli(&["code", "deploy", &run_id]).ok();
     assert_eq!(deploy["status"], "awaiting_approval");
     let done = approve_claim_run(&db, &b, deploy["id"].as_str().unwrap(), None).ok();
@@ -232,4 +239,80 @@ fn with_roles_only_the_lease_holder_writes_a_run_and_only_an_operator_approves_i
     let merged = approve_claim_run(db, &b, &merge_id, Some((&op, &sup, &runner))).ok();
     assert_eq!(merged["run"]["status"], "completed", "{merged}");
     assert_eq!(git(&b.repo, &["show", "main:answer.txt"]), "42");
+}
+
+#[test]
+fn a_deploy_gets_only_its_own_credentials_and_its_log_keeps_none() {
+    let db = TestDb::new();
+    let b = Bench::new("");
+    let run_id = merged_run(&db, &b);
+    let deploy = db.cli(&["code", "deploy", &run_id]).ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    db.cli(&["approve-job", &deploy]).ok();
+    let (id, token) = db.claim_one("runner-1", Some("dev-runner"));
+    assert_eq!(id, deploy);
+    let secret = "deploy-tok-7f3a9c";
+    let coder_secret = "coder-key-1b2c3d";
+    let cfg = b.config.to_str().unwrap();
+    let done = db
+        .cli_with(
+            &["code", "run", "--config", cfg],
+            &[
+                ("AGENTBUS_JOB_ID", &id),
+                ("AGENTBUS_LEASE_TOKEN", &token),
+                ("DEPLOY_TOKEN", secret),
+                ("CODER_SECRET", coder_secret),
+            ],
+            None,
+        )
+        .ok();
+    let main = git(&b.repo, &["rev-parse", "main"]);
+    assert_eq!(done["result"]["deployed_commit"], main.as_str(), "{done}");
+    // The deploy saw its token (and not the coder's, which is not in its list)...
+    let deployed = std::fs::read_to_string(b.dir.0.join("deployed.txt")).unwrap();
+    assert_eq!(deployed.trim(), format!("{main} with-token"));
+    // ...and its log, kept as an artifact, holds neither value.
+    let log = std::fs::read_to_string(
+        b.dir
+            .0
+            .join("artifacts")
+            .join("default")
+            .join(&run_id)
+            .join("deploy.log"),
+    )
+    .unwrap();
+    assert!(log.contains("deploying with"), "{log}");
+    assert!(!log.contains(secret), "{log}");
+    assert!(!log.contains(coder_secret), "{log}");
+    let dump = db.snapshot().to_string();
+    assert!(!dump.contains(secret) && !dump.contains(coder_secret));
+}
+
+#[test]
+fn a_config_that_would_pass_on_ledger_access_is_refused() {
+    let db = TestDb::new();
+    let b = Bench::new("");
+    for (field, var) in [
+        ("deploy_env", "DATABASE_URL"),
+        ("deploy_env", "AGENTBUS_LEASE_TOKEN"),
+        ("env", "PGPASSWORD"),
+    ] {
+        let text = std::fs::read_to_string(&b.config).unwrap();
+        let bad = b.dir.0.join("bad.toml");
+        let text = match field {
+            "deploy_env" => text.replace(
+                "deploy_env = [\"DEPLOY_TOKEN\"]",
+                &format!("deploy_env = [\"DEPLOY_TOKEN\", \"{var}\"]"),
+            ),
+            _ => text.replace(
+                "env = [\"CODER_SECRET\"]",
+                &format!("env = [\"CODER_SECRET\", \"{var}\"]"),
+            ),
+        };
+        std::fs::write(&bad, text).unwrap();
+        db.cli(&["code", "cleanup", "--config", bad.to_str().unwrap()])
+            .fails(78, &format!("{var} reaches the ledger"));
+    }
 }

@@ -64,7 +64,8 @@ test -n \"$DATABASE_URL$AGENTBUS_DATABASE_URL$AGENTBUS_LEASE_TOKEN\" && echo LEA
             format!(
                 "worktree_root = {wt:?}\nartifact_root = {art:?}\nreview_agent = \"reviewer\"\nkeep_failed_worktrees_hours = 0\n{extra}\n\
 [repos.demo]\npath = {repo:?}\ntest = [\"sh\", \"test.sh\"]\nforbidden_paths = [\"secrets/\"]\n\
-deploy = [\"sh\", \"-c\", \"echo $1 > ../deployed.txt\", \"deploy\", \"{{commit}}\"]\n\
+deploy = [\"sh\", \"-c\", \"echo $1 ${{DEPLOY_TOKEN:+with-token}} > ../deployed.txt; echo deploying with $DEPLOY_TOKEN $CODER_SECRET\", \"deploy\", \"{{commit}}\"]\n\
+deploy_env = [\"DEPLOY_TOKEN\"]\n\
 [runners.fake]\ncommand = [\"sh\", {coder:?}, {plan:?}, \"{{pass}}\", \"{{prompt_file}}\"]\ntimeout_seconds = 20\nenv = [\"CODER_SECRET\"]\n\
 [runners.slow]\ncommand = [\"sh\", {coder:?}, {plan:?}, \"{{pass}}\", \"{{prompt_file}}\"]\ntimeout_seconds = 1\n",
                 wt = dir.0.join("worktrees"),
