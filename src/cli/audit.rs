@@ -26,7 +26,8 @@ use crate::ledger::time::Since;
 /// backup proven restorable lately); vacuum_horizon_pinned (a transaction open longer than
 /// --long-transaction, a forgotten prepared transaction or an unread replication slot keeps
 /// vacuum from removing the ledger's dead rows; other roles' transactions are visible only
-/// to superusers and pg_read_all_stats). Each names the ids involved and a command to run. With --record, each finding not recorded before is written once as an
+/// to superusers and pg_read_all_stats). Each names the ids involved and a command to
+/// run. With --record, each finding not recorded before is written once as an
 /// audit.finding event (dedupe key = the finding's key), for the auditor agent and the
 /// publisher. `audit standing-orders` is the per-order table.
 #[derive(Debug, Args)]
@@ -44,6 +45,7 @@ Examples:
   agentbus audit
   agentbus audit --record --format json | jq -r '.findings[].suggestion'
   agentbus audit --stale-queued 10m --blocked-too-long 1h
+  agentbus audit --long-transaction 5m   # what holds back vacuum, with the pid to end
   agentbus audit standing-orders --since 24h
   agentbus audit standing-orders --since 7d --agent auditor --format json | jq '.orders[].gaps'
   agentbus audit standing-orders --dry-run";

@@ -18,9 +18,9 @@ use crate::error::Result;
 const APPLICATION_CHARS: usize = 64;
 
 /// Adds one finding per transaction of this database open longer than `older_than` that
-/// holds a snapshot or has written, per prepared transaction of this database older than that (named by its
-/// transaction id: its gid is any text its client chose), and per inactive replication
-/// slot holding a horizon.
+/// holds a snapshot or has written, per prepared transaction of this database older than
+/// that (named by its transaction id: its gid is any text its client chose), and per
+/// inactive replication slot holding a horizon.
 pub(super) fn findings(
     tx: &mut postgres::Transaction<'_>,
     older_than: Duration,
