@@ -8,6 +8,7 @@ pub mod findings;
 pub mod health;
 mod horizon;
 pub mod namespaces;
+mod proactive_findings;
 pub mod prometheus;
 pub mod status;
 pub mod trace;
