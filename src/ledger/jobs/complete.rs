@@ -51,8 +51,9 @@ const SET_SUCCEEDED: &str = "status = 'succeeded',
 /// idempotent close; both paths leave the same rows.
 ///
 /// On a [`crate::db::SessionTx`] the one statement is prepared once per connection, and
-/// the job's freed slot is announced (`jobs_ready`) by the session after its commit
-/// instead of by the trigger inside it.
+/// the freed slot it makes is announced (`jobs_ready`) by the session after its commit
+/// instead of by the trigger inside it. A close on the general path that frees a slot is
+/// announced by the trigger (a repeat or a refusal frees none).
 pub fn complete<'c>(
     tx: &mut impl Tx<'c>,
     job_id: Uuid,
@@ -66,20 +67,19 @@ pub fn complete<'c>(
         p.openclaw_session_key.as_deref(),
     )?;
     let reason = p.summary.as_deref().unwrap_or("completed");
-    let job = match (fence.lease_token, fence.force) {
+    let closed = match (fence.lease_token, fence.force) {
         (Some(token), false) => {
             complete_current(tx, job_id, token, fence.attempt, caller, reason, p)?
         }
         _ => None,
     };
-    let job = match job {
-        Some(job) => job,
-        None => complete_fenced(tx.transaction(), job_id, fence, caller, reason, p)?,
+    let Some(job) = closed else {
+        // The general path: when it frees a slot the trigger announces it.
+        return complete_fenced(tx.transaction(), job_id, fence, caller, reason, p);
     };
     if tx.notifies_after_commit() {
-        // The freed slot, announced by the session once the close is committed (the
-        // trigger leaves this job's to the session: `agentbus.slot_notice`, set by the
-        // one statement; on the general path both may send it, a harmless second hint).
+        // The one statement named this job in `agentbus.slot_notice`, so the trigger left
+        // the freed slot's notice to the session, sent once the close is committed.
         let notice = serde_json::json!({
             "namespace": job.namespace,
             "target_agent": job.target_agent,

@@ -3,7 +3,7 @@
 
 use agentbus::error::{Error, ErrorKind};
 
-use crate::support::TestDb;
+use crate::support::{settings, TestDb};
 
 fn classified(e: postgres::Error) -> Error {
     Error::from(e)
@@ -49,16 +49,8 @@ fn a_lost_or_refused_connection_is_temporary() {
     assert_eq!(e.kind, ErrorKind::Temporary, "{e:?}");
     assert_eq!(e.kind.exit_code(), 75);
 
-    let settings = agentbus::db::SessionSettings {
-        application_name: "agentbus-test".into(),
-        statement_timeout: None,
-        lock_timeout: None,
-        synchronous_commit: true,
-        lease_token: None,
-        idle_in_transaction_timeout: agentbus::db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
-    };
     let dead = agentbus::db::DbConfig::parse("postgresql://nobody@127.0.0.1:1/none").unwrap();
-    let e = agentbus::db::connect(&dead, &settings)
+    let e = agentbus::db::connect(&dead, &settings())
         .err()
         .expect("nobody listens");
     assert_eq!(e.kind, ErrorKind::Temporary, "{e:?}");

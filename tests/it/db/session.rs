@@ -7,7 +7,7 @@ use agentbus::ledger::jobs::{self, Caller, CompleteParams, Fence};
 use postgres::fallible_iterator::FallibleIterator;
 use serde_json::Value;
 
-use crate::support::TestDb;
+use crate::support::{settings, TestDb};
 
 fn agent() -> Caller {
     Caller {
@@ -160,6 +160,8 @@ fn a_session_announces_the_freed_slot_once_after_its_commit_and_not_after_a_roll
     );
     let third = db.enqueue("scout", "read it back", &[]);
     db.claim_one("sup", None);
+    let fourth = db.enqueue("scout", "file it", &[]);
+    assert_eq!(db.claim_one("sup", None).0, fourth);
     let mut listener = db.client();
     listener.batch_execute("LISTEN jobs_ready").unwrap();
     let params = CompleteParams::default();
@@ -207,6 +209,20 @@ fn a_session_announces_the_freed_slot_once_after_its_commit_and_not_after_a_roll
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["job_id"], other.as_str());
 
+    // A session close on the general path (an operator's forced close) is announced by
+    // the trigger alone: the session adds no second notice.
+    let forced = Fence {
+        lease_token: None,
+        attempt: None,
+        force: true,
+    };
+    session
+        .transaction(|tx| jobs::complete(tx, fourth.parse().unwrap(), forced, &agent(), &params))
+        .unwrap();
+    let notes = heard(&mut listener);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["job_id"], fourth.as_str());
+
     // The trigger stays silent for the job a transaction names, and only for it.
     let mut raw = db.client();
     let mut tx = raw.transaction().unwrap();
@@ -225,17 +241,6 @@ fn a_session_announces_the_freed_slot_once_after_its_commit_and_not_after_a_roll
         heard(&mut listener).is_empty(),
         "the trigger announced a named job"
     );
-}
-
-fn settings() -> db::SessionSettings {
-    db::SessionSettings {
-        application_name: "agentbus-test".into(),
-        statement_timeout: None,
-        lock_timeout: None,
-        synchronous_commit: true,
-        lease_token: None,
-        idle_in_transaction_timeout: db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
-    }
 }
 
 #[test]

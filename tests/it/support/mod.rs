@@ -73,21 +73,22 @@ pub fn url_as(url: &str, user: &str) -> String {
     }
 }
 
+/// The session settings of the tests' own connections.
+pub fn settings() -> SessionSettings {
+    SessionSettings {
+        application_name: "agentbus-tests".into(),
+        statement_timeout: Some(std::time::Duration::from_secs(120)),
+        lock_timeout: Some(std::time::Duration::from_secs(60)),
+        synchronous_commit: true,
+        lease_token: None,
+        idle_in_transaction_timeout: db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
+    }
+}
+
 /// A connection with test settings.
 pub fn connect(url: &str) -> postgres::Client {
     let config = DbConfig::parse(url).expect("test database URL parses");
-    db::connect(
-        &config,
-        &SessionSettings {
-            application_name: "agentbus-tests".into(),
-            statement_timeout: Some(std::time::Duration::from_secs(120)),
-            lock_timeout: Some(std::time::Duration::from_secs(60)),
-            synchronous_commit: true,
-            lease_token: None,
-            idle_in_transaction_timeout: db::CLI_IDLE_IN_TRANSACTION_TIMEOUT,
-        },
-    )
-    .expect("connect to the test database")
+    db::connect(&config, &settings()).expect("connect to the test database")
 }
 
 fn template_name() -> String {
