@@ -38,6 +38,12 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// A redactor for the values this process's environment holds under `names` (the
+    /// variables passed through to a command: what it may print is masked).
+    pub fn for_env_vars(names: &[String]) -> Redactor {
+        Redactor::new(names.iter().filter_map(|k| std::env::var(k).ok()))
+    }
+
     /// `text` without secrets or credential-looking values, lines kept (a log file).
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();

@@ -203,8 +203,7 @@ pub fn act(
                 .join(run.id.to_string());
             let _ = std::fs::create_dir_all(&dir);
             let log = dir.join("deploy.log");
-            let redactor =
-                Redactor::new(repo.deploy_env.iter().filter_map(|k| std::env::var(k).ok()));
+            let redactor = Redactor::for_env_vars(&repo.deploy_env);
             let ended = process::run(
                 &argv,
                 &repo.path,

@@ -93,7 +93,7 @@ pub fn run(
         Ok(c) => c,
         Err(e) => return stop(client, e.to_string()),
     };
-    let redactor = Redactor::new(runner.env.iter().filter_map(|k| std::env::var(k).ok()));
+    let redactor = Redactor::for_env_vars(&runner.env);
     let ctx = Ctx {
         cfg,
         job,
