@@ -397,7 +397,7 @@ fn close_out(
     let last_line = facts
         .stderr_tail
         .as_deref()
-        .and_then(|t| t.lines().last())
+        .and_then(telling_line)
         .map(|l| format!("; stderr: {l}"))
         .unwrap_or_default();
     let counted = job.attempt_count - job.unreached_attempts;
@@ -502,6 +502,42 @@ fn close_once(
         (true, JobStatus::Blocked) => Outcome::Blocked,
         _ => Outcome::Failed,
     })
+}
+
+/// The stderr line that says what went wrong, for the job's error: the last line that
+/// names an error (a command's hint or usage note usually follows its error), else the
+/// last line that is not blank.
+fn telling_line(tail: &str) -> Option<&str> {
+    let lines = || tail.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .rfind(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("fatal") || l.contains("panicked")
+        })
+        .or_else(|| lines().next_back())
+}
+
+#[cfg(test)]
+mod telling_line_tests {
+    use super::telling_line;
+
+    #[test]
+    fn the_error_is_kept_over_the_hint_that_follows_it() {
+        let tail = "agentbus: error: database busy: too many clients already\nagentbus: hint: safe to retry the same command";
+        assert_eq!(
+            telling_line(tail),
+            Some("agentbus: error: database busy: too many clients already")
+        );
+        assert_eq!(
+            telling_line("thread 'main' panicked at src/x.rs:3\nnote: run with RUST_BACKTRACE=1\n"),
+            Some("thread 'main' panicked at src/x.rs:3")
+        );
+        assert_eq!(
+            telling_line("working\nstill working\n\n"),
+            Some("still working")
+        );
+        assert_eq!(telling_line("\n  \n"), None);
+    }
 }
 
 #[cfg(test)]

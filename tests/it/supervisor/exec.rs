@@ -21,7 +21,8 @@ fn exec_agents_each_end_as_documented() {
   closer)   grep -q "AGENTBUS_JOB_ID: $1" "$2" || exit 9
             exec agentbus complete-job --summary 'did it' >/dev/null ;;
   forgetter) echo "all done, I think" >&2; exit 0 ;;
-  crasher)  echo "loading model" >&2; echo "boom: out of memory" >&2; exit 3 ;;
+  crasher)  echo "loading model" >&2; echo "error: boom, out of memory" >&2
+            echo "hint: give it more memory" >&2; exit 3 ;;
   hanger)   sleep 30 ;;
   blocker)  exec agentbus block-job --blocked-reason 'needs a CRM login' >/dev/null ;;
 esac"#,
@@ -83,11 +84,19 @@ esac"#,
     let a = &attempts(&db, &crasher)[0];
     assert_eq!(a["status"], "failed");
     assert_eq!(a["exit_code"], 3);
-    assert_eq!(a["stderr_tail"], "loading model\nboom: out of memory");
-    assert!(job(&db, &crasher)["last_error"]
+    assert_eq!(
+        a["stderr_tail"],
+        "loading model\nerror: boom, out of memory\nhint: give it more memory"
+    );
+    // The job's error carries the line naming the error, not the hint after it.
+    let last_error = job(&db, &crasher)["last_error"]
         .as_str()
         .unwrap()
-        .contains("boom: out of memory"));
+        .to_string();
+    assert!(
+        last_error.ends_with("; stderr: error: boom, out of memory"),
+        "{last_error}"
+    );
 
     let hanger = by_agent("hanger");
     let a = &attempts(&db, &hanger)[0];
