@@ -7,7 +7,8 @@
 //!    started against a fake gateway that answers 200 and completes each job through the
 //!    library (as an agent runtime holding its connection would: eight agents, each with
 //!    a `db::Session`, so the close is prepared once per connection); the figure is jobs/s
-//!    from start to the last success.
+//!    from start to the last success, then what each job cost the machine (CPU of every
+//!    process, WAL written and flushed).
 //! 3. Drain rate, exec mode: the same with `--exec 'agentbus complete-job ...'`, i.e. a
 //!    process per job that connects and closes its job.
 //!
@@ -96,6 +97,7 @@ fn main() -> AnyResult<()> {
         let url = fresh_db(admin, agentbus, "agentbus_bench_hook")?;
         let fake = Fake::start(&url, true)?;
         bulk(&url, n_drain, agents)?;
+        let before = Costs::read(admin)?;
         let started = Instant::now();
         let mut sup = spawn(
             supervisor,
@@ -103,12 +105,14 @@ fn main() -> AnyResult<()> {
             &["--hook-url", &fake.url, "--default-concurrency", &conc],
         )?;
         let elapsed = wait_all_succeeded(&url, n_drain, started)?;
+        let spent = Costs::read(admin)?.since(&before);
         stop(&mut sup);
         println!(
             "drain, hook mode (fake gateway completes each job via the library): {n_drain} jobs over {agents} agents, max_concurrency {concurrency}: {:.1} s, {:.0} jobs/s",
             elapsed,
             f64::from(n_drain) / elapsed
         );
+        spent.print(n_drain, started.elapsed().as_secs_f64());
     }
 
     // --- drain, exec mode --------------------------------------------------------------
@@ -136,6 +140,70 @@ fn main() -> AnyResult<()> {
         connect(admin)?.batch_execute(&format!("drop database if exists {name} with (force)"))?;
     }
     Ok(())
+}
+
+/// What a drain cost the machine: CPU time of every process (from /proc/stat, in clock
+/// ticks) and the server's WAL (pg_stat_wal: records, bytes, flushes to disk). A drain
+/// on a small machine is bound by these, so they are the figures to compare when the
+/// jobs/s of two runs differ by less than the machine's noise.
+struct Costs {
+    busy_ticks: u64,
+    all_ticks: u64,
+    wal_records: i64,
+    wal_bytes: f64,
+    wal_syncs: i64,
+}
+
+impl Costs {
+    fn read(admin: &str) -> AnyResult<Costs> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .ok_or("empty /proc/stat")?
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        // user nice system idle iowait irq softirq steal ...
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        let all: u64 = ticks.iter().take(8).sum();
+        let row = connect(admin)?.query_one(
+            "select wal_records, wal_bytes::float8, wal_sync from pg_stat_wal",
+            &[],
+        )?;
+        Ok(Costs {
+            busy_ticks: all - idle,
+            all_ticks: all,
+            wal_records: row.get(0),
+            wal_bytes: row.get(1),
+            wal_syncs: row.get(2),
+        })
+    }
+
+    fn since(&self, before: &Costs) -> Costs {
+        Costs {
+            busy_ticks: self.busy_ticks.saturating_sub(before.busy_ticks),
+            all_ticks: self.all_ticks.saturating_sub(before.all_ticks),
+            wal_records: self.wal_records - before.wal_records,
+            wal_bytes: self.wal_bytes - before.wal_bytes,
+            wal_syncs: self.wal_syncs - before.wal_syncs,
+        }
+    }
+
+    fn print(&self, jobs: i32, seconds: f64) {
+        // Linux counts /proc/stat in USER_HZ, 100 per second on every architecture it runs.
+        let cpu_ms = self.busy_ticks as f64 * 10.0;
+        let jobs = f64::from(jobs);
+        println!(
+            "drain, hook mode, cost per job: CPU {:.2} ms (whole machine, every process; {:.0} % busy), WAL {:.1} records, {:.0} bytes; WAL flushes {:.0}/s",
+            cpu_ms / jobs,
+            100.0 * self.busy_ticks as f64 / self.all_ticks.max(1) as f64,
+            self.wal_records as f64 / jobs,
+            self.wal_bytes / jobs,
+            self.wal_syncs as f64 / seconds.max(0.001),
+        );
+    }
 }
 
 /// The bench's connection settings (its agents' too).

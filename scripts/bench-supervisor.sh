@@ -12,7 +12,9 @@
 #   dispatch latency   enqueue start -> hook request received, one job at a time with the
 #                      supervisor idle (p50/p95/p99/max); targets p50 <= 5 ms, p95 <= 20 ms
 #   drain, hook mode   jobs/s with the fake gateway completing each job via the library
-#                      (once per size in DRAIN_JOBS, a comma-separated list)
+#                      (once per size in DRAIN_JOBS, a comma-separated list), then
+#                      what each job cost: CPU of the whole machine (/proc/stat) and
+#                      WAL records, bytes and flushes (pg_stat_wal)
 #   drain, exec mode   jobs/s with one `agentbus complete-job` process per job (first size)
 # then, unless GRAPHILE=0, graphile-worker (npm, pinned in scripts/bench-graphile/, with
 # the Node it needs, installed under .agentbus/) measured with the same method: add_job
