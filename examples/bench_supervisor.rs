@@ -253,11 +253,18 @@ fn bulk(url: &str, n: i32, agents: i32) -> AnyResult<()> {
 fn spawn(bin: &str, url: &str, args: &[&str]) -> AnyResult<Child> {
     Ok(Command::new(bin)
         .args(args)
-        .args(["--log-level", "warn", "--supervisor-id", "bench"])
+        .args(["--log-level", "warn", "--supervisor-id", &supervisor_id()])
         .env("DATABASE_URL", url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()?)
+}
+
+/// The benchmark's supervisors' id: `$BENCH_SUPERVISOR_ID` (scripts/bench-supervisor.sh
+/// gives each run its own, and stops whatever still carries it when the run ends, even
+/// when it was interrupted), else one of this process's own.
+fn supervisor_id() -> String {
+    std::env::var("BENCH_SUPERVISOR_ID").unwrap_or_else(|_| format!("bench-{}", std::process::id()))
 }
 
 fn stop(child: &mut Child) {

@@ -33,6 +33,10 @@ ROUNDS=${ROUNDS:-1}
 GRAPHILE=${GRAPHILE:-1}
 
 cargo build --release --quiet --bins --example bench_supervisor
+# The supervisors the benchmark starts carry this run's id; an interrupted run (Ctrl-C, a
+# timeout) would otherwise leave them working on the next run's scratch databases.
+export BENCH_SUPERVISOR_ID=bench-$$
+trap 'pkill -TERM -f -- "--supervisor-id $BENCH_SUPERVISOR_ID" 2>/dev/null || true' EXIT
 base=$(scripts/pg-local.sh)
 admin="${base%/*}/postgres"
 
