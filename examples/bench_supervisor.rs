@@ -148,6 +148,7 @@ fn main() -> AnyResult<()> {
 /// jobs/s of two runs differ by less than the machine's noise.
 struct Costs {
     busy_ticks: u64,
+    steal_ticks: u64,
     all_ticks: u64,
     wal_records: i64,
     wal_bytes: f64,
@@ -165,16 +166,18 @@ impl Costs {
             .skip(1)
             .map(str::parse)
             .collect::<Result<_, _>>()?;
-        // user nice system idle iowait irq softirq steal ...
-        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-        let all: u64 = ticks.iter().take(8).sum();
+        // user nice system idle iowait irq softirq steal ...; time the hypervisor gave to
+        // another guest (steal) is neither this machine's work nor idle.
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        let busy = at(0) + at(1) + at(2) + at(5) + at(6);
         let row = connect(admin)?.query_one(
             "select wal_records, wal_bytes::float8, wal_sync from pg_stat_wal",
             &[],
         )?;
         Ok(Costs {
-            busy_ticks: all - idle,
-            all_ticks: all,
+            busy_ticks: busy,
+            steal_ticks: at(7),
+            all_ticks: busy + at(3) + at(4) + at(7),
             wal_records: row.get(0),
             wal_bytes: row.get(1),
             wal_syncs: row.get(2),
@@ -184,6 +187,7 @@ impl Costs {
     fn since(&self, before: &Costs) -> Costs {
         Costs {
             busy_ticks: self.busy_ticks.saturating_sub(before.busy_ticks),
+            steal_ticks: self.steal_ticks.saturating_sub(before.steal_ticks),
             all_ticks: self.all_ticks.saturating_sub(before.all_ticks),
             wal_records: self.wal_records - before.wal_records,
             wal_bytes: self.wal_bytes - before.wal_bytes,
@@ -196,9 +200,10 @@ impl Costs {
         let cpu_ms = self.busy_ticks as f64 * 10.0;
         let jobs = f64::from(jobs);
         println!(
-            "drain, hook mode, cost per job: CPU {:.2} ms (whole machine, every process; {:.0} % busy), WAL {:.1} records, {:.0} bytes; WAL flushes {:.0}/s",
+            "drain, hook mode, cost per job: CPU {:.2} ms (whole machine, every process; {:.0} % busy, {:.0} % stolen by the hypervisor), WAL {:.1} records, {:.0} bytes; WAL flushes {:.0}/s",
             cpu_ms / jobs,
             100.0 * self.busy_ticks as f64 / self.all_ticks.max(1) as f64,
+            100.0 * self.steal_ticks as f64 / self.all_ticks.max(1) as f64,
             self.wal_records as f64 / jobs,
             self.wal_bytes / jobs,
             self.wal_syncs as f64 / seconds.max(0.001),
