@@ -133,7 +133,15 @@ holding() {
 sleep 1
 holding host2
 t_kill=$(q "select now()")
-ip netns pids abh2 | xargs -r kill -9
+# Every process of h2, until none is left: an exec agent may exit, or start, between the
+# listing and the kill (a listed process already gone made `kill` fail the script).
+for _ in $(seq 50); do
+  pids=$(ip netns pids abh2)
+  [ -n "$pids" ] || break
+  kill -9 $pids 2> /dev/null || true
+  sleep 0.02
+done
+[ -z "$(ip netns pids abh2)" ] || die "processes of h2 survived SIGKILL: $(ip netns pids abh2)"
 # What the dead host held (read after the kill: nothing of it can change them any more).
 sleep 0.2
 lost2=$(q "select string_agg(id::text, ' ') from jobs where namespace = 'multi' and lease_owner = 'host2' and status in ('leased', 'running')")
