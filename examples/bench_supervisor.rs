@@ -112,7 +112,7 @@ fn main() -> AnyResult<()> {
             elapsed,
             f64::from(n_drain) / elapsed
         );
-        spent.print(n_drain, started.elapsed().as_secs_f64());
+        spent.print(n_drain);
     }
 
     // --- drain, exec mode --------------------------------------------------------------
@@ -147,6 +147,9 @@ fn main() -> AnyResult<()> {
 /// on a small machine is bound by these, so they are the figures to compare when the
 /// jobs/s of two runs differ by less than the machine's noise.
 struct Costs {
+    /// When it was read; after `since`, how long the window was.
+    at: Instant,
+    seconds: f64,
     busy_ticks: u64,
     steal_ticks: u64,
     all_ticks: u64,
@@ -175,6 +178,8 @@ impl Costs {
             &[],
         )?;
         Ok(Costs {
+            at: Instant::now(),
+            seconds: 0.0,
             busy_ticks: busy,
             steal_ticks: at(7),
             all_ticks: busy + at(3) + at(4) + at(7),
@@ -186,6 +191,8 @@ impl Costs {
 
     fn since(&self, before: &Costs) -> Costs {
         Costs {
+            at: self.at,
+            seconds: self.at.duration_since(before.at).as_secs_f64(),
             busy_ticks: self.busy_ticks.saturating_sub(before.busy_ticks),
             steal_ticks: self.steal_ticks.saturating_sub(before.steal_ticks),
             all_ticks: self.all_ticks.saturating_sub(before.all_ticks),
@@ -195,7 +202,7 @@ impl Costs {
         }
     }
 
-    fn print(&self, jobs: i32, seconds: f64) {
+    fn print(&self, jobs: i32) {
         // Linux counts /proc/stat in USER_HZ, 100 per second on every architecture it runs.
         let cpu_ms = self.busy_ticks as f64 * 10.0;
         let jobs = f64::from(jobs);
@@ -206,7 +213,7 @@ impl Costs {
             100.0 * self.steal_ticks as f64 / self.all_ticks.max(1) as f64,
             self.wal_records as f64 / jobs,
             self.wal_bytes / jobs,
-            self.wal_syncs as f64 / seconds.max(0.001),
+            self.wal_syncs as f64 / self.seconds.max(0.001),
         );
     }
 }

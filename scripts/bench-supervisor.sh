@@ -36,7 +36,8 @@ cargo build --release --quiet --bins --example bench_supervisor
 # The supervisors the benchmark starts carry this run's id; an interrupted run (Ctrl-C, a
 # timeout) would otherwise leave them working on the next run's scratch databases.
 export BENCH_SUPERVISOR_ID=bench-$$
-trap 'pkill -TERM -f -- "--supervisor-id $BENCH_SUPERVISOR_ID" 2>/dev/null || true' EXIT
+# (The id is a supervisor's last argument: anchored, bench-12 does not match bench-123.)
+trap 'pkill -TERM -f -- "--supervisor-id $BENCH_SUPERVISOR_ID\$" 2>/dev/null || true' EXIT
 base=$(scripts/pg-local.sh)
 admin="${base%/*}/postgres"
 

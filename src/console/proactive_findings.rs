@@ -5,8 +5,7 @@
 use super::findings::{age, secs, Finding, Limits, PER_CODE_LIMIT};
 use crate::error::Result;
 
-/// The proactive lane's hygiene: opportunities nobody triaged, the same title proposed by
-/// several agents, one agent proposing many low-confidence ones, budget refusals.
+/// Appends this module's findings (see the module's summary) for `namespace`.
 pub(super) fn findings(
     tx: &mut postgres::Transaction<'_>,
     namespace: &str,
