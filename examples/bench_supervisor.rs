@@ -107,12 +107,17 @@ fn main() -> AnyResult<()> {
         let elapsed = wait_all_succeeded(&url, n_drain, started)?;
         let spent = Costs::read(admin)?.since(&before);
         stop(&mut sup);
+        let writes = writes_per_job(&url, n_drain);
         println!(
             "drain, hook mode (fake gateway completes each job via the library): {n_drain} jobs over {agents} agents, max_concurrency {concurrency}: {:.1} s, {:.0} jobs/s",
             elapsed,
             f64::from(n_drain) / elapsed
         );
         spent.print(n_drain);
+        match writes {
+            Ok(line) => println!("drain, hook mode, row writes per job: {line}"),
+            Err(e) => println!("drain, hook mode, row writes per job: not read ({e})"),
+        }
     }
 
     // --- drain, exec mode --------------------------------------------------------------
@@ -216,6 +221,39 @@ impl Costs {
             self.wal_syncs as f64 / self.seconds.max(0.001),
         );
     }
+}
+
+/// The row versions a drain wrote per job, by table (pg_stat_user_tables of the drain's
+/// own database: inserted, updated of which HOT, deleted), the tables it wrote most first.
+/// Every version of a row that is not HOT is also an entry in each of the table's indexes
+/// whose predicate it meets. Read after the supervisor stopped and a pause, so every
+/// backend has flushed its counters (an idle backend does within a second).
+fn writes_per_job(url: &str, jobs: i32) -> AnyResult<String> {
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = connect(url)?.query(
+        "select relname::text, n_tup_ins::float8, n_tup_upd::float8, n_tup_hot_upd::float8,
+                n_tup_del::float8
+         from pg_stat_user_tables
+         where n_tup_ins + n_tup_upd + n_tup_del > 0
+         order by n_tup_ins + n_tup_upd + n_tup_del desc, relname",
+        &[],
+    )?;
+    let per = |v: f64| v / f64::from(jobs.max(1));
+    let parts: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let (name, ins, upd, hot, del): (String, f64, f64, f64, f64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            format!(
+                "{name} {:.2} inserted, {:.2} updated ({:.2} HOT), {:.2} deleted",
+                per(ins),
+                per(upd),
+                per(hot),
+                per(del)
+            )
+        })
+        .collect();
+    Ok(parts.join("; "))
 }
 
 /// The bench's connection settings (its agents' too).

@@ -1,16 +1,18 @@
 //! The hook workers and the admission recorder.
 //!
-//! A job marked running goes to a pool of worker threads that each send one wake-up at a
-//! time (kept-alive connections of the shared HTTP client). The pool grows when every
-//! worker is busy, up to `--max-in-flight`, and its threads stay: no thread is started
-//! per job. A run the gateway admitted goes to one recorder thread, which writes every
-//! admission waiting for it in one transaction (`record_hook_admissions`, and the woken
-//! agents' back-off cleared), then frees their slots. The recorder starts with the
+//! A claimed job (still `leased`) goes to a pool of worker threads that each send one
+//! wake-up at a time (kept-alive connections of the shared HTTP client). The pool grows
+//! when every worker is busy, up to `--max-in-flight`, and its threads stay: no thread is
+//! started per job. A run the gateway admitted goes to one recorder thread, which writes
+//! every admission waiting for it in one transaction (`record_hook_admissions`: the job
+//! marked running with its wake record, and the woken agents' back-off cleared), then
+//! frees their slots. The recorder starts with the
 //! supervisor; both end when it closes them after its last job.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::log::Level;
 use super::metrics::Outcome;
@@ -50,6 +52,8 @@ struct State {
 /// A run the gateway admitted, waiting to be recorded.
 struct Admitted {
     admission: Admission,
+    /// When its wake-up was sent.
+    sent: Instant,
     job: Job,
     slot: Slot,
 }
@@ -141,6 +145,7 @@ fn wake_hook(pool: &State, shared: &Arc<Shared>, hook_job: HookJob) {
         fence,
         target,
         text,
+        wake,
         slot,
     } = hook_job;
     // The lease must outlive the request, or another supervisor could claim the job while
@@ -162,6 +167,7 @@ fn wake_hook(pool: &State, shared: &Arc<Shared>, hook_job: HookJob) {
         "agentbus: {}",
         job.subject.chars().take(80).collect::<String>()
     );
+    let sent = Instant::now();
     let outcome = shared.hook.wake(
         &target,
         &WakeRequest {
@@ -183,9 +189,12 @@ fn wake_hook(pool: &State, shared: &Arc<Shared>, hook_job: HookJob) {
                 hook_status: i32::from(status),
                 run_id,
                 lease_seconds: f64::from(lease),
+                wake,
+                sent_seconds_ago: 0.0,
             };
             let admitted = Admitted {
                 admission,
+                sent,
                 job,
                 slot,
             };
@@ -240,11 +249,17 @@ fn write_admissions(shared: &Shared, rx: &Receiver<Admitted>) {
         }
         let (admissions, woken): (Vec<Admission>, Vec<(Job, Slot)>) = batch
             .into_iter()
-            .map(|a| (a.admission, (a.job, a.slot)))
+            .map(|a| {
+                let admission = Admission {
+                    sent_seconds_ago: a.sent.elapsed().as_secs_f64(),
+                    ..a.admission
+                };
+                (admission, (a.job, a.slot))
+            })
             .unzip();
         let recorded = shared.pool.get().and_then(|mut c| {
             c.session().transaction(|tx| {
-                let found = jobs::record_hook_admissions(tx, &admissions)?;
+                let found = jobs::record_hook_admissions(tx, &shared.caller("wake"), &admissions)?;
                 let mut agents_woken: Vec<&str> = woken
                     .iter()
                     .zip(&found)

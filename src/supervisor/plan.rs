@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::shared::{Shared, Slot};
 use super::DefaultWake;
 use crate::ledger::agents::{self, WakeMode};
-use crate::ledger::jobs::{Fence, Job};
+use crate::ledger::jobs::{Fence, Job, WakeRecord};
 use crate::supervisor::hook::{HookTarget, Secret};
 
 /// How to wake one agent, resolved from its row and the supervisor's defaults.
@@ -27,12 +27,14 @@ pub(super) struct Ready {
     pub slot: Slot,
 }
 
-/// A job marked running, for a hook worker.
+/// A claimed job (still `leased`), for a hook worker.
 pub(super) struct HookJob {
     pub job: Job,
     pub fence: Fence,
     pub target: HookTarget,
     pub text: String,
+    /// Recorded with the admission.
+    pub wake: WakeRecord,
     pub slot: Slot,
 }
 

@@ -2,15 +2,18 @@
 //! dead neighbours, release leftovers), reaping expired leases, firing and auditing
 //! standing orders, and the `--once` check for work left. Claiming is `wake`'s.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::heartbeat;
 use super::log::Level;
 use super::metrics::Outcome;
+use super::plan::{plan_wake, WakePlan};
 use super::shared::{Backoff, Shared};
 use super::ONCE_CONNECT_PATIENCE;
 use crate::error::{ErrorKind, Result};
-use crate::ledger::jobs::{self, AttemptStatus, Fence};
+use crate::ledger::agents;
+use crate::ledger::jobs::{self, AttemptStatus, Fence, Job};
 
 /// Connects (waiting for the database if it is not up yet), refuses a supervisor id that
 /// another live process uses, and releases what a previous run under this id claimed
@@ -50,24 +53,45 @@ pub(super) fn startup(shared: &Arc<Shared>) -> Result<()> {
     }
 }
 
+/// What a previous run under this id left `leased`. A job whose agent runs a command was
+/// never started (a command starts only once its job is marked running): it goes back
+/// to the queue at once, and the attempt does not count. A hook job may have been sent
+/// (it is marked running when the gateway's admission is recorded, and the run may have
+/// ended before that): waking it again could run the agent twice, so it is left to its
+/// lease, like a job that was running.
 fn release_leftovers(shared: &Shared, client: &mut postgres::Client) -> Result<()> {
     let rows = client.query(
-        "select id, lease_token from jobs
+        "select to_jsonb(j.*) as row from jobs j
          where namespace = $1 and lease_owner = $2 and status = 'leased'",
         &[&shared.cfg.namespace, &shared.cfg.supervisor_id],
     )?;
-    for row in rows {
-        let id: uuid::Uuid = row.try_get(0)?;
-        let token: Option<uuid::Uuid> = row.try_get(1)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let left: Vec<Job> = crate::db::decode_all(&rows, "row")?;
+    let agents: HashMap<String, agents::Agent> = agents::list(client, &shared.cfg.namespace)?
+        .into_iter()
+        .map(|a| (a.agent_id.clone(), a))
+        .collect();
+    for job in left {
+        let plan = plan_wake(shared, &job, agents.get(&job.target_agent));
+        if matches!(plan, Ok(WakePlan::Hook(_))) {
+            shared.log(
+                Level::Info,
+                "left a hook job of a previous run to its lease: its wake-up may have reached the gateway",
+                &[("job", &job.id), ("leased_until", &job.leased_until.map_or_else(String::new, |t| t.to_rfc3339()))],
+            );
+            continue;
+        }
         let fence = Fence {
-            lease_token: token,
+            lease_token: job.lease_token,
             attempt: None,
             force: false,
         };
         match crate::db::transaction(client, |tx| {
             jobs::release_unwoken(
                 tx,
-                id,
+                job.id,
                 fence,
                 &shared.caller("supervisor-restart"),
                 AttemptStatus::Lost,
@@ -77,7 +101,7 @@ fn release_leftovers(shared: &Shared, client: &mut postgres::Client) -> Result<(
             Ok(_) => shared.log(
                 Level::Info,
                 "released a job left by a previous run",
-                &[("job", &id)],
+                &[("job", &job.id)],
             ),
             Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {}
             Err(e) => return Err(e),

@@ -1,8 +1,10 @@
 //! From a claim to the wake-ups, batched: one statement claims the jobs and reads their
-//! prompts' inputs (`prompt::claim_for_wake`), the prompts are rendered here, one
-//! statement marks them all running with their wake records (`mark_woken_many`), and each
-//! job then goes to a hook worker (`hook_workers`) or a thread of its own running the
-//! agent's command (`exec`). No thread is started and no connection opened per hook job.
+//! prompts' inputs (`prompt::claim_for_wake`) and the prompts are rendered here. A hook
+//! job then goes straight to a hook worker (`hook_workers`), whose recorder marks it
+//! running when the gateway admits the run; the jobs whose agents run a command are
+//! marked running with their wake records in one statement (`mark_woken_many`) before
+//! each gets a thread of its own (`exec`). No thread is started and no connection opened
+//! per hook job.
 
 use std::sync::Arc;
 
@@ -21,6 +23,11 @@ use crate::ledger::jobs::{self, AttemptFacts, Fence, WakeRecord, Waking};
 use crate::supervisor::prompt::{self, ClaimedJob};
 
 /// Claims up to `limit` jobs and starts waking their agents; returns how many it claimed.
+///
+/// A hook wake-up is sent at once, its job still `leased`: the recorder marks it running
+/// when the gateway admits the run (`record_hook_admissions`), so nothing is written
+/// between the claim and the request. A command is started only after its job is marked
+/// running, in one statement for the batch (`mark_woken_many`).
 pub(super) fn claim_and_wake(
     shared: &Arc<Shared>,
     workers: &HookWorkers,
@@ -31,13 +38,18 @@ pub(super) fn claim_and_wake(
         prompt::claim_for_wake(&mut client, &shared.claim_params(limit))?
     };
     let n = claimed.len();
-    let (ready, batch): (Vec<Ready>, Vec<Waking>) = claimed
-        .into_iter()
-        .filter_map(|c| prepare(shared, c))
-        .unzip();
-    if ready.is_empty() {
+    let mut commands = Vec::new();
+    for (ready, waking) in claimed.into_iter().filter_map(|c| prepare(shared, c)) {
+        if matches!(ready.plan, WakePlan::Hook(_)) {
+            deliver(shared, workers, ready, waking.record);
+        } else {
+            commands.push((ready, waking));
+        }
+    }
+    if commands.is_empty() {
         return Ok(n);
     }
+    let (ready, batch): (Vec<Ready>, Vec<Waking>) = commands.into_iter().unzip();
     let marked = shared
         .pool
         .get()
@@ -50,14 +62,9 @@ pub(super) fn claim_and_wake(
             return Ok(n);
         }
     };
-    for (ready, result) in ready.into_iter().zip(results) {
+    for ((ready, waking), result) in ready.into_iter().zip(batch).zip(results) {
         match result {
-            Ok(job) => {
-                let ready_at = job.run_after.max(job.created_at);
-                let latency = (Utc::now() - ready_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-                shared.metrics.observe_dispatch(latency);
-                deliver(shared, workers, Ready { job, ..ready });
-            }
+            Ok(job) => deliver(shared, workers, Ready { job, ..ready }, waking.record),
             Err(e) if e.kind == ErrorKind::Conflict => shared.log(
                 Level::Info,
                 "job changed hands before its agent was woken; leaving it",
@@ -137,8 +144,9 @@ fn prepare(shared: &Arc<Shared>, claimed: ClaimedJob) -> Option<(Ready, Waking)>
     ))
 }
 
-/// Hands a job marked running to a hook worker, or to a thread running its command.
-fn deliver(shared: &Arc<Shared>, workers: &HookWorkers, ready: Ready) {
+/// Hands a job to a hook worker (still `leased`), or to a thread running its command
+/// (marked running), and counts its dispatch latency.
+fn deliver(shared: &Arc<Shared>, workers: &HookWorkers, ready: Ready, wake: WakeRecord) {
     let Ready {
         job,
         fence,
@@ -146,6 +154,9 @@ fn deliver(shared: &Arc<Shared>, workers: &HookWorkers, ready: Ready) {
         text,
         slot,
     } = ready;
+    let ready_at = job.run_after.max(job.created_at);
+    let latency = (Utc::now() - ready_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    shared.metrics.observe_dispatch(latency);
     match plan {
         WakePlan::Hook(target) => workers.submit(
             shared,
@@ -154,6 +165,7 @@ fn deliver(shared: &Arc<Shared>, workers: &HookWorkers, ready: Ready) {
                 fence,
                 target,
                 text,
+                wake,
                 slot,
             },
         ),

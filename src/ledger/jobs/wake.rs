@@ -222,28 +222,51 @@ pub struct Admission {
     pub run_id: Option<String>,
     /// The lease the run gets, from now (never shortened).
     pub lease_seconds: f64,
+    /// How the agent was woken (mode, prompt hash, memories).
+    pub wake: WakeRecord,
+    /// How long before the recording the wake-up was sent (the attempt's `woken_at` is
+    /// the database's clock minus this, so the hosts' clocks do not matter).
+    pub sent_seconds_ago: f64,
 }
 
-/// The statement of [`record_hook_admissions`] ($1 the admissions as JSON, $2 their ids).
-const RECORD_HOOK_ADMISSIONS: &str = "with a as (
+/// The statement of [`record_hook_admissions`] ($1 the admissions as JSON, $2 their ids,
+/// $3 the actor). The settings CTE is materialized and named by the jobs update, so the
+/// history trigger sees the actor and reason of the `running` transition.
+const RECORD_HOOK_ADMISSIONS: &str = "with settings as materialized (
+            select set_config('agentbus.actor', $3, true) as a,
+                   set_config('agentbus.reason', 'the gateway admitted the run', true) as r
+          ),
+          a as (
             select * from jsonb_to_recordset($1::jsonb)
-              as a(id uuid, token uuid, attempt int, status int, run_id text, lease float8)
+              as a(id uuid, token uuid, attempt int, status int, run_id text, lease float8,
+                   mode text, hash text, version int, memory_ids uuid[], ago float8)
           ),
           locked as materialized (
             select j.id from jobs j where j.id = any($2::uuid[]) order by j.id for update
           ),
           extended as (
             update jobs j
-            set openclaw_task_ref = coalesce(a.run_id, j.openclaw_task_ref),
+            set status = case when j.status = 'leased' then 'running'::job_status
+                              else j.status end,
+                openclaw_task_ref = coalesce(a.run_id, j.openclaw_task_ref),
                 leased_until = greatest(j.leased_until, now() + make_interval(secs => a.lease))
             from a
             where j.id = any($2::uuid[]) and j.id = a.id and j.id in (select id from locked)
               and j.lease_token = a.token and job_in_flight(j.status)
+              and j.attempt_count = a.attempt
+              and exists (select 1 from settings)
             returning j.id
           ),
           attempt as (
             update job_attempts t
-            set hook_status = a.status, run_id = coalesce(a.run_id, t.run_id)
+            set hook_status = a.status, run_id = coalesce(a.run_id, t.run_id),
+                status = case when t.status = 'leased' and t.finished_at is null
+                              then 'running'::attempt_status else t.status end,
+                wake_mode = a.mode,
+                woken_at = now() - make_interval(secs => greatest(a.ago, 0)),
+                prompt_hash = a.hash,
+                prompt_version = a.version,
+                memory_ids = a.memory_ids
             from a
             where t.job_id = any($2::uuid[]) and t.job_id = a.id
               and t.job_id in (select id from locked) and t.attempt_no = a.attempt
@@ -253,14 +276,22 @@ const RECORD_HOOK_ADMISSIONS: &str = "with a as (
                  (select count(*) from extended) as extended
           from a";
 
-/// Records that the hook admitted each run of a batch, in one statement: the runId and
-/// status on the attempt and, when the job is still this attempt's, the run reference
-/// and a lease long enough for the run (`lease_seconds` from now, never shortened). The
-/// jobs are locked in id order before any attempt, so two batches, or a batch and an
+/// Records that the hook admitted each run of a batch, in one statement. A hook wake-up
+/// is sent while its job is still `leased` (no write between the claim and the request);
+/// this is where it becomes `running`: when the job is still this attempt's, it is
+/// marked running (unless the agent already closed it, or marked it running itself), and
+/// gets the run reference and a lease long enough for the run (`lease_seconds` from now,
+/// never shortened); the attempt gets the status, the runId and the wake record (mode,
+/// prompt hash, memories, when it was sent), whether or not the agent already closed it.
+/// The jobs are locked in id order before any attempt, so two batches, or a batch and an
 /// agent closing one of its jobs, cannot deadlock. Returns, in the order of `batch`,
 /// whether each attempt was found (the caller then clears those agents' wake back-off,
 /// `agents::record_wake_successes`, in the same transaction).
-pub fn record_hook_admissions<'c>(tx: &mut impl Tx<'c>, batch: &[Admission]) -> Result<Vec<bool>> {
+pub fn record_hook_admissions<'c>(
+    tx: &mut impl Tx<'c>,
+    caller: &Caller,
+    batch: &[Admission],
+) -> Result<Vec<bool>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -274,6 +305,11 @@ pub fn record_hook_admissions<'c>(tx: &mut impl Tx<'c>, batch: &[Admission]) -> 
                 "status": a.hook_status,
                 "run_id": a.run_id,
                 "lease": a.lease_seconds,
+                "mode": a.wake.wake_mode,
+                "hash": a.wake.prompt_hash,
+                "version": a.wake.prompt_version,
+                "memory_ids": a.wake.memory_ids,
+                "ago": a.sent_seconds_ago,
             })
         })
         .collect();
@@ -284,7 +320,11 @@ pub fn record_hook_admissions<'c>(tx: &mut impl Tx<'c>, batch: &[Admission]) -> 
     let items = serde_json::Value::Array(items);
     let rows = tx.query_typed_cached(
         RECORD_HOOK_ADMISSIONS,
-        &[(&items, Type::JSONB), (&ids, Type::UUID_ARRAY)],
+        &[
+            (&items, Type::JSONB),
+            (&ids, Type::UUID_ARRAY),
+            (&caller.actor, Type::TEXT),
+        ],
     )?;
     let mut found = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {

@@ -1,7 +1,9 @@
-//! Starting and stopping: leftovers released at restart, SIGTERM with and without grace,
+//! Starting and stopping: leftovers released (commands) or left to their lease (hooks)
+//! at restart, SIGTERM with and without grace,
 //! a second signal, bad flags, help, and heartbeats of dead processes.
 
 use super::{attempts, job, wait_until_running, Scratch, MINUTE};
+use crate::support::fake_hook::{Answer, FakeHook};
 use crate::support::{run_cli, TestDb, SUPERVISOR};
 use nix::sys::signal::Signal;
 use std::time::Duration;
@@ -28,6 +30,49 @@ fn a_restarted_supervisor_releases_what_it_claimed_but_never_started() {
     assert_eq!(statuses, ["lost", "succeeded"]);
     let j = job(&db, &id);
     assert_eq!(j["unreached_attempts"], 1);
+}
+
+#[test]
+fn a_restarted_supervisor_leaves_a_hook_job_it_may_have_sent_to_its_lease() {
+    // A hook job is sent while still leased, so one left leased by a previous run may
+    // have reached the gateway: it is not woken again at once (that could run the agent
+    // twice), but recovered when its lease runs out, as a running job would be.
+    let db = TestDb::new();
+    let fake = FakeHook::start(
+        Answer::Status(200),
+        Some((Duration::from_millis(100), db.url.clone())),
+    );
+    let id = db.enqueue("a", "maybe sent", &[]);
+    let claimed = db
+        .cli(&[
+            "claim-jobs",
+            "--lease-owner",
+            "sup-1",
+            "--lease-seconds",
+            "2",
+        ])
+        .ok();
+    assert_eq!(claimed[0]["id"], id.as_str());
+    let out = db.supervise_once(
+        &["--supervisor-id", "sup-1", "--hook-url", &fake.url],
+        &[],
+        MINUTE,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("left a hook job of a previous run to its lease"),
+        "{}",
+        out.stderr
+    );
+    // --once ends when nothing is ready: the job is back in the queue for its retry.
+    let a = attempts(&db, &id);
+    let statuses: Vec<&str> = a.iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["timed_out"], "{a:?}");
+    assert!(fake.requests().is_empty(), "not woken again");
+    let j = job(&db, &id);
+    assert_eq!(j["status"], "queued", "{j}");
+    assert_eq!(j["unreached_attempts"], 0, "{j}");
 }
 
 #[test]
