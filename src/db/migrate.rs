@@ -158,6 +158,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "slot_notice_after_commit",
         sql: include_str!("../../sql/0025_slot_notice_after_commit.sql"),
     },
+    Migration {
+        version: 26,
+        name: "cheaper_closes",
+        sql: include_str!("../../sql/0026_cheaper_closes.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).
