@@ -14,7 +14,8 @@
 #   drain, hook mode   jobs/s with the fake gateway completing each job via the library
 #                      (once per size in DRAIN_JOBS, a comma-separated list), then
 #                      what each job cost: CPU of the whole machine (/proc/stat) and
-#                      WAL records, bytes and flushes (pg_stat_wal)
+#                      WAL records, bytes and flushes (pg_stat_wal), and the rows it
+#                      wrote per table (pg_stat_user_tables of the drain's database)
 #   drain, exec mode   jobs/s with one `agentbus complete-job` process per job (first size)
 # then, unless GRAPHILE=0, graphile-worker (npm, pinned in scripts/bench-graphile/, with
 # the Node it needs, installed under .agentbus/) measured with the same method: add_job
