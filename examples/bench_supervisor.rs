@@ -23,6 +23,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,6 +76,7 @@ fn main() -> AnyResult<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     stop(&mut sup);
+    drop(fake);
     for (what, mut v) in [
         ("enqueue commit", latencies),
         ("enqueue start (insert + commit included)", from_start),
@@ -370,6 +372,15 @@ fn wait_all_succeeded(url: &str, n: i32, started: Instant) -> AnyResult<f64> {
 struct Fake {
     url: String,
     arrivals: Arc<Mutex<Vec<Instant>>>,
+    /// Set when the phase ends: the agents then close their connections and end (held
+    /// open, a run of several phases would pile them up against `max_connections`).
+    done: Arc<AtomicBool>,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Fake {
@@ -379,9 +390,11 @@ impl Fake {
         let arrivals = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<(uuid::Uuid, uuid::Uuid)>();
         let rx = Arc::new(Mutex::new(rx));
+        let done = Arc::new(AtomicBool::new(false));
         if complete {
             for _ in 0..8 {
                 let rx = Arc::clone(&rx);
+                let done = Arc::clone(&done);
                 // Each agent holds its connection, as an agent runtime embedding the
                 // library would: the close is prepared once per connection.
                 let mut session = db::Session::connect(&DbConfig::parse(db_url)?, &settings())?;
@@ -389,8 +402,14 @@ impl Fake {
                     let next = rx
                         .lock()
                         .map_err(|_| ())
-                        .and_then(|r| r.recv().map_err(|_| ()));
-                    let Ok((job, token)) = next else { return };
+                        .and_then(|r| r.recv_timeout(Duration::from_millis(100)).map_err(|_| ()));
+                    let Ok((job, token)) = next else {
+                        if done.load(Ordering::SeqCst) {
+                            // Dropping the session closes the connection.
+                            return;
+                        }
+                        continue;
+                    };
                     let fence = Fence {
                         lease_token: Some(token),
                         attempt: None,
@@ -416,7 +435,11 @@ impl Fake {
                 });
             }
         });
-        Ok(Fake { url, arrivals })
+        Ok(Fake {
+            url,
+            arrivals,
+            done,
+        })
     }
 
     fn wait_for(&self, n: usize, within: Duration) -> AnyResult<Instant> {

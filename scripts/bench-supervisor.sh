@@ -37,10 +37,17 @@ cargo build --release --quiet --bins --example bench_supervisor
 # The supervisors the benchmark starts carry this run's id; an interrupted run (Ctrl-C, a
 # timeout) would otherwise leave them working on the next run's scratch databases.
 export BENCH_SUPERVISOR_ID=bench-$$
-# (The id is a supervisor's last argument: anchored, bench-12 does not match bench-123.)
-trap 'pkill -TERM -f -- "--supervisor-id $BENCH_SUPERVISOR_ID\$" 2>/dev/null || true' EXIT
 base=$(scripts/pg-local.sh)
 admin="${base%/*}/postgres"
+# (The id is a supervisor's last argument: anchored, bench-12 does not match bench-123.)
+# An interrupted run also leaves its scratch databases: drop them (a finished run did).
+cleanup() {
+  pkill -TERM -f -- "--supervisor-id $BENCH_SUPERVISOR_ID\$" 2>/dev/null || true
+  for db in agentbus_bench_latency agentbus_bench_hook agentbus_bench_exec agentbus_bench_graphile; do
+    psql "$admin" -XAtqc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
 
 gw=$PWD/.agentbus/bench-graphile
 if [ "$GRAPHILE" = 1 ]; then
