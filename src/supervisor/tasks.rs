@@ -58,7 +58,7 @@ pub(super) fn startup(shared: &Arc<Shared>) -> Result<()> {
 /// to the queue at once, and the attempt does not count. A hook job may have been sent
 /// (it is marked running when the gateway's admission is recorded, and the run may have
 /// ended before that): waking it again could run the agent twice, so it is left to its
-/// lease, like a job that was running.
+/// lease, like a job that was running; so is a job whose wake-up this run cannot plan.
 fn release_leftovers(shared: &Shared, client: &mut postgres::Client) -> Result<()> {
     let rows = client.query(
         "select to_jsonb(j.*) as row from jobs j
@@ -74,11 +74,13 @@ fn release_leftovers(shared: &Shared, client: &mut postgres::Client) -> Result<(
         .map(|a| (a.agent_id.clone(), a))
         .collect();
     for job in left {
+        // Only a command job is known never to have started; anything else (a hook job, or
+        // an agent whose wake-up this run cannot plan) may have been sent.
         let plan = plan_wake(shared, &job, agents.get(&job.target_agent));
-        if matches!(plan, Ok(WakePlan::Hook(_))) {
+        if !matches!(plan, Ok(WakePlan::Exec { .. })) {
             shared.log(
                 Level::Info,
-                "left a hook job of a previous run to its lease: its wake-up may have reached the gateway",
+                "left a job of a previous run to its lease: not a command job, so its wake-up may have reached a gateway",
                 &[("job", &job.id), ("leased_until", &job.leased_until.map_or_else(String::new, |t| t.to_rfc3339()))],
             );
             continue;

@@ -201,8 +201,8 @@ fn an_admission_for_a_job_that_changed_hands_leaves_the_job_to_its_new_holder() 
     let db = TestDb::new();
     let id = db.enqueue("scout", "lost and claimed again", &[]);
     let (_, old_token) = db.claim_one("sup-a", None);
-    // The first lease ends (an operator requeue stands in for its expiry) and another
-    // supervisor claims the job: attempt 2, a new token.
+    // The first lease runs out (moved into the past, then reaped) and another supervisor
+    // claims the job, its retry back-off skipped: attempt 2, a new token.
     db.client()
         .batch_execute(&format!(
             "update jobs set leased_until = now() - interval '1 second' where id = '{id}';

@@ -61,7 +61,7 @@ fn a_restarted_supervisor_leaves_a_hook_job_it_may_have_sent_to_its_lease() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("left a hook job of a previous run to its lease"),
+            .contains("left a job of a previous run to its lease"),
         "{}",
         out.stderr
     );
