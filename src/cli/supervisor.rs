@@ -126,7 +126,8 @@ pub struct SupervisorArgs {
     namespace: String,
 
     /// This supervisor's id: lease owner and heartbeat row (default: HOST-PID). Give a
-    /// stable id (e.g. the host name) to have a restart release what it had claimed
+    /// stable id (e.g. the host name) to have a restart release the command jobs it had
+    /// claimed but not started (a hook job it may have sent is left to its lease)
     #[arg(long, env = "AGENTBUS_SUPERVISOR_ID", value_name = "ID")]
     supervisor_id: Option<String>,
 
