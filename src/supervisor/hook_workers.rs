@@ -215,6 +215,7 @@ fn wake_hook(pool: &State, shared: &Arc<Shared>, hook_job: HookJob) {
             true,
             AttemptFacts {
                 hook_status: Some(i32::from(status)),
+                wake: Some(wake),
                 ..Default::default()
             },
         ),
@@ -231,6 +232,7 @@ fn wake_hook(pool: &State, shared: &Arc<Shared>, hook_job: HookJob) {
             !may_have_run,
             AttemptFacts {
                 hook_status: status.map(i32::from),
+                wake: Some(wake),
                 ..Default::default()
             },
         ),

@@ -282,6 +282,10 @@ pub struct AttemptFacts {
     pub exit_signal: Option<i32>,
     /// Last lines of the child's stderr.
     pub stderr_tail: Option<String>,
+    /// How the agent was to be woken, for a wake-up that failed before it was admitted (an
+    /// admitted hook run's record is written with its admission, a command's when it is
+    /// marked running).
+    pub wake: Option<WakeRecord>,
 }
 
 /// The retry delay after attempt `attempt` failed: 10 s doubling per attempt, capped at

@@ -25,6 +25,7 @@ pub fn record_attempt_facts_and_get(
     attempt_no: i32,
     facts: &AttemptFacts,
 ) -> Result<Job> {
+    let wake = facts.wake.as_ref();
     let row = client
         .query_opt(
             "with recorded as (
@@ -33,7 +34,11 @@ pub fn record_attempt_facts_and_get(
                    run_id = coalesce($4, run_id),
                    exit_code = coalesce($5, exit_code),
                    exit_signal = coalesce($6, exit_signal),
-                   stderr_tail = coalesce($7, stderr_tail)
+                   stderr_tail = coalesce($7, stderr_tail),
+               wake_mode = coalesce($8, wake_mode),
+               prompt_hash = coalesce($9, prompt_hash),
+               prompt_version = coalesce($10, prompt_version),
+               memory_ids = coalesce($11, memory_ids)
                where job_id = $1 and attempt_no = $2
                returning 1
              )
@@ -47,6 +52,10 @@ pub fn record_attempt_facts_and_get(
                 &facts.exit_code,
                 &facts.exit_signal,
                 &facts.stderr_tail,
+                &wake.map(|w| w.wake_mode),
+                &wake.map(|w| w.prompt_hash.as_str()),
+                &wake.map(|w| w.prompt_version),
+                &wake.map(|w| w.memory_ids.as_slice()),
             ],
         )?
         .ok_or_else(|| Error::not_found(format!("job {job_id} not found")))?;
@@ -54,7 +63,7 @@ pub fn record_attempt_facts_and_get(
 }
 
 /// What a supervisor records when it wakes the agent for a claimed job.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WakeRecord {
     /// `hook` or `exec`.
     pub wake_mode: &'static str,

@@ -107,6 +107,10 @@ fn hook_500_fails_the_attempt_without_counting_it_and_backs_the_agent_off() {
     let a = attempts(&db, &id);
     assert_eq!(a[0]["status"], "failed");
     assert_eq!(a[0]["hook_status"], 500);
+    // How it was to be woken is on the attempt, though no run was admitted.
+    assert_eq!(a[0]["wake_mode"], "hook", "{}", a[0]);
+    assert_eq!(a[0]["prompt_hash"].as_str().map(str::len), Some(64));
+    assert!(a[0]["woken_at"].is_null(), "not admitted: {}", a[0]);
     let backing_off: bool = db.one(
         "select wake_backoff_until > now() and not paused from agents where agent_id = 'scout'",
     );
