@@ -163,6 +163,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cheaper_closes",
         sql: include_str!("../../sql/0026_cheaper_closes.sql"),
     },
+    Migration {
+        version: 27,
+        name: "identifier_checks_planned_once",
+        sql: include_str!("../../sql/0027_identifier_checks_planned_once.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).
