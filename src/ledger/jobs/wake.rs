@@ -35,10 +35,10 @@ pub fn record_attempt_facts_and_get(
                    exit_code = coalesce($5, exit_code),
                    exit_signal = coalesce($6, exit_signal),
                    stderr_tail = coalesce($7, stderr_tail),
-               wake_mode = coalesce($8, wake_mode),
-               prompt_hash = coalesce($9, prompt_hash),
-               prompt_version = coalesce($10, prompt_version),
-               memory_ids = coalesce($11, memory_ids)
+                   wake_mode = coalesce($8, wake_mode),
+                   prompt_hash = coalesce($9, prompt_hash),
+                   prompt_version = coalesce($10, prompt_version),
+                   memory_ids = coalesce($11, memory_ids)
                where job_id = $1 and attempt_no = $2
                returning 1
              )
