@@ -52,8 +52,6 @@ struct State {
 /// A run the gateway admitted, waiting to be recorded.
 struct Admitted {
     admission: Admission,
-    /// When its wake-up was sent.
-    sent: Instant,
     job: Job,
     slot: Slot,
 }
@@ -190,11 +188,10 @@ fn wake_hook(pool: &State, shared: &Arc<Shared>, hook_job: HookJob) {
                 run_id,
                 lease_seconds: f64::from(lease),
                 wake,
-                sent_seconds_ago: 0.0,
+                sent,
             };
             let admitted = Admitted {
                 admission,
-                sent,
                 job,
                 slot,
             };
@@ -251,13 +248,7 @@ fn write_admissions(shared: &Shared, rx: &Receiver<Admitted>) {
         }
         let (admissions, woken): (Vec<Admission>, Vec<(Job, Slot)>) = batch
             .into_iter()
-            .map(|a| {
-                let admission = Admission {
-                    sent_seconds_ago: a.sent.elapsed().as_secs_f64(),
-                    ..a.admission
-                };
-                (admission, (a.job, a.slot))
-            })
+            .map(|a| (a.admission, (a.job, a.slot)))
             .unzip();
         let recorded = shared.pool.get().and_then(|mut c| {
             c.session().transaction(|tx| {

@@ -233,9 +233,9 @@ pub struct Admission {
     pub lease_seconds: f64,
     /// How the agent was woken (mode, prompt hash, memories).
     pub wake: WakeRecord,
-    /// How long before the recording the wake-up was sent (the attempt's `woken_at` is
-    /// the database's clock minus this, so the hosts' clocks do not matter).
-    pub sent_seconds_ago: f64,
+    /// When the wake-up was sent. The attempt's `woken_at` is the database's clock at the
+    /// recording minus the time since, so the hosts' clocks do not matter.
+    pub sent: std::time::Instant,
 }
 
 /// The statement of [`record_hook_admissions`] ($1 the admissions as JSON, $2 their ids,
@@ -318,7 +318,7 @@ pub fn record_hook_admissions<'c>(
                 "hash": a.wake.prompt_hash,
                 "version": a.wake.prompt_version,
                 "memory_ids": a.wake.memory_ids,
-                "ago": a.sent_seconds_ago,
+                "ago": a.sent.elapsed().as_secs_f64(),
             })
         })
         .collect();

@@ -5,6 +5,7 @@
 
 use agentbus::ledger::jobs::{self, Admission, Caller, CompleteParams, Fence, WakeRecord, Waking};
 use serde_json::Value;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::db::session::closed_shape;
@@ -129,7 +130,7 @@ fn hook_admissions_mark_leased_jobs_running_together_and_a_job_not_held_is_not_f
             prompt_version: 4,
             memory_ids: Vec::new(),
         },
-        sent_seconds_ago: 2.0,
+        sent: Instant::now().checked_sub(Duration::from_secs(2)).unwrap(),
     };
     let unknown = Uuid::new_v4().to_string();
     let found = agentbus::db::transaction(&mut c, |tx| {
@@ -167,7 +168,7 @@ fn hook_admissions_mark_leased_jobs_running_together_and_a_job_not_held_is_not_f
         assert_eq!(row["mode"], "hook", "{row}");
         assert_eq!(row["hash"], format!("hash-run-{i}"), "{row}");
         assert_eq!(row["version"], 4, "{row}");
-        // woken_at is when the request was sent: the database's now minus the 2 s given.
+        // woken_at is when the request was sent: 2 s before the recording.
         let ago = row["sent_ago"].as_f64().unwrap();
         assert!((2.0..10.0).contains(&ago), "{row}");
         let until: chrono::DateTime<chrono::Utc> =
@@ -232,7 +233,7 @@ fn an_admission_for_a_job_that_changed_hands_leaves_the_job_to_its_new_holder() 
                     prompt_version: 4,
                     memory_ids: Vec::new(),
                 },
-                sent_seconds_ago: 0.0,
+                sent: Instant::now(),
             }],
         )
     })
