@@ -222,6 +222,9 @@ pub struct Ctx {
     client: Option<postgres::Client>,
     /// Through a transaction pooler: the settings each new transaction begins with.
     pooled: Option<SessionSettings>,
+    /// Through a transaction pooler: whether the command's pinned transaction is open (it
+    /// is begun on the first use of the connection after the last one ended).
+    pinned: bool,
 }
 
 impl Drop for Ctx {
@@ -229,9 +232,7 @@ impl Drop for Ctx {
     /// after the last write is reads, or writes the command made outside a transaction,
     /// which would have committed on their own without a pooler).
     fn drop(&mut self) {
-        if let (Some(_), Some(client)) = (&self.pooled, self.client.as_mut()) {
-            let _ = client.batch_execute("commit");
-        }
+        self.rest();
     }
 }
 
@@ -275,11 +276,20 @@ impl Ctx {
     ) -> Result<T> {
         let result = db::transaction(self.db()?, f);
         // Through a transaction pooler, the command's pinned transaction ended with this
-        // one: the rest of the command gets a new one.
-        if let (Some(settings), Some(client)) = (&self.pooled, self.client.as_mut()) {
-            db::pinned_begin(client, settings)?;
-        }
+        // one: the next use of the connection begins a new one.
+        self.pinned = false;
         result
+    }
+
+    /// Before a command waits (`status --watch` between screens): through a transaction
+    /// pooler, ends the pinned transaction, so the wait neither holds a server connection
+    /// nor meets the server's idle-in-transaction limit; the next use begins a new one.
+    /// Without a pooler no transaction is open between commands' statements: nothing to do.
+    pub fn rest(&mut self) {
+        if let (true, Some(client)) = (self.pinned, self.client.as_mut()) {
+            let _ = client.batch_execute("commit");
+        }
+        self.pinned = false;
     }
 
     /// The id of a job named on the command line (a prefix is looked up).
@@ -315,12 +325,20 @@ impl Ctx {
                 .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok());
             self.client = Some(db::connect(&config, &settings)?);
             if config.pool == db::PoolMode::Transaction {
+                // `connect` began the first pinned transaction.
                 self.pooled = Some(settings);
+                self.pinned = true;
             }
         }
-        self.client
+        let client = self
+            .client
             .as_mut()
-            .ok_or_else(|| Error::failure("database connection unavailable"))
+            .ok_or_else(|| Error::failure("database connection unavailable"))?;
+        if let (Some(settings), false) = (&self.pooled, self.pinned) {
+            db::pinned_begin(client, settings)?;
+            self.pinned = true;
+        }
+        Ok(client)
     }
 
     /// Who is acting, for the history: `AGENTBUS_AGENT`, else `operator:$USER`.
@@ -405,6 +423,7 @@ pub fn run(
         exit_code: 0,
         client: None,
         pooled: None,
+        pinned: false,
     };
     // Everything but `--get` (raw values, for scripts) is made terminal-safe: a value from
     // a row can never drive the operator's terminal. JSON is unchanged by it.

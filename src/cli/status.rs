@@ -69,6 +69,7 @@ pub fn status(ctx: &mut Ctx, a: StatusArgs, stdout: &mut dyn Write) -> Result<St
             // The reader went away.
             return Ok(String::new());
         }
+        ctx.rest();
         std::thread::sleep(Duration::from_secs(every));
     }
 }

@@ -263,8 +263,8 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         // the rows it locked (a job it was claiming, waking or renewing) until the server
         // ends its transaction; the reapers of the other hosts skip locked rows. Its
         // transactions never wait on anything but the database, so the server may end one
-        // that falls silent within a lease (measured: 60 s with the CLI's timeout, 5 s
-        // here; scripts/test-multihost.sh).
+        // that falls silent within a lease (scripts/test-multihost.sh; the CLI's calls
+        // use 5 s, db::CLI_IDLE_IN_TRANSACTION_TIMEOUT).
         idle_in_transaction_timeout: Duration::from_secs(
             u64::try_from(cfg.lease_seconds).unwrap_or(60).clamp(5, 60),
         ),

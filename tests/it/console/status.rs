@@ -331,3 +331,47 @@ fn status_watch_redraws_until_stopped() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// Through a transaction pooler, `--watch` ends its transaction before it waits: the wait
+/// holds no server connection and outlasts the server's 5 s idle-in-transaction limit.
+#[test]
+fn status_watch_through_a_transaction_pooler_waits_outside_a_transaction() {
+    use std::io::BufRead;
+    let db = TestDb::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["status", "--watch", "7", "--format", "json"])
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("AGENTBUS_POOL_MODE", "transaction")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["jobs"]["queued"], 0);
+    // Between two screens the session is idle, not idle in a transaction.
+    let state = || -> Vec<String> {
+        db.client()
+            .query(
+                "select state from pg_stat_activity
+                  where application_name = 'agentbus/status' and datname = current_database()",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while state() != ["idle"] && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(state(), ["idle"]);
+    db.enqueue("writer", "arrives between two screens", &[]);
+    // The second screen comes after 7 s of waiting: the connection survived it.
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(second["jobs"]["queued"], 1);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
