@@ -309,20 +309,34 @@ fn metrics_are_valid_prometheus_text() {
     assert_eq!(sample("agentbus_agents_paused{"), 1.0);
 }
 
-#[test]
-fn status_watch_redraws_until_stopped() {
+/// `status --watch EVERY --format json` under `pool_mode`, and its lines.
+fn watch(
+    db: &TestDb,
+    every: &str,
+    pool_mode: &str,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
     use std::io::BufRead;
-    let db = TestDb::new();
-    db.cli(&["status", "--watch", "0"]).fails(2, "out of range");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
-        .args(["status", "--watch", "1", "--format", "json"])
+        .args(["status", "--watch", every, "--format", "json"])
         .env_clear()
         .env("DATABASE_URL", &db.url)
+        .env("AGENTBUS_POOL_MODE", pool_mode)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+#[test]
+fn status_watch_redraws_until_stopped() {
+    let db = TestDb::new();
+    db.cli(&["status", "--watch", "0"]).fails(2, "out of range");
+    let (mut child, mut lines) = watch(&db, "1", "session");
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["jobs"]["queued"], 0);
     db.enqueue("writer", "arrives between two screens", &[]);
@@ -336,18 +350,8 @@ fn status_watch_redraws_until_stopped() {
 /// holds no server connection and outlasts the server's 5 s idle-in-transaction limit.
 #[test]
 fn status_watch_through_a_transaction_pooler_waits_outside_a_transaction() {
-    use std::io::BufRead;
     let db = TestDb::new();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
-        .args(["status", "--watch", "7", "--format", "json"])
-        .env_clear()
-        .env("DATABASE_URL", &db.url)
-        .env("AGENTBUS_POOL_MODE", "transaction")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = watch(&db, "7", "transaction");
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["jobs"]["queued"], 0);
     // Between two screens the session is idle, not idle in a transaction.
