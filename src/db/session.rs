@@ -77,6 +77,27 @@ impl Session {
         result
     }
 
+    /// Runs the statement `sql` (prepared on this connection the first time) as a
+    /// transaction of its own: outside `BEGIN`/`COMMIT`, PostgreSQL commits a statement
+    /// when it has run, so a write that is one statement costs one round trip instead of
+    /// three. Its rows are returned once it is committed (durably, unless the session's
+    /// `synchronous_commit` is off).
+    pub fn query_alone(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>> {
+        let statement = self.prepared(sql)?;
+        Ok(self.client.query(&statement, params)?)
+    }
+
+    /// Sends `notices` (channel, payload) now, for work already committed (see
+    /// [`Session::query_alone`]); like the notices of [`Session::transaction`], a hint:
+    /// the caller may ignore a failure to send them.
+    pub fn notify(&mut self, notices: &[(&'static str, String)]) -> Result<()> {
+        self.send_notices(notices)
+    }
+
     /// Sends `notices` (channel, payload) in one statement whose commit does not wait for
     /// the disk: it changes no row.
     fn send_notices(&mut self, notices: &[(&'static str, String)]) -> Result<()> {

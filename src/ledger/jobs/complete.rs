@@ -4,7 +4,7 @@
 use super::close::{check_openclaw_refs, close_attempt, fenced, LEASED_OR_RUNNING};
 use super::{Caller, Fence, Job, JobStatus};
 use crate::db::decode;
-use crate::db::Tx;
+use crate::db::{Session, Tx};
 use crate::error::Result;
 use crate::ledger::validate::check_optional_text;
 use postgres::types::{ToSql, Type};
@@ -61,11 +61,7 @@ pub fn complete<'c>(
     caller: &Caller,
     p: &CompleteParams,
 ) -> Result<Job> {
-    check_optional_text("`summary`", p.summary.as_deref())?;
-    check_openclaw_refs(
-        p.openclaw_task_ref.as_deref(),
-        p.openclaw_session_key.as_deref(),
-    )?;
+    check_params(p)?;
     let reason = p.summary.as_deref().unwrap_or("completed");
     let closed = match (fence.lease_token, fence.force) {
         (Some(token), false) => {
@@ -80,15 +76,71 @@ pub fn complete<'c>(
     if tx.notifies_after_commit() {
         // The one statement named this job in `agentbus.slot_notice`, so the trigger left
         // the freed slot's notice to the session, sent once the close is committed.
-        let notice = serde_json::json!({
-            "namespace": job.namespace,
-            "target_agent": job.target_agent,
-            "job_id": job.id,
-            "slot_freed": true,
-        });
-        tx.notify_after_commit("jobs_ready", notice.to_string());
+        tx.notify_after_commit("jobs_ready", slot_freed(&job));
     }
     Ok(job)
+}
+
+/// [`complete`] on a session, in one round trip when the lease token is current: the one
+/// statement runs as a transaction of its own ([`Session::query_alone`]: no `BEGIN` or
+/// `COMMIT` to wait for), then the session announces the freed slot. Anything else (no
+/// token, a stale one, a job already closed) runs [`complete`] in a transaction, with the
+/// same outcome and records. For a runtime that holds a connection and closes many jobs
+/// (the one statement is prepared once); a command-line call is one transaction.
+pub fn complete_on_session(
+    session: &mut Session,
+    job_id: Uuid,
+    fence: Fence,
+    caller: &Caller,
+    p: &CompleteParams,
+) -> Result<Job> {
+    check_params(p)?;
+    if let (Some(token), false) = (fence.lease_token, fence.force) {
+        let reason = p.summary.as_deref().unwrap_or("completed");
+        // The session announces the slot: the trigger leaves it (see `complete_current`).
+        let slot_notice = job_id.to_string();
+        let params = current_params(
+            &job_id,
+            &token,
+            &fence.attempt,
+            caller,
+            &reason,
+            &slot_notice,
+            p,
+        );
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+        if let Some(row) = session
+            .query_alone(COMPLETE_CURRENT.as_str(), &values)?
+            .first()
+        {
+            let job: Job = decode(row, "row")?;
+            // A hint sent after the commit: the supervisor also polls.
+            let _ = session.notify(&[("jobs_ready", slot_freed(&job))]);
+            return Ok(job);
+        }
+    }
+    session.transaction(|tx| complete(tx, job_id, fence, caller, p))
+}
+
+/// Refuses what no path may write (before anything runs).
+fn check_params(p: &CompleteParams) -> Result<()> {
+    check_optional_text("`summary`", p.summary.as_deref())?;
+    check_openclaw_refs(
+        p.openclaw_task_ref.as_deref(),
+        p.openclaw_session_key.as_deref(),
+    )
+}
+
+/// The notice of a slot freed by closing `job`, on channel `jobs_ready` (as the trigger
+/// `notify_job_slot_freed` words it).
+fn slot_freed(job: &Job) -> String {
+    serde_json::json!({
+        "namespace": job.namespace,
+        "target_agent": job.target_agent,
+        "job_id": job.id,
+        "slot_freed": true,
+    })
+    .to_string()
 }
 
 /// The general fenced path of [`complete`].
@@ -146,24 +198,37 @@ fn complete_current<'c>(
     } else {
         String::new()
     };
-    let params: [(&(dyn ToSql + Sync), Type); 11] = [
-        (&job_id, Type::UUID),
+    let params = current_params(&job_id, &token, &attempt, caller, &reason, &slot_notice, p);
+    let row = tx
+        .query_typed_cached(COMPLETE_CURRENT.as_str(), &params)?
+        .into_iter()
+        .next();
+    row.map(|r| decode(&r, "row")).transpose()
+}
+
+/// The parameters of [`COMPLETE_CURRENT`], typed.
+fn current_params<'a>(
+    job_id: &'a Uuid,
+    token: &'a Uuid,
+    attempt: &'a Option<i32>,
+    caller: &'a Caller,
+    reason: &'a &str,
+    slot_notice: &'a String,
+    p: &'a CompleteParams,
+) -> [(&'a (dyn ToSql + Sync), Type); 11] {
+    [
+        (job_id, Type::UUID),
         (&p.result, Type::JSONB),
         (&p.summary, Type::TEXT),
         (&p.openclaw_task_ref, Type::TEXT),
         (&p.openclaw_session_key, Type::TEXT),
         (&p.no_work, Type::BOOL),
         (&caller.actor, Type::TEXT),
-        (&reason, Type::TEXT),
-        (&token, Type::UUID),
-        (&attempt, Type::INT4),
-        (&slot_notice, Type::TEXT),
-    ];
-    let row = tx
-        .query_typed_cached(COMPLETE_CURRENT.as_str(), &params)?
-        .into_iter()
-        .next();
-    row.map(|r| decode(&r, "row")).transpose()
+        (reason, Type::TEXT),
+        (token, Type::UUID),
+        (attempt, Type::INT4),
+        (slot_notice, Type::TEXT),
+    ]
 }
 
 /// The one statement of [`complete_current`] ($1-$6 as in [`SET_SUCCEEDED`], $7 actor,

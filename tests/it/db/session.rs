@@ -51,13 +51,19 @@ pub(crate) fn closed_shape(db: &TestDb, id: &str) -> Value {
     ))
 }
 
+/// Three jobs for `scout`, claimed: their ids, and (id, token) of each claim in order.
+fn three_claimed(db: &TestDb) -> (Vec<String>, Vec<(String, String)>) {
+    let ids = (0..3)
+        .map(|i| db.enqueue("scout", &format!("job {i}"), &[]))
+        .collect();
+    let claims = (0..3).map(|_| db.claim_one("sup", None)).collect();
+    (ids, claims)
+}
+
 #[test]
 fn a_session_prepares_the_close_once_and_leaves_the_rows_a_plain_connection_leaves() {
     let db = TestDb::new();
-    let ids: Vec<String> = (0..3)
-        .map(|i| db.enqueue("scout", &format!("job {i}"), &[]))
-        .collect();
-    let claims: Vec<(String, String)> = (0..3).map(|_| db.claim_one("sup", None)).collect();
+    let (ids, claims) = three_claimed(&db);
     let params = CompleteParams {
         summary: Some("done".into()),
         ..Default::default()
@@ -291,4 +297,77 @@ fn a_session_is_refused_through_a_transaction_pooler_before_connecting() {
         .unwrap();
     assert_eq!(job.status.as_str(), "succeeded");
     assert!(prepared_on(&mut session) >= 1);
+}
+
+#[test]
+fn a_close_on_a_session_in_one_round_trip_leaves_the_rows_of_a_transaction_and_one_notice() {
+    let db = TestDb::new();
+    let (ids, claims) = three_claimed(&db);
+    let params = CompleteParams {
+        summary: Some("done".into()),
+        ..Default::default()
+    };
+    let mut listener = db.client();
+    listener.batch_execute("LISTEN jobs_ready").unwrap();
+    let mut session = Session::new(db.client());
+    let close = |session: &mut Session, id: &str, token: &str, p: &CompleteParams| {
+        jobs::complete_on_session(session, id.parse().unwrap(), by_token(token), &agent(), p)
+    };
+
+    // Current token: the one statement, committed on its own, then the session's notice.
+    let (id, token) = &claims[0];
+    let job = close(&mut session, id, token, &params).unwrap();
+    assert_eq!(job.status.to_string(), "succeeded");
+    let notes = heard(&mut listener);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["job_id"], id.as_str());
+    assert_eq!(notes[0]["slot_freed"], true);
+    // No transaction was left open on the session.
+    let nothing_pending: bool = session
+        .query_one("select pg_current_xact_id_if_assigned() is null", &[])
+        .unwrap()
+        .get(0);
+    assert!(nothing_pending, "a write of the close is still uncommitted");
+
+    // The same rows as a close in a session's transaction.
+    let (other, other_token) = &claims[1];
+    session
+        .transaction(|tx| {
+            jobs::complete(
+                tx,
+                other.parse().unwrap(),
+                by_token(other_token),
+                &agent(),
+                &params,
+            )
+        })
+        .unwrap();
+    heard(&mut listener);
+    assert_eq!(closed_shape(&db, &ids[0]), closed_shape(&db, &ids[1]));
+
+    // Closed again with its token: the general path repeats the close, announces nothing.
+    let again = close(&mut session, id, token, &params).unwrap();
+    assert_eq!(again.status.to_string(), "succeeded");
+    assert!(heard(&mut listener).is_empty());
+
+    // A token that is not the job's: refused (exit 4) by the general path, nothing
+    // written, nothing announced; a summary that is not text: refused before anything runs.
+    let (third, _) = &claims[2];
+    let before = db.snapshot();
+    let stale = close(
+        &mut session,
+        third,
+        &uuid::Uuid::new_v4().to_string(),
+        &params,
+    )
+    .unwrap_err();
+    assert_eq!(stale.kind.exit_code(), 4, "{stale:?}");
+    let bad = CompleteParams {
+        summary: Some("done\u{0}".into()),
+        ..Default::default()
+    };
+    let refused = close(&mut session, third, &claims[2].1, &bad).unwrap_err();
+    assert_eq!(refused.kind.exit_code(), 2, "{refused:?}");
+    assert_eq!(before, db.snapshot(), "a refused close wrote something");
+    assert!(heard(&mut listener).is_empty());
 }
