@@ -25,6 +25,18 @@ pub const CLI_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// locked rows. Ended after 5 s, a lost host's jobs are recovered within one lease
 /// (scripts/test-multihost.sh; with 60 s a cut-off close kept its job 60 s).
 pub const CLI_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// For a read-only transaction that waits on work outside the database (pg_dump reading
+/// its exported snapshot, a vault rendered between its reads): lifts the session's limit on
+/// silent transactions ([`CLI_IDLE_IN_TRANSACTION_TIMEOUT`]) until it ends. It locks no
+/// row, so a silent one keeps no job from the reapers.
+pub fn outlast_idle_limit(tx: &mut impl postgres::GenericClient) -> Result<()> {
+    tx.execute(
+        "select set_config('idle_in_transaction_session_timeout', '0', true)",
+        &[],
+    )?;
+    Ok(())
+}
+
 /// How long a connection attempt may take before the call gives up (exit 75).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

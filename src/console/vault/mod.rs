@@ -68,6 +68,9 @@ pub fn export(
         .read_only(true)
         .start()?;
     tx.batch_execute("set local time zone 'UTC'")?;
+    // The notes are rendered between the reads: on a big ledger, longer than a command's
+    // session lets a transaction fall silent.
+    crate::db::outlast_idle_limit(&mut tx)?;
     let before = files::owned(dir)?;
     let (notes, cache) = notes::render(&mut tx, namespace, since, dir, &before)?;
     tx.commit()?;

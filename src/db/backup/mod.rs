@@ -192,6 +192,8 @@ pub fn backup(client: &mut postgres::Client, db: &DbConfig, dir: &Path) -> Resul
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()?;
+    // The transaction holds the exported snapshot, idle, for as long as pg_dump runs.
+    crate::db::outlast_idle_limit(&mut tx)?;
     let row = tx.query_one(
         "select pg_export_snapshot(), current_database()::text, current_schema()::text,
                 to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),

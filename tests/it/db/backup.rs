@@ -254,3 +254,49 @@ fn backups_taken_but_never_restored_are_an_audit_finding_and_retention_keeps_the
     assert!(!dir.0.join("agentbus-20260105T020000Z.dump").exists());
     assert!(!dir.0.join("agentbus-20260105T020000Z.json").exists());
 }
+
+/// The command's session ends a transaction that falls silent after a few seconds; the
+/// backup's transaction, which holds the exported snapshot while pg_dump reads it, waits
+/// as long as pg_dump takes. Here pg_dump is a wrapper that waits 7 s before the real one.
+#[test]
+fn a_backup_whose_dump_outlasts_the_idle_transaction_limit_completes() {
+    let db = TestDb::new();
+    db.enqueue("writer", "draft", &[]);
+    let real = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.join("pg_dump"))
+        .find(|f| f.is_file())
+        .expect("pg_dump on PATH");
+    let bin = Scratch::new();
+    bin.script(
+        "pg_dump",
+        &format!("sleep 7\nexec '{}' \"$@\"", real.display()),
+    );
+    let path = format!(
+        "{}:{}",
+        bin.0.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let dir = Scratch::new();
+    let out = db
+        .cli_with(
+            &[
+                "backup",
+                "--to",
+                dir.0.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+            &[("PATH", &path)],
+            None,
+        )
+        .ok();
+    assert!(
+        out["manifest"]["duration_ms"].as_u64().unwrap() >= 7000,
+        "{out}"
+    );
+    let file = dir.0.join(out["manifest"]["file"].as_str().unwrap());
+    assert!(file.is_file() && file.with_extension("json").is_file());
+}
