@@ -72,7 +72,7 @@ impl Session {
             Err(e) => e.keep_writes,
         };
         if committed && !notices.is_empty() {
-            let _ = self.send_notices(&notices);
+            let _ = self.notify(&notices);
         }
         result
     }
@@ -91,16 +91,11 @@ impl Session {
         Ok(self.client.query(&statement, params)?)
     }
 
-    /// Sends `notices` (channel, payload) now, for work already committed (see
-    /// [`Session::query_alone`]); like the notices of [`Session::transaction`], a hint:
-    /// the caller may ignore a failure to send them.
-    pub fn notify(&mut self, notices: &[(&'static str, String)]) -> Result<()> {
-        self.send_notices(notices)
-    }
-
     /// Sends `notices` (channel, payload) in one statement whose commit does not wait for
-    /// the disk: it changes no row.
-    fn send_notices(&mut self, notices: &[(&'static str, String)]) -> Result<()> {
+    /// the disk: it changes no row. For work already committed: [`Session::transaction`]
+    /// sends its work's notices so, and a caller of [`Session::query_alone`] may; a hint,
+    /// whose failure the caller may ignore.
+    pub fn notify(&mut self, notices: &[(&'static str, String)]) -> Result<()> {
         let (channels, payloads): (Vec<&str>, Vec<&str>) =
             notices.iter().map(|(c, p)| (*c, p.as_str())).unzip();
         let statement = self.prepared(

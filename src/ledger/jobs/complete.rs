@@ -65,7 +65,19 @@ pub fn complete<'c>(
     let reason = p.summary.as_deref().unwrap_or("completed");
     let closed = match (fence.lease_token, fence.force) {
         (Some(token), false) => {
-            complete_current(tx, job_id, token, fence.attempt, caller, reason, p)?
+            let announce = tx.notifies_after_commit();
+            let run =
+                |sql, params: &[(&(dyn ToSql + Sync), Type)]| tx.query_typed_cached(sql, params);
+            complete_current(
+                run,
+                job_id,
+                token,
+                fence.attempt,
+                caller,
+                reason,
+                announce,
+                p,
+            )?
         }
         _ => None,
     };
@@ -84,8 +96,8 @@ pub fn complete<'c>(
 /// [`complete`] on a session, in one round trip when the lease token is current: the one
 /// statement runs as a transaction of its own ([`Session::query_alone`]: no `BEGIN` or
 /// `COMMIT` to wait for), then the session announces the freed slot. Anything else (no
-/// token, a stale one, a job already closed) runs [`complete`] in a transaction, with the
-/// same outcome and records. For a runtime that holds a connection and closes many jobs
+/// token, a stale one, a job already closed) takes [`complete`]'s general fenced path in a
+/// transaction (the one statement is not tried twice), with the same outcome and records. For a runtime that holds a connection and closes many jobs
 /// (the one statement is prepared once); a command-line call is one transaction.
 pub fn complete_on_session(
     session: &mut Session,
@@ -95,31 +107,25 @@ pub fn complete_on_session(
     p: &CompleteParams,
 ) -> Result<Job> {
     check_params(p)?;
+    let reason = p.summary.as_deref().unwrap_or("completed");
     if let (Some(token), false) = (fence.lease_token, fence.force) {
-        let reason = p.summary.as_deref().unwrap_or("completed");
-        // The session announces the slot: the trigger leaves it (see `complete_current`).
-        let slot_notice = job_id.to_string();
-        let params = current_params(
-            &job_id,
-            &token,
-            &fence.attempt,
-            caller,
-            &reason,
-            &slot_notice,
-            p,
-        );
-        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
-        if let Some(row) = session
-            .query_alone(COMPLETE_CURRENT.as_str(), &values)?
-            .first()
+        let run = |sql, params: &[(&(dyn ToSql + Sync), Type)]| {
+            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+            session.query_alone(sql, &values)
+        };
+        // The session announces the slot: the statement names the job, so the trigger
+        // leaves it.
+        if let Some(job) =
+            complete_current(run, job_id, token, fence.attempt, caller, reason, true, p)?
         {
-            let job: Job = decode(row, "row")?;
             // A hint sent after the commit: the supervisor also polls.
             let _ = session.notify(&[("jobs_ready", slot_freed(&job))]);
             return Ok(job);
         }
     }
-    session.transaction(|tx| complete(tx, job_id, fence, caller, p))
+    // The one statement changed nothing: straight to the general path, whose trigger
+    // announces a slot it frees.
+    session.transaction(|tx| complete_fenced(tx.transaction(), job_id, fence, caller, reason, p))
 }
 
 /// Refuses what no path may write (before anything runs).
@@ -182,53 +188,41 @@ fn complete_fenced(
     )
 }
 
-/// The one-statement path: `None` when the job is not in flight under this token (and
-/// attempt), leaving everything as it was.
-fn complete_current<'c>(
-    tx: &mut impl Tx<'c>,
+/// The one-statement path, the statement run by `run` (in the caller's transaction, or
+/// as a transaction of its own): `None` when the job is not in flight under this token
+/// (and attempt), leaving everything as it was. `announce`: the caller sends the freed
+/// slot's notice itself after the commit, so the trigger leaves it.
+#[allow(clippy::too_many_arguments)]
+fn complete_current(
+    run: impl FnOnce(&'static str, &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<postgres::Row>>,
     job_id: Uuid,
     token: Uuid,
     attempt: Option<i32>,
     caller: &Caller,
     reason: &str,
+    announce: bool,
     p: &CompleteParams,
 ) -> Result<Option<Job>> {
-    let slot_notice = if tx.notifies_after_commit() {
+    let slot_notice = if announce {
         job_id.to_string()
     } else {
         String::new()
     };
-    let params = current_params(&job_id, &token, &attempt, caller, &reason, &slot_notice, p);
-    let row = tx
-        .query_typed_cached(COMPLETE_CURRENT.as_str(), &params)?
-        .into_iter()
-        .next();
-    row.map(|r| decode(&r, "row")).transpose()
-}
-
-/// The parameters of [`COMPLETE_CURRENT`], typed.
-fn current_params<'a>(
-    job_id: &'a Uuid,
-    token: &'a Uuid,
-    attempt: &'a Option<i32>,
-    caller: &'a Caller,
-    reason: &'a &str,
-    slot_notice: &'a String,
-    p: &'a CompleteParams,
-) -> [(&'a (dyn ToSql + Sync), Type); 11] {
-    [
-        (job_id, Type::UUID),
+    let params: [(&(dyn ToSql + Sync), Type); 11] = [
+        (&job_id, Type::UUID),
         (&p.result, Type::JSONB),
         (&p.summary, Type::TEXT),
         (&p.openclaw_task_ref, Type::TEXT),
         (&p.openclaw_session_key, Type::TEXT),
         (&p.no_work, Type::BOOL),
         (&caller.actor, Type::TEXT),
-        (reason, Type::TEXT),
-        (token, Type::UUID),
-        (attempt, Type::INT4),
-        (slot_notice, Type::TEXT),
-    ]
+        (&reason, Type::TEXT),
+        (&token, Type::UUID),
+        (&attempt, Type::INT4),
+        (&slot_notice, Type::TEXT),
+    ];
+    let rows = run(COMPLETE_CURRENT.as_str(), &params)?;
+    rows.first().map(|r| decode(r, "row")).transpose()
 }
 
 /// The one statement of [`complete_current`] ($1-$6 as in [`SET_SUCCEEDED`], $7 actor,
