@@ -19,12 +19,16 @@ pub const CLI_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// See [`CLI_STATEMENT_TIMEOUT`].
 pub const CLI_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server keeps a command's transaction open once the command stops talking.
-/// No command waits on anything but the database inside a transaction, so a silent one is
-/// a process that died or a host cut off between a statement and its commit: it holds the
-/// rows it locked (an agent's job, while it closes it) and the reapers of other hosts skip
-/// locked rows. Ended after 5 s, a lost host's jobs are recovered within one lease
+/// No command waits on anything but the database inside a transaction that locks rows
+/// (the two read-only ones that do wait lift the limit: [`outlast_idle_limit`]), so a
+/// silent one is a process that died or a host cut off between a statement and its
+/// commit: it holds the rows it locked (an agent's job, while it closes it) and the
+/// reapers of other hosts skip locked rows. Ended after 5 s, a lost host's jobs are recovered within one lease
 /// (scripts/test-multihost.sh; with 60 s a cut-off close kept its job 60 s).
 pub const CLI_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection attempt may take before the call gives up (exit 75).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// For a read-only transaction that waits on work outside the database (pg_dump reading
 /// its exported snapshot, a vault rendered between its reads): lifts the session's limit on
 /// silent transactions ([`CLI_IDLE_IN_TRANSACTION_TIMEOUT`]) until it ends. It locks no
@@ -36,9 +40,6 @@ pub fn outlast_idle_limit(tx: &mut impl postgres::GenericClient) -> Result<()> {
     )?;
     Ok(())
 }
-
-/// How long a connection attempt may take before the call gives up (exit 75).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to connect, resolved from `AGENTBUS_DATABASE_URL`, `DATABASE_URL` or the libpq
 /// `PG*` variables.
