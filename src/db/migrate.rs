@@ -168,6 +168,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identifier_checks_planned_once",
         sql: include_str!("../../sql/0027_identifier_checks_planned_once.sql"),
     },
+    Migration {
+        version: 28,
+        name: "fewer_trigger_calls",
+        sql: include_str!("../../sql/0028_fewer_trigger_calls.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).
