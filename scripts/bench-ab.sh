@@ -8,7 +8,7 @@
 # A small VM drifts by a third within the hour, and a change worth a few per cent cannot
 # be seen in two runs taken ten minutes apart. This script builds each commit (release,
 # in a git worktree under .agentbus/bench-ab/, removed at the end; one shared target
-# directory), then runs examples/bench_supervisor of each in turn, ROUNDS times: A B A B.
+# directory), then runs examples/bench_supervisor of each in turn, ROUNDS times: A B B A A B.
 # Each run
 # migrates a fresh scratch database with that commit's agentbus, so a migration is part of
 # what is compared, and its fake agents close through that commit's library. Prints each
@@ -85,7 +85,11 @@ echo "settings: release builds, $SIZE jobs over $AGENTS agents, max_concurrency 
 results=$work/results-$$
 : > "$results"
 for round in $(seq 1 "$ROUNDS"); do
-  for side in A B; do
+  # A B, then B A, then A B...: a machine that drifts one way through the run (they do)
+  # would otherwise favour whichever commit runs first in every round.
+  order="A B"
+  [ $((round % 2)) = 0 ] && order="B A"
+  for side in $order; do
     if [ "$side" = A ]; then bin=$a_bin; else bin=$b_bin; fi
     # One latency job and a 100-job first size keep the benchmark's other phases short
     # (exec mode runs at the first size).
