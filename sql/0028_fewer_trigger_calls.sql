@@ -10,8 +10,10 @@
 -- other triggers of jobs), and an insert runs `jobs_inserted` behind `jobs_record_insert`;
 -- each runs the old statements, a status change's in their old order (an insert now queues
 -- its notice after the history row instead of before: it is delivered at commit either
--- way). Behaviour is unchanged; the old functions stay (release 23 never
--- names them; `notify_jobs_ready` still serves `jobs_notify_update`). The costs are in the
+-- way). Behaviour is unchanged. The three old functions stay, attached to nothing (no code
+-- names them, release 23 included): dropping them is a contract step for a later release;
+-- until then, a migration that edits one of them changes nothing. `notify_jobs_ready` still
+-- serves `jobs_notify_update`. The costs are in the
 -- README's "Performance" section.
 
 create or replace function jobs_status_changed()
@@ -24,7 +26,7 @@ declare
   dependent uuid;
   prior_reason text;
 begin
-  -- The history row (what record_job_transition writes for an update).
+  -- The history row (what record_job_transition wrote for an update).
   insert into job_history (job_id, namespace, from_status, to_status, attempt_no, actor, reason, login)
   values (
     new.id,
@@ -109,7 +111,7 @@ security definer
 set search_path from current
 as $$
 begin
-  -- The history row (what record_job_transition writes for an insert).
+  -- The history row (what record_job_transition wrote for an insert).
   insert into job_history (job_id, namespace, from_status, to_status, attempt_no, actor, reason, login)
   values (
     new.id,
@@ -121,7 +123,7 @@ begin
     nullif(current_setting('agentbus.reason', true), ''),
     session_user
   );
-  -- The notice (what notify_jobs_ready sends for an insert), delivered at commit.
+  -- The notice (what notify_jobs_ready sent for an insert), delivered at commit.
   if new.status = 'queued' then
     perform pg_notify(
       'jobs_ready',
