@@ -13,6 +13,11 @@
 //! 3. Drain rate, exec mode: the same with `--exec 'agentbus complete-job ...'`, i.e. a
 //!    process per job that connects and closes its job.
 //!
+//! What-if runs: with `BENCH_WHAT_IF=file.sql` the file is run in every scratch database
+//! right after its migrations (e.g. scripts/bench-what-if/strip-secondary.sql, which drops
+//! guards to measure what they cost); a line naming it is printed first. Such a run
+//! measures a schema agentbus does not ship.
+//!
 //! Usage: bench_supervisor ADMIN_URL SUPERVISOR_BIN AGENTBUS_BIN [latency_jobs] [drain_jobs[,drain_jobs...]] [agents] [concurrency]
 //!
 //! With several drain sizes, hook mode runs at each; exec mode (a process per job) at the
@@ -48,6 +53,9 @@ fn main() -> AnyResult<()> {
     let n_drain = *sizes.first().ok_or("no drain size")?;
     let agents: i32 = args.get(6).map_or(Ok(10), |s| s.parse())?;
     let concurrency: i32 = args.get(7).map_or(Ok(1), |s| s.parse())?;
+    if let Some(file) = what_if() {
+        println!("what-if: {file} run in every scratch database after its migrations (not the schema agentbus ships)");
+    }
 
     // --- dispatch latency -------------------------------------------------------------
     let url = fresh_db(admin, agentbus, "agentbus_bench_latency")?;
@@ -290,6 +298,13 @@ fn connect(url: &str) -> AnyResult<postgres::Client> {
     Ok(db::connect(&DbConfig::parse(url)?, &settings())?)
 }
 
+/// The what-if file (`BENCH_WHAT_IF`; empty or unset: none).
+fn what_if() -> Option<String> {
+    std::env::var("BENCH_WHAT_IF")
+        .ok()
+        .filter(|f| !f.is_empty())
+}
+
 fn fresh_db(admin: &str, agentbus: &str, name: &str) -> AnyResult<String> {
     let mut c = connect(admin)?;
     c.batch_execute(&format!("drop database if exists {name} with (force)"))?;
@@ -305,6 +320,11 @@ fn fresh_db(admin: &str, agentbus: &str, name: &str) -> AnyResult<String> {
         .status()?;
     if !ok.success() {
         return Err("agentbus migrate failed".into());
+    }
+    if let Some(file) = what_if() {
+        let sql =
+            std::fs::read_to_string(&file).map_err(|e| format!("BENCH_WHAT_IF {file}: {e}"))?;
+        connect(&url)?.batch_execute(&sql)?;
     }
     Ok(url)
 }

@@ -5,6 +5,7 @@
 #   scripts/bench-ab.sh BASE [HEAD]        # e.g. scripts/bench-ab.sh main~1
 #   ROUNDS=5 SIZE=20000 AGENTS=10 CONCURRENCY=4 scripts/bench-ab.sh 23c363f HEAD
 #   LATENCY=200 scripts/bench-ab.sh main~1 WORKTREE   # the dispatch latency too
+#   WHAT_IF_B=scripts/bench-what-if/strip-secondary.sql scripts/bench-ab.sh HEAD HEAD
 #
 # A small VM drifts by a third within the hour, and a change worth a few per cent cannot
 # be seen in two runs taken ten minutes apart. This script builds each commit (release,
@@ -25,6 +26,9 @@
 # of those p50s are printed too. Nothing is asserted.
 #
 # HEAD may be the word WORKTREE: the working tree as it is, uncommitted changes included.
+# WHAT_IF_B=file.sql runs that file in B's scratch databases after their migrations
+# (examples/bench_supervisor's BENCH_WHAT_IF), never in A's: the cost of a schema change
+# measured before writing it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
@@ -37,6 +41,12 @@ SIZE=${SIZE:-20000}
 AGENTS=${AGENTS:-10}
 CONCURRENCY=${CONCURRENCY:-4}
 LATENCY=${LATENCY:-0}
+WHAT_IF_B=${WHAT_IF_B:-}
+if [ -n "$WHAT_IF_B" ]; then
+  [ -r "$WHAT_IF_B" ] || { echo "bench-ab: WHAT_IF_B=$WHAT_IF_B is not a readable file" >&2; exit 2; }
+  WHAT_IF_B=$(realpath "$WHAT_IF_B")
+fi
+unset BENCH_WHAT_IF
 case "$ROUNDS$SIZE$AGENTS$CONCURRENCY$LATENCY" in
   *[!0-9]*) echo "bench-ab: ROUNDS, SIZE, AGENTS, CONCURRENCY and LATENCY are numbers" >&2; exit 2 ;;
 esac
@@ -113,7 +123,7 @@ fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB"
 echo "postgres: $(psql "$admin" -XAtqc 'show server_version' 2>/dev/null || echo unknown) at ${admin%/*}"
-echo "settings: release builds, $SIZE jobs over $AGENTS agents, max_concurrency $CONCURRENCY, $LATENCY latency jobs, $ROUNDS rounds, A = $a_name ($a_rev), B = $b_name ($b_rev)"
+echo "settings: release builds, $SIZE jobs over $AGENTS agents, max_concurrency $CONCURRENCY, $LATENCY latency jobs, $ROUNDS rounds, A = $a_name ($a_rev), B = $b_name ($b_rev)${WHAT_IF_B:+ with $WHAT_IF_B run after its migrations}"
 
 results=$work/results-$$
 : > "$results"
@@ -126,7 +136,9 @@ for round in $(seq 1 "$ROUNDS"); do
     if [ "$side" = A ]; then bin=$a_bin; else bin=$b_bin; fi
     # A 100-job first size keeps the benchmark's exec-mode phase short (it runs at the
     # first size); without LATENCY, one latency job does the same for that phase.
-    out=$("$bin/bench_supervisor" "$admin" "$bin/agentbus-supervisor" "$bin/agentbus" "$((LATENCY > 0 ? LATENCY : 1))" "100,$SIZE" "$AGENTS" "$CONCURRENCY")
+    what_if=""
+    [ "$side" = B ] && what_if=$WHAT_IF_B
+    out=$(BENCH_WHAT_IF=$what_if "$bin/bench_supervisor" "$admin" "$bin/agentbus-supervisor" "$bin/agentbus" "$((LATENCY > 0 ? LATENCY : 1))" "100,$SIZE" "$AGENTS" "$CONCURRENCY")
     rate=$(printf '%s\n' "$out" | sed -n "s/^drain, hook mode (.*): $SIZE jobs over .*, \([0-9]*\) jobs\/s$/\1/p")
     cpu=$(printf '%s\n' "$out" | grep '^drain, hook mode, cost per job' | tail -n 1 | sed -n 's/.*CPU \([0-9.]*\) ms.*/\1/p')
     if [ -z "$rate" ] || [ -z "$cpu" ]; then
