@@ -5,6 +5,8 @@
 #   scripts/bench-supervisor.sh                       # 300 latency jobs, 10,000 drain jobs
 #   LATENCY_JOBS=200 DRAIN_JOBS=2000,20000 AGENTS=10 CONCURRENCY=4 ROUNDS=2 scripts/bench-supervisor.sh
 #   GRAPHILE=0 scripts/bench-supervisor.sh            # agentbus only (no npm)
+#   BENCH_WHAT_IF=scripts/bench-what-if/strip-secondary.sql scripts/bench-supervisor.sh
+#                                                     # a what-if schema (see that file)
 #
 # Release build, against the server scripts/pg-local.sh finds (scratch databases
 # agentbus_bench_* are created and dropped). A fake OpenClaw gateway on 127.0.0.1 plays
