@@ -1,0 +1,13 @@
+-- A what-if for the benchmarks (WHAT_IF_B=scripts/bench-what-if/drop-overlapping-indexes.sql
+-- scripts/bench-ab.sh HEAD HEAD): two indexes whose reads other indexes already serve,
+-- and that every job pays for on each row version.
+--   jobs_target_status_idx (namespace, target_agent, status, run_after), on every job:
+--     an agent's open jobs are in jobs_open_by_agent_idx, its finished ones in
+--     jobs_finished_by_agent_idx, its ready ones in jobs_ready_idx, its leased and running
+--     ones in jobs_lease_idx; four entries a job (insert, claim, running, close).
+--   job_attempts_job_started_idx (job_id, started_at desc): a job's attempts are found by
+--     job_attempts_job_id_attempt_no_key (job_id, attempt_no), a handful a job.
+-- Before a migration drops them: scripts/bench-scale.sh at every size, and EXPLAIN of the
+-- queries that filter jobs by agent and status, or read a job's attempts.
+drop index jobs_target_status_idx;
+drop index job_attempts_job_started_idx;
