@@ -21,7 +21,8 @@
 # Bloat under claim/complete churn is measured by scripts/bench-bloat.sh.
 #
 # Environment: DATABASE_URL (default: scripts/pg-local.sh), SIZES, REPS (default 15),
-# AGENTBUS_BIN_DIR (default: a release build made here), KEEP=1 keeps the database.
+# AGENTBUS_BIN_DIR (default: a release build made here), KEEP=1 keeps the database,
+# BENCH_WHAT_IF=file.sql runs that file after the migrations (scripts/bench-what-if/).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
@@ -45,6 +46,10 @@ cleanup() {
 trap cleanup EXIT
 psql "$base" -Xq -c "drop database if exists $db with (force)" -c "create database $db" > /dev/null
 AGENTBUS_DATABASE_URL=$url "$bin" migrate > /dev/null
+if [ -n "${BENCH_WHAT_IF:-}" ]; then
+  echo "what-if: $BENCH_WHAT_IF run after the migrations (not the schema agentbus ships)"
+  psql "$url" -Xq -v ON_ERROR_STOP=1 -f "$BENCH_WHAT_IF" > /dev/null
+fi
 
 # Adds finished jobs numbered from $1 + 1 to $2 (job g finished g * 6 seconds before now).
 grow() {
