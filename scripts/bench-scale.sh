@@ -24,6 +24,8 @@
 # AGENTBUS_BIN_DIR (default: a release build made here), KEEP=1 keeps the database,
 # BENCH_WHAT_IF=file.sql runs that file after the migrations (scripts/bench-what-if/).
 set -euo pipefail
+# A what-if file named relative to where the script was started from.
+if [ -n "${BENCH_WHAT_IF:-}" ]; then BENCH_WHAT_IF=$(realpath -- "$BENCH_WHAT_IF"); export BENCH_WHAT_IF; fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
 export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")

@@ -25,6 +25,8 @@
 # ROUNDS repeats both, interleaved. Nothing is asserted; see
 # examples/bench_supervisor.rs and scripts/bench-graphile/bench.mjs for the methods.
 set -euo pipefail
+# A what-if file named relative to where the script was started from.
+if [ -n "${BENCH_WHAT_IF:-}" ]; then BENCH_WHAT_IF=$(realpath -- "$BENCH_WHAT_IF"); export BENCH_WHAT_IF; fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
 export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
