@@ -66,7 +66,7 @@ report() {
      order by c.relname" \
     -c "select format('    index %-30s %9s', indexrelname, pg_size_pretty(pg_relation_size(indexrelid)))
           from pg_stat_user_indexes where relname = 'jobs'
-           and indexrelname in ('jobs_pkey', 'jobs_ready_idx', 'jobs_lease_idx', 'jobs_target_status_idx',
+           and indexrelname in ('jobs_pkey', 'jobs_ready_idx', 'jobs_lease_idx', 'jobs_created_idx',
                                 'jobs_open_by_agent_idx', 'jobs_live_lease_token_idx', 'jobs_finished_idx')
          order by pg_relation_size(indexrelid) desc"
 }

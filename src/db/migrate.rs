@@ -173,6 +173,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fewer_trigger_calls",
         sql: include_str!("../../sql/0028_fewer_trigger_calls.sql"),
     },
+    Migration {
+        version: 29,
+        name: "drop_overlapping_indexes",
+        sql: include_str!("../../sql/0029_drop_overlapping_indexes.sql"),
+    },
 ];
 
 /// The key of the advisory lock held while migrating ("agentbus" in ASCII).
