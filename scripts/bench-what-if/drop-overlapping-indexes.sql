@@ -9,5 +9,5 @@
 --     job_attempts_job_id_attempt_no_key (job_id, attempt_no), a handful a job.
 -- Measured with it, then made migration 0029 (sql/0029_drop_overlapping_indexes.sql); on a
 -- schema at 0029 or later this file changes nothing.
-drop index jobs_target_status_idx;
-drop index job_attempts_job_started_idx;
+drop index if exists jobs_target_status_idx;
+drop index if exists job_attempts_job_started_idx;
