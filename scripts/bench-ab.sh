@@ -31,7 +31,7 @@
 # measured before writing it.
 set -euo pipefail
 # A what-if file named relative to where the script was started from.
-if [ -n "${WHAT_IF_B:-}" ]; then WHAT_IF_B=$(realpath -- "$WHAT_IF_B"); export WHAT_IF_B; fi
+if [ -n "${WHAT_IF_B:-}" ]; then WHAT_IF_B=$(realpath -- "$WHAT_IF_B"); fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -47,7 +47,6 @@ WHAT_IF_B=${WHAT_IF_B:-}
 if [ -n "$WHAT_IF_B" ]; then
   [ -r "$WHAT_IF_B" ] || { echo "bench-ab: WHAT_IF_B=$WHAT_IF_B is not a readable file" >&2; exit 2; }
 fi
-unset BENCH_WHAT_IF
 case "$ROUNDS$SIZE$AGENTS$CONCURRENCY$LATENCY" in
   *[!0-9]*) echo "bench-ab: ROUNDS, SIZE, AGENTS, CONCURRENCY and LATENCY are numbers" >&2; exit 2 ;;
 esac

@@ -9,7 +9,7 @@
 -- session_replication_role = replica (superuser), where a check cannot; rows restored by
 -- a data-only load are not checked. Measured 2026-11-30 (three rounds, 20,000 jobs, AMD
 -- EPYC VM): 890-955 jobs/s against 844-1,202 without it, the hand-over the same: no gain
--- (the insert's trigger costs what the claim and close save), not made a migration.
+-- (not broken down further), not made a migration.
 create function jobs_rules_where_written() returns trigger
 language plpgsql as $$
 begin
