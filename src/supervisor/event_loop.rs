@@ -1,7 +1,8 @@
 //! The main loop: one thread, one channel, one `handle(event)`.
 //!
 //! Everything that can make the supervisor act arrives as an [`Event`]: a `jobs_ready`
-//! notification for our namespace (from the listener thread), a freed slot (from a job
+//! notification for our namespace that the listener thread left to the loop (it claims
+//! most of them itself, in the same claim turn), a freed slot (from a job
 //! thread that ended), a signal, or a timer that came due ([`Task`]). After each event the
 //! loop takes whatever else is already waiting, so a burst of notifications is one claim,
 //! then claims while it has free slots and is asked to.
@@ -19,7 +20,8 @@ use super::hook_workers::HookWorkers;
 use super::log::Level;
 use super::metrics::Outcome;
 use super::shared::{Backoff, Shared};
-use super::{tasks, wake, RunSummary};
+use super::wake::{self, Claim};
+use super::{tasks, RunSummary};
 use crate::error::Error;
 
 /// How often due standing orders are looked for.
@@ -112,6 +114,8 @@ impl<'a> Loop<'a> {
                 break;
             }
         }
+        // The listener claims too: the count is the metrics'.
+        self.summary.claimed = self.shared.metrics.total(Outcome::Claimed);
         self.summary.woken = self.shared.metrics.total(Outcome::Woken);
         self.summary.released = self.shared.metrics.total(Outcome::Released);
         self.summary
@@ -154,6 +158,7 @@ impl<'a> Loop<'a> {
         match task {
             Task::Retry => {
                 self.timers.retry = None;
+                self.shared.backing_off.store(false, Ordering::SeqCst);
                 self.claim_wanted = true;
             }
             // During a back-off only the retry timer runs.
@@ -196,24 +201,20 @@ impl<'a> Loop<'a> {
         let mut claimed_any = false;
         while self.claim_wanted && self.timers.retry.is_none() && !self.shared.stopping() {
             self.claim_wanted = false;
-            let cfg = &self.shared.cfg;
-            let free = cfg
-                .max_in_flight
-                .saturating_sub(self.shared.in_flight.load(Ordering::SeqCst));
-            if free == 0 {
+            self.timers.poll = Instant::now() + self.shared.cfg.poll_interval;
+            let turn = self.shared.claim_turn();
+            match wake::claim_free(self.shared, self.workers, &turn, None) {
                 // A job thread's SlotFreed asks again.
-                break;
-            }
-            let limit = i32::try_from(free).unwrap_or(i32::MAX).min(cfg.claim_batch);
-            self.timers.poll = Instant::now() + cfg.poll_interval;
-            match wake::claim_and_wake(self.shared, self.workers, limit) {
-                Ok(n) => {
-                    self.summary.claimed += n as u64;
+                Ok(Claim::NoFreeSlot) => break,
+                Ok(Claim::Claimed { n, full }) => {
                     claimed_any |= n > 0;
-                    self.claim_wanted = i32::try_from(n) == Ok(limit);
+                    self.claim_wanted = full;
                     self.backoff.reset();
                 }
-                Err(e) => self.db_failed("claiming", &e),
+                Err(e) => {
+                    drop(turn);
+                    self.db_failed("claiming", &e);
+                }
             }
         }
         claimed_any
@@ -246,6 +247,7 @@ impl<'a> Loop<'a> {
     fn db_failed(&mut self, during: &str, e: &Error) {
         self.shared.note_error(during, e);
         self.timers.retry = Some(Instant::now() + self.backoff.next_delay());
+        self.shared.backing_off.store(true, Ordering::SeqCst);
         self.claim_wanted = false;
     }
 }

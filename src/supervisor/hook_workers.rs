@@ -31,7 +31,8 @@ const HOOK_LEASE_MARGIN_SECONDS: u32 = 120;
 const RECORD_BATCH: usize = 256;
 
 /// The workers and the recorder of one supervisor run (started by `run` before the
-/// loop, closed after its last job).
+/// loop, closed after its last job); the main loop and the listener each hold a handle.
+#[derive(Clone)]
 pub(super) struct HookWorkers {
     state: Arc<State>,
 }

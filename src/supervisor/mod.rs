@@ -33,7 +33,7 @@ mod wake;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -278,6 +278,8 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         stop,
         stop_seen: Mutex::new(None),
         in_flight: AtomicUsize::new(0),
+        claim_gate: Mutex::new(()),
+        backing_off: AtomicBool::new(false),
         last_error: Mutex::new(None),
         events: events_tx,
         started: Instant::now(),
@@ -308,23 +310,22 @@ pub fn run(cfg: Config, stop: Stop) -> Result<RunSummary> {
         }
     }
     tasks::startup(&shared)?;
-    let listener = listener::spawn(&shared)?;
+    // The listener claims too, so the hook workers start first.
+    let workers = HookWorkers::start(&shared)?;
+    let listener = match listener::spawn(&shared, &workers) {
+        Ok(listener) => listener,
+        Err(e) => {
+            workers.close();
+            return Err(e);
+        }
+    };
     let beat = match heartbeat::spawn(Arc::clone(&shared)) {
         Ok(beat) => beat,
         Err(e) => {
             shared.stop.set();
             let _ = listener.join();
+            workers.close();
             // The first beat was written before the thread failed to start.
-            heartbeat::remove(&shared);
-            return Err(e);
-        }
-    };
-    let workers = match HookWorkers::start(&shared) {
-        Ok(workers) => workers,
-        Err(e) => {
-            shared.stop.set();
-            let _ = listener.join();
-            let _ = beat.join();
             heartbeat::remove(&shared);
             return Err(e);
         }

@@ -7,7 +7,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-use crate::db::{connect, DbConfig, Prepare, Session, SessionSettings};
+use crate::db::{DbConfig, Prepare, Session, SessionSettings};
 use crate::error::Result;
 
 /// Idle connections, opened on demand, dropped when broken.
@@ -49,9 +49,10 @@ impl Pool {
         }
     }
 
-    /// Opens a connection outside the pool (for LISTEN).
-    pub fn connect_dedicated(&self) -> Result<postgres::Client> {
-        connect(&self.db, &self.settings)
+    /// Opens a connection outside the pool, with its own prepared statements (the
+    /// listener's: it LISTENs and claims on it).
+    pub fn connect_session(&self) -> Result<Session> {
+        Session::connect(&self.db, &self.settings)
     }
 }
 

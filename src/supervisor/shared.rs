@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::event::Event;
@@ -86,6 +86,12 @@ pub(super) struct Shared {
     /// When the stop was first seen (start of the shutdown grace).
     pub stop_seen: Mutex<Option<Instant>>,
     pub in_flight: AtomicUsize,
+    /// Held by whoever claims (the main loop or the listener), one claim at a time: the
+    /// free slots a claim asks for are counted and taken under it.
+    pub claim_gate: Mutex<()>,
+    /// Set while the main loop backs off after a database error: the listener then
+    /// leaves claiming to the loop's retry.
+    pub backing_off: AtomicBool,
     pub last_error: Mutex<Option<String>>,
     /// The main loop's event channel (job threads say when their slot frees).
     pub events: Sender<Event>,
@@ -113,7 +119,28 @@ impl Drop for Slot {
     }
 }
 
+/// The turn to claim (see [`Shared::claim_gate`]).
+pub(super) struct ClaimTurn<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
+
 impl Shared {
+    /// Waits for the turn to claim.
+    pub fn claim_turn(&self) -> ClaimTurn<'_> {
+        ClaimTurn(
+            self.claim_gate
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The turn to claim, unless another claimer holds it now.
+    pub fn try_claim_turn(&self) -> Option<ClaimTurn<'_>> {
+        match self.claim_gate.try_lock() {
+            Ok(gate) => Some(ClaimTurn(gate)),
+            Err(TryLockError::Poisoned(p)) => Some(ClaimTurn(p.into_inner())),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
     pub fn log(&self, level: Level, message: &str, fields: &[(&str, &dyn std::fmt::Display)]) {
         self.cfg.log.log(level, message, fields);
     }

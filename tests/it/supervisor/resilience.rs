@@ -6,6 +6,8 @@ use crate::support::fake_hook::{Answer, FakeHook};
 use crate::support::{run_cli, TestDb};
 use nix::sys::signal::Signal;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -93,24 +95,10 @@ fn three_supervisors_never_exceed_an_agents_max_concurrency() {
         )
         .unwrap();
     db.bulk_enqueue(150, 1);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let url = db.url.clone();
-        let stop = std::sync::Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut c = crate::support::connect(&url);
-            let (mut max, mut samples) = (0i64, 0);
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let n: i64 = c
-                    .query_one("select count(*) from jobs where target_agent = 'agent-0' and status in ('leased', 'running')", &[])
-                    .unwrap()
-                    .get(0);
-                max = max.max(n);
-                samples += 1;
-            }
-            (max, samples)
-        })
-    };
+    let sampler = MaxSampler::start(
+        &db.url,
+        "select count(*) from jobs where target_agent = 'agent-0' and status in ('leased', 'running')",
+    );
     let sups: Vec<_> = (0..3)
         .map(|i| {
             db.spawn_supervisor(
@@ -131,8 +119,7 @@ fn three_supervisors_never_exceed_an_agents_max_concurrency() {
         assert!(Instant::now() < until, "jobs did not finish");
         std::thread::sleep(Duration::from_millis(100));
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (max, samples) = sampler.join().unwrap();
+    let (max, samples) = sampler.finish();
     drop(sups);
     eprintln!("max concurrent jobs of agent-0 over {samples} samples: {max}");
     assert!(
@@ -312,4 +299,84 @@ fn heartbeat_and_metrics_describe_a_running_supervisor() {
     );
     assert!(body.contains("# TYPE agentbus_in_flight gauge"), "{body}");
     drop(sup);
+}
+
+#[test]
+fn the_listener_and_the_main_loop_together_never_take_more_than_max_in_flight() {
+    // A backlog, then jobs arriving one at a time while others end: the listener claims on
+    // each notification (an enqueue's, a close's) and the main loop on each freed slot, so
+    // both claim, in turns; the jobs out at once stay within --max-in-flight, every job
+    // runs once. (Three runs with the loop taking a turn of its own did not overstep: the
+    // listener mostly finds no free slot, as a close notifies before its command exits.)
+    let db = TestDb::new();
+    let scratch = Scratch::new();
+    let runner = scratch.script(
+        "work.sh",
+        "sleep 0.1\nexec agentbus complete-job >/dev/null",
+    );
+    let sampler = MaxSampler::start(
+        &db.url,
+        "select count(*) from jobs where status in ('leased', 'running')",
+    );
+    let sup = db.spawn_supervisor(
+        &[
+            "--exec",
+            &runner,
+            "--max-in-flight",
+            "2",
+            "--default-concurrency",
+            "50",
+        ],
+        &[],
+    );
+    let mut c = db.client();
+    db.bulk_enqueue(60, 10);
+    for i in 0..30 {
+        c.execute(
+            "insert into jobs (target_agent, job_type, subject) values ($1, 'test', 'one at a time')",
+            &[&format!("agent-{}", i % 10)],
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let until = Instant::now() + Duration::from_secs(120);
+    while db.one::<i64>("select count(*) from jobs where status <> 'succeeded'") > 0 {
+        assert!(Instant::now() < until, "jobs did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (max, _) = sampler.finish();
+    drop(sup);
+    assert!(max <= 2, "saw {max} jobs leased or running at once");
+    assert_eq!(max, 2, "the 2 slots were never used in full");
+    assert_eq!(db.one::<i64>("select count(*) from job_attempts"), 90);
+}
+
+/// Runs a count over and over on a connection of its own until finished: the largest
+/// count seen, and how many times it ran.
+struct MaxSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(i64, u64)>,
+}
+
+impl MaxSampler {
+    fn start(url: &str, count: &'static str) -> MaxSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (url, done) = (url.to_string(), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut c = crate::support::connect(&url);
+            let (mut max, mut samples) = (0i64, 0u64);
+            while !done.load(Ordering::SeqCst) {
+                let n: i64 = c.query_one(count, &[]).unwrap().get(0);
+                max = max.max(n);
+                samples += 1;
+            }
+            (max, samples)
+        });
+        MaxSampler { stop, thread }
+    }
+
+    fn finish(self) -> (i64, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
 }
