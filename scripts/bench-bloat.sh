@@ -14,8 +14,10 @@
 # tables and indexes hold beyond that. Prints per run: the rate, and per table its size
 # with live and dead tuples, then the sizes of the hot indexes of jobs.
 # A held snapshot slows the cycles down as dead rows pile up (measured: 584 cycles/s without,
-# 17 after 15 minutes with); RUN_SECONDS=N runs each for N seconds instead of CYCLES.
-# Environment: CYCLES, RUN_SECONDS, AGENTBUS_BIN_DIR.
+# 17 after 15 minutes with); RUN_SECONDS=N runs each for N seconds instead of CYCLES, and
+# PIN_SECONDS=N only the run with the snapshot held (at 17 cycles/s, 1,000,000 would take
+# 16 hours: `CYCLES=1000000 PIN_SECONDS=900` gives the full normal run and 15 minutes held).
+# Environment: CYCLES, RUN_SECONDS, PIN_SECONDS, AGENTBUS_BIN_DIR.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Build and run from one place, wherever CARGO_TARGET_DIR points (default: target/).
@@ -85,6 +87,7 @@ SQL
   fi
   local limit=(-t $(( cycles / clients )))
   [ -n "${RUN_SECONDS:-}" ] && limit=(-T "$RUN_SECONDS")
+  [ "$2" = pin ] && [ -n "${PIN_SECONDS:-}" ] && limit=(-T "$PIN_SECONDS")
   out=$(pgbench -n -c "$clients" -j 2 "${limit[@]}" -f "$work/cycle.sql" "$url" 2>&1) || { echo "$out" >&2; exit 1; }
   tps=$(echo "$out" | awk '/^tps/ {print int($3)}' | head -n 1)
   done_cycles=$(echo "$out" | awk -F': ' '/actually processed/ {split($2, a, "/"); print a[1]}')
