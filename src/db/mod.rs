@@ -301,7 +301,9 @@ impl SessionSettings {
 /// trips): UTC time zone, timeouts, and the application name. JIT compilation is off: it
 /// pays off for long analytical queries, and agentbus runs short ones whose row estimates
 /// can still be large on a big ledger (a 24-hour window over millions of finished jobs
-/// spent 40 ms compiling to save nothing).
+/// spent 40 ms compiling to save nothing). Parallel workers are off for the same reason:
+/// each is a process the server starts for the one query (`status` on a ledger of 100,000
+/// jobs took 16.2 ms with two workers reading a day of finished jobs, 5.9 ms without).
 pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Client> {
     let mut config = db.config.clone();
     config.application_name(&settings.application_name);
@@ -315,7 +317,7 @@ pub fn connect(db: &DbConfig, settings: &SessionSettings) -> Result<postgres::Cl
     // transaction instead.
     if db.pool == PoolMode::Session {
         config.options(&format!(
-        "-c TimeZone=UTC -c jit=off -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={} -c synchronous_commit={}{lease}",
+        "-c TimeZone=UTC -c jit=off -c max_parallel_workers_per_gather=0 -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={} -c synchronous_commit={}{lease}",
         ms(settings.statement_timeout),
         ms(settings.lock_timeout),
         settings.idle_in_transaction_timeout.as_millis(),
@@ -365,6 +367,7 @@ pub fn pinned_begin(client: &mut postgres::Client, settings: &SessionSettings) -
     client.batch_execute("begin")?;
     client.execute(
         "select set_config('TimeZone', 'UTC', true), set_config('jit', 'off', true),
+                set_config('max_parallel_workers_per_gather', '0', true),
                 set_config('statement_timeout', $1, true),
                 set_config('lock_timeout', $2, true),
                 set_config('idle_in_transaction_session_timeout', $5, true),

@@ -184,3 +184,29 @@ fn transaction_pool_mode_sets_the_session_per_transaction_and_the_supervisor_ref
     assert_eq!(out.code, 78, "{}", out.stderr);
     assert!(out.stderr.contains("transaction pooler"), "{}", out.stderr);
 }
+
+#[test]
+fn sessions_run_without_jit_or_parallel_workers_in_both_pool_modes() {
+    // Short statements on a big ledger: compiling (JIT) or starting worker processes for
+    // them costs more than it saves, whether the settings travel in the startup packet
+    // (session) or are set per transaction (through a transaction pooler).
+    use agentbus::db::{connect, DbConfig, SessionSettings};
+    let db = TestDb::new();
+    for mode in ["session", "transaction"] {
+        let cfg = DbConfig::from_lookup(|name| match name {
+            "AGENTBUS_DATABASE_URL" => Some(db.url.clone()),
+            "AGENTBUS_POOL_MODE" => Some(mode.to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let mut client = connect(&cfg, &SessionSettings::cli("test")).unwrap();
+        let row = client
+            .query_one(
+                "select current_setting('jit'), current_setting('max_parallel_workers_per_gather')",
+                &[],
+            )
+            .unwrap();
+        let (jit, workers): (String, String) = (row.get(0), row.get(1));
+        assert_eq!((jit.as_str(), workers.as_str()), ("off", "0"), "{mode} mode");
+    }
+}
