@@ -207,6 +207,10 @@ fn sessions_run_without_jit_or_parallel_workers_in_both_pool_modes() {
             )
             .unwrap();
         let (jit, workers): (String, String) = (row.get(0), row.get(1));
-        assert_eq!((jit.as_str(), workers.as_str()), ("off", "0"), "{mode} mode");
+        assert_eq!(
+            (jit.as_str(), workers.as_str()),
+            ("off", "0"),
+            "{mode} mode"
+        );
     }
 }
