@@ -87,10 +87,9 @@ insert into events (namespace, topic, source_agent, source_job_id, payload, crea
 select 'bench', 'work.done', 'agent-' || (g % 20), id, jsonb_build_object('n', g), done from g;
 SQL
   psql "$url" -Xq -c "vacuum analyze" > /dev/null
-  # The fill leaves gigabytes of dirty pages and WAL behind it: write them out now, or the
-  # checkpoint they start lands in the timings of this size (the 1M column of 2026-11-29
-  # measured 20-30 % slow right after its fill, and matched the others alone). CHECKPOINT
-  # needs a superuser or pg_checkpoint; without either the timings start after a pause.
+  # The fill leaves gigabytes of dirty pages and WAL behind it: write them out now, so no
+  # checkpoint they start runs while this size is timed. CHECKPOINT needs a superuser or
+  # pg_checkpoint; without either the timings start after a pause.
   psql "$url" -Xq -c "checkpoint" > /dev/null 2>&1 || sleep 30
 }
 

@@ -4,8 +4,8 @@
 -- It drops, in the benchmark's scratch databases only:
 --   the indexes of jobs the hot path neither reads nor needs for uniqueness (by creation
 --   time, open and finished by agent, finished, flow, correlation, parent, origin event, and
---   by agent and status until migration 0029 dropped it: nine of fifteen at 0028, seven of
---   thirteen since);
+--   by agent and status until migration 0029 dropped it: nine of fifteen at 0028, eight of
+--   fourteen since);
 --   twelve of its fourteen checks (the six identifier checks and six number ranges; the
 --   two that tie a status to its columns stay);
 --   three triggers (updated_at, the standing-order run's end, the two-person rule);

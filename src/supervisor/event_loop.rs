@@ -157,8 +157,7 @@ impl<'a> Loop<'a> {
         let cfg = &self.shared.cfg;
         match task {
             Task::Retry => {
-                self.timers.retry = None;
-                self.shared.backing_off.store(false, Ordering::SeqCst);
+                self.set_retry(None);
                 self.claim_wanted = true;
             }
             // During a back-off only the retry timer runs.
@@ -246,9 +245,18 @@ impl<'a> Loop<'a> {
     /// Notes a database error and starts (or lengthens) the back-off.
     fn db_failed(&mut self, during: &str, e: &Error) {
         self.shared.note_error(during, e);
-        self.timers.retry = Some(Instant::now() + self.backoff.next_delay());
-        self.shared.backing_off.store(true, Ordering::SeqCst);
+        let at = Instant::now() + self.backoff.next_delay();
+        self.set_retry(Some(at));
         self.claim_wanted = false;
+    }
+
+    /// Starts or ends a back-off; the listener reads whether one runs (it does not claim
+    /// then).
+    fn set_retry(&mut self, at: Option<Instant>) {
+        self.timers.retry = at;
+        self.shared
+            .backing_off
+            .store(at.is_some(), Ordering::SeqCst);
     }
 }
 

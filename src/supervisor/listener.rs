@@ -2,9 +2,10 @@
 //! notification for our namespace arrives, claims at once on that same connection.
 //!
 //! The claim runs on the listening connection because its server process has just
-//! delivered the notification and is still warm: measured 0.15-0.2 ms sooner from the
-//! enqueue's commit to the hook request than a claim on a pool connection whose process
-//! had slept since the last job (scripts/bench-supervisor.sh). It is the same claim as the
+//! delivered the notification and is still warm: 0.15-0.2 ms sooner from the enqueue's
+//! commit to the hook request than a claim on a pool connection whose process had slept
+//! since the last job (scripts/bench-ab.sh and a build timing every hop; README, "The
+//! claim on the listening connection"). It is the same claim as the
 //! main loop's (`wake::claim_free`), in the same turn (one claimer at a time, so a free
 //! slot is counted once). The listener leaves the claim to the main loop, with
 //! [`Event::Notified`], when the loop holds the turn, is backing off after a database
@@ -105,13 +106,13 @@ fn listen(shared: &Arc<Shared>, workers: &HookWorkers) {
 /// Counts a notification; whether it is for our namespace (one without a namespace is).
 fn is_ours(shared: &Shared, n: &Notification) -> bool {
     shared.metrics.notifications.fetch_add(1, Ordering::Relaxed);
-    serde_json::from_str::<serde_json::Value>(n.payload())
-        .ok()
-        .and_then(|v| {
-            v.get("namespace")
-                .and_then(|s| s.as_str().map(String::from))
-        })
-        .is_none_or(|ns| ns == shared.cfg.namespace)
+    match serde_json::from_str::<serde_json::Value>(n.payload()) {
+        Ok(v) => v
+            .get("namespace")
+            .and_then(serde_json::Value::as_str)
+            .is_none_or(|ns| ns == shared.cfg.namespace),
+        Err(_) => true,
+    }
 }
 
 /// Claims on the listening connection, or asks the main loop to.

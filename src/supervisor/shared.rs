@@ -120,23 +120,28 @@ impl Drop for Slot {
 }
 
 /// The turn to claim (see [`Shared::claim_gate`]).
-pub(super) struct ClaimTurn<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
+pub(super) struct ClaimTurn<'a> {
+    _gate: MutexGuard<'a, ()>,
+}
 
 impl Shared {
     /// Waits for the turn to claim.
     pub fn claim_turn(&self) -> ClaimTurn<'_> {
-        ClaimTurn(
-            self.claim_gate
+        ClaimTurn {
+            _gate: self
+                .claim_gate
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
-        )
+        }
     }
 
     /// The turn to claim, unless another claimer holds it now.
     pub fn try_claim_turn(&self) -> Option<ClaimTurn<'_>> {
         match self.claim_gate.try_lock() {
-            Ok(gate) => Some(ClaimTurn(gate)),
-            Err(TryLockError::Poisoned(p)) => Some(ClaimTurn(p.into_inner())),
+            Ok(gate) => Some(ClaimTurn { _gate: gate }),
+            Err(TryLockError::Poisoned(p)) => Some(ClaimTurn {
+                _gate: p.into_inner(),
+            }),
             Err(TryLockError::WouldBlock) => None,
         }
     }

@@ -35,9 +35,7 @@ pub(super) enum Claim {
 
 /// Claims for the free slots (at most a batch) and starts waking the agents, in the
 /// claimer's turn, so two claimers never count the same free slot. `on`: the connection
-/// to claim on (the listener's, whose server process has just delivered the notification
-/// and is still warm: 0.15-0.2 ms sooner than one of the pool's, idle since the last
-/// job), else one from the pool.
+/// to claim on (the listener's: see `listener`), else one from the pool.
 pub(super) fn claim_free(
     shared: &Arc<Shared>,
     workers: &HookWorkers,

@@ -45,14 +45,7 @@ fn kill_9_in_the_middle_of_a_run_loses_nothing() {
     // Finish the work with a supervisor that is left alone: jobs cut off by a kill come
     // back when their lease expires (5 s), after their retry back-off (~10 s).
     let sup = db.spawn_supervisor(&args, &[]);
-    let until = Instant::now() + Duration::from_secs(180);
-    while db.one::<i64>("select count(*) from jobs where status <> 'succeeded'") > 0 {
-        assert!(
-            Instant::now() < until,
-            "jobs did not finish after the kills"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_all_succeeded(&db, Duration::from_secs(180), "after the kills");
     sup.signal(Signal::SIGTERM);
     let out = sup.wait(MINUTE);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -114,11 +107,7 @@ fn three_supervisors_never_exceed_an_agents_max_concurrency() {
             )
         })
         .collect();
-    let until = Instant::now() + Duration::from_secs(120);
-    while db.one::<i64>("select count(*) from jobs where status <> 'succeeded'") > 0 {
-        assert!(Instant::now() < until, "jobs did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_all_succeeded(&db, Duration::from_secs(120), "");
     let (max, samples) = sampler.finish();
     drop(sups);
     eprintln!("max concurrent jobs of agent-0 over {samples} samples: {max}");
@@ -302,12 +291,13 @@ fn heartbeat_and_metrics_describe_a_running_supervisor() {
 }
 
 #[test]
-fn the_listener_and_the_main_loop_together_never_take_more_than_max_in_flight() {
+fn jobs_arriving_while_others_end_stay_within_max_in_flight() {
     // A backlog, then jobs arriving one at a time while others end: the listener claims on
-    // each notification (an enqueue's, a close's) and the main loop on each freed slot, so
-    // both claim, in turns; the jobs out at once stay within --max-in-flight, every job
-    // runs once. (Three runs with the loop taking a turn of its own did not overstep: the
-    // listener mostly finds no free slot, as a close notifies before its command exits.)
+    // notifications (an enqueue's, a close's) and the main loop on freed slots, in turns;
+    // the jobs out at once stay within --max-in-flight, every job runs once. What this does
+    // not show: that the turn is needed (three runs with the loop taking a turn of its own
+    // did not overstep, as a close notifies before its command exits and the listener then
+    // finds no free slot), nor which of the two claimed each job.
     let db = TestDb::new();
     let scratch = Scratch::new();
     let runner = scratch.script(
@@ -339,16 +329,21 @@ fn the_listener_and_the_main_loop_together_never_take_more_than_max_in_flight() 
         .unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
-    let until = Instant::now() + Duration::from_secs(120);
-    while db.one::<i64>("select count(*) from jobs where status <> 'succeeded'") > 0 {
-        assert!(Instant::now() < until, "jobs did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_all_succeeded(&db, Duration::from_secs(120), "");
     let (max, _) = sampler.finish();
     drop(sup);
     assert!(max <= 2, "saw {max} jobs leased or running at once");
     assert_eq!(max, 2, "the 2 slots were never used in full");
     assert_eq!(db.one::<i64>("select count(*) from job_attempts"), 90);
+}
+
+/// Waits until every job succeeded; fails the test after `within`.
+fn wait_all_succeeded(db: &TestDb, within: Duration, what: &str) {
+    let until = Instant::now() + within;
+    while db.one::<i64>("select count(*) from jobs where status <> 'succeeded'") > 0 {
+        assert!(Instant::now() < until, "jobs did not finish {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Runs a count over and over on a connection of its own until finished: the largest
